@@ -1,0 +1,64 @@
+"""The relation lexicon (`grammar/lexicon.json`): phrasings mapped to predicates, shared by all parsers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+
+def grammar_dir() -> Path:
+    """The `grammar/` folder: inside the installed wheel, or at the top of a source checkout."""
+    packaged = Path(__file__).parent / "grammar"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "grammar"
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    relations: dict[str, str]  # phrase -> predicate
+    pronoun_relations: dict[str, str]  # phrase such as "to its left" -> predicate
+    between: frozenset[str]
+    symmetric: frozenset[str]
+    unsupported: frozenset[str]
+    lead_ins: frozenset[str]
+    verbs: frozenset[str]
+    relative_pronouns: frozenset[str]
+    pronouns: frozenset[str]
+    articles: frozenset[str]
+    counts: dict[str, int]
+    colors: frozenset[str]
+    sizes: frozenset[str]
+    multiword_nouns: frozenset[str]
+    singular_nouns: frozenset[str]
+
+    def phrases_for(self, predicate: str) -> list[str]:
+        return [phrase for phrase, pred in self.relations.items() if pred == predicate]
+
+
+@cache
+def load_lexicon() -> Lexicon:
+    data = json.loads((grammar_dir() / "lexicon.json").read_text(encoding="utf-8"))
+
+    def invert(table: dict[str, list[str]]) -> dict[str, str]:
+        return {phrase: predicate for predicate, phrases in table.items() for phrase in phrases}
+
+    return Lexicon(
+        relations=invert(data["relations"]),
+        pronoun_relations=invert(data["pronoun_relations"]),
+        between=frozenset(data["between"]),
+        symmetric=frozenset(data["symmetric_suffixes"]),
+        unsupported=frozenset(data["unsupported"]),
+        lead_ins=frozenset(data["lead_ins"]),
+        verbs=frozenset(data["verbs"]),
+        relative_pronouns=frozenset(data["relative_pronouns"]),
+        pronouns=frozenset(data["pronouns"]),
+        articles=frozenset(data["articles"]),
+        counts=dict(data["counts"]),
+        colors=frozenset(data["colors"]),
+        sizes=frozenset(data["sizes"]),
+        multiword_nouns=frozenset(data["multiword_nouns"]),
+        singular_nouns=frozenset(data["singular_nouns"]),
+    )

@@ -1,0 +1,411 @@
+"""The controlled-language parser: text -> `SceneGraph`, offline and deterministic.
+
+Three small stages, each testable alone:
+
+1. `lex` turns text into phrase tokens by longest match against the relation lexicon
+   (`grammar/lexicon.json`) and gives `and`, `which`, lead-ins their role from context;
+2. a Lark LALR(1) parser (`grammar/prompt.lark`) builds the clause structure;
+3. `_GraphBuilder` walks the tree left to right, creating objects, resolving definite
+   references ("the cat") and pronouns ("it", "its"), and emitting relations.
+
+The grammar covers the controlled language; free text goes to other backends (see `parse`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lexer import Lexer
+
+from .errors import ParseError
+from .lexicon import Lexicon, grammar_dir, load_lexicon
+from .scene import MAX_OBJECTS, MAX_RELATIONS, Relation, SceneGraph, SceneObject, UnsupportedRelation
+
+MAX_TEXT_LENGTH = 4000
+_WORD = re.compile(r"[A-Za-z0-9]+(?:['’\-][A-Za-z0-9]+)*|[,;.!?:]")
+_PUNCTUATION = frozenset(",;.!?:")
+_SEPARATOR_WORDS = frozenset({"with", "while", "plus", "whereas", "then", "also", "where"})
+# Kinds that can start a relation: "and" before one of them continues the subject's relations.
+_RELATION_KINDS = frozenset({"REL", "UNSUP", "PREL", "BETWEEN", "SYMM", "VERB"})
+# Same-length phrase ties go to the earlier kind.
+_PRIORITY = ("SYMM", "PREL", "REL", "BETWEEN", "UNSUP", "LEAD", "VERB", "WHICH", "PRON", "DET")
+
+_TERMINAL_NAMES = {
+    "WORD": "an object name",
+    "DET": "an article",
+    "PRON": "a pronoun",
+    "REL": "a relation such as 'left of'",
+    "AND": "'and'",
+    "SEP": "a comma or full stop",
+    "$END": "the end of the text",
+}
+
+
+@dataclass(frozen=True)
+class PhraseToken:
+    kind: str
+    text: str  # the words as written
+    start: int
+    end: int
+    value: str | int | None = None
+
+
+class _PhraseIndex:
+    """Phrases of the lexicon keyed by their first word, longest first."""
+
+    def __init__(self, lexicon: Lexicon) -> None:
+        entries: list[tuple[str, str, str | int | None]] = []
+        entries += [("SYMM", p, "near") for p in lexicon.symmetric]
+        entries += [("PREL", p, pred) for p, pred in lexicon.pronoun_relations.items()]
+        entries += [("REL", p, pred) for p, pred in lexicon.relations.items()]
+        entries += [("BETWEEN", p, p) for p in lexicon.between]
+        entries += [("UNSUP", p, p) for p in lexicon.unsupported]
+        entries += [("LEAD", p, None) for p in lexicon.lead_ins]
+        entries += [("VERB", p, None) for p in lexicon.verbs]
+        entries += [("WHICH", p, None) for p in lexicon.relative_pronouns]
+        entries += [("PRON", p, None) for p in lexicon.pronouns]
+        entries += [("DET", p, 1) for p in lexicon.articles]
+        entries += [("DET", p, n) for p, n in lexicon.counts.items()]
+        self.by_first: dict[str, list[tuple[tuple[str, ...], str, str | int | None]]] = {}
+        for kind, phrase, value in entries:
+            words = tuple(phrase.split())
+            self.by_first.setdefault(words[0], []).append((words, kind, value))
+        for candidates in self.by_first.values():
+            candidates.sort(key=lambda c: (-len(c[0]), _PRIORITY.index(c[1])))
+
+
+@cache
+def _phrase_index() -> _PhraseIndex:
+    return _PhraseIndex(load_lexicon())
+
+
+def lex(text: str) -> list[PhraseToken]:
+    """Split `text` into phrase tokens (longest lexicon match) with context-dependent roles."""
+    words = [(m.group(0), m.start(), m.end()) for m in _WORD.finditer(text)]
+    lowered = [w.lower().replace("’", "'") for w, _, _ in words]
+    index = _phrase_index()
+    raw: list[PhraseToken] = []
+    i = 0
+    while i < len(words):
+        word = lowered[i]
+        at_sentence_start = not raw or raw[-1].kind == "SEP"
+        if word in _PUNCTUATION:
+            raw.append(PhraseToken("SEP", word, words[i][1], words[i][2]))
+            i += 1
+            continue
+        chosen = None
+        for phrase_words, kind, value in index.by_first.get(word, ()):
+            n = len(phrase_words)
+            if tuple(lowered[i : i + n]) != phrase_words:
+                continue
+            if kind == "LEAD" and not at_sentence_start:
+                continue
+            if kind == "WHICH" and not (raw and raw[-1].kind in ("WORD", "SEP")):
+                continue
+            chosen = (n, kind, value)
+            break
+        if chosen is None:
+            if word.isdigit():
+                chosen = (1, "DET", int(word))
+            elif word == "and":
+                chosen = (1, "AND", None)
+            elif word in _SEPARATOR_WORDS:
+                chosen = (1, "SEP", None)
+            else:
+                chosen = (1, "WORD", None)
+        n, kind, value = chosen
+        start, end = words[i][1], words[i + n - 1][2]
+        raw.append(PhraseToken(kind, text[start:end], start, end, value))
+        i += n
+    return _assign_roles(raw)
+
+
+def _assign_roles(raw: list[PhraseToken]) -> list[PhraseToken]:
+    """Decide what each `and`/`which` is, from its neighbours."""
+    tokens: list[PhraseToken] = []
+    between_open = False
+    clause_has_relation = False
+    for position, token in enumerate(raw):
+        kind = token.kind
+        following = raw[position + 1].kind if position + 1 < len(raw) else None
+        if kind == "AND":
+            if between_open:
+                between_open = False
+            elif tokens and tokens[-1].kind == "SEP":
+                continue  # ", and" is one separator
+            elif following in _RELATION_KINDS:
+                kind = "ALSO"
+            elif clause_has_relation:
+                kind = "SEP"
+        elif kind == "WHICH":
+            if following not in _RELATION_KINDS:
+                kind = "WORD"
+            elif tokens and tokens[-1].kind == "SEP" and tokens[-1].text == ",":
+                tokens.pop()  # ", which" opens a relative clause, not a new sentence
+        elif kind == "BETWEEN":
+            between_open = True
+        if kind in ("REL", "UNSUP", "PREL", "BETWEEN", "SYMM"):
+            clause_has_relation = True
+        elif kind == "SEP":
+            clause_has_relation = False
+            if tokens and tokens[-1].kind == "SEP":
+                continue
+        tokens.append(PhraseToken(kind, token.text, token.start, token.end, token.value))
+    return tokens
+
+
+class _TokenFeed(Lexer):
+    """Hands the pre-lexed phrase tokens to Lark."""
+
+    def __init__(self, lexer_conf) -> None:  # noqa: ANN001 - Lark's signature
+        pass
+
+    def lex(self, data: list[PhraseToken], parser_state=None) -> Iterator[Token]:  # noqa: ANN001
+        for item in data:
+            yield Token(item.kind, item, start_pos=item.start, end_pos=item.end)
+
+
+@cache
+def _lark() -> Lark:
+    grammar = (grammar_dir() / "prompt.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", lexer=_TokenFeed)
+
+
+@dataclass
+class _Mention:
+    object_id: str
+    start: int
+
+
+@dataclass
+class _GraphBuilder:
+    text: str
+    lexicon: Lexicon
+    objects: list[SceneObject] = field(default_factory=list)
+    relations: list[Relation] = field(default_factory=list)
+    unsupported: list[UnsupportedRelation] = field(default_factory=list)
+    mentions: list[_Mention] = field(default_factory=list)
+    sentence_objects: set[str] = field(default_factory=set)
+
+    # ---- objects -----------------------------------------------------------------------------
+    def np(self, tree: Tree, exclude: list[str]) -> str:
+        tokens: list[PhraseToken] = [child.value for child in tree.children]
+        if tokens[0].kind == "PRON":
+            return self._antecedent(exclude, tokens[0])
+        determiner = tokens[0] if tokens[0].kind == "DET" else None
+        words = tokens[1:] if determiner else tokens
+        count = int(determiner.value) if determiner else 1
+        definite = determiner is not None and determiner.text.lower() == "the"
+        start, end = words[0].start, words[-1].end
+        name = self.text[start:end]
+        noun, attributes = self._head(name.lower(), count)
+        referent = None
+        if definite:
+            referent = self._definite(noun, attributes, name.lower())
+        elif count == 1:
+            referent = self._named_in_earlier_sentence(name.lower())
+        if referent is not None:
+            self.mentions.append(_Mention(referent, start))
+            self.sentence_objects.add(referent)
+            return referent
+        if len(self.objects) >= MAX_OBJECTS:
+            raise ParseError(f"more than {MAX_OBJECTS} objects", self.text, start)
+        object_id = self._new_id(noun)
+        self.objects.append(
+            SceneObject(id=object_id, name=name, noun=noun, attributes=attributes, count=count, span=(start, end))
+        )
+        self.mentions.append(_Mention(object_id, start))
+        self.sentence_objects.add(object_id)
+        return object_id
+
+    def _head(self, name: str, count: int) -> tuple[str, list[str]]:
+        words = name.split()
+        if len(words) >= 2 and " ".join(words[-2:]) in self.lexicon.multiword_nouns:
+            head, modifiers = " ".join(words[-2:]), words[:-2]
+        else:
+            head, modifiers = words[-1], words[:-1]
+        if count > 1:
+            head = _singular(head, self.lexicon)
+        return head, modifiers
+
+    def _definite(self, noun: str, attributes: list[str], name: str) -> str | None:
+        for mention in reversed(self.mentions):
+            obj = next(o for o in self.objects if o.id == mention.object_id)
+            if obj.name.lower() == name or (obj.noun == noun and set(attributes) <= set(obj.attributes)):
+                return obj.id
+        return None
+
+    def _named_in_earlier_sentence(self, name: str) -> str | None:
+        """"a dog ..., a dog near a cat": the same name again in a later sentence is the same object."""
+        for obj in self.objects:
+            if obj.name.lower() == name and obj.count == 1 and obj.id not in self.sentence_objects:
+                return obj.id
+        return None
+
+    def _antecedent(self, exclude: list[str], token: PhraseToken) -> str:
+        for mention in reversed(self.mentions):
+            if mention.object_id not in exclude:
+                return mention.object_id
+        raise ParseError(f"{token.text!r} refers to nothing mentioned before it", self.text, token.start)
+
+    def _new_id(self, noun: str) -> str:
+        base = re.sub(r"[^a-z0-9]+", "_", noun.lower()).strip("_") or "object"
+        taken = {o.id for o in self.objects}
+        candidate, n = base, 2
+        while candidate in taken:
+            candidate, n = f"{base}_{n}", n + 1
+        return candidate
+
+    # ---- relations ---------------------------------------------------------------------------
+    def add(self, subject: str, predicate: str, obj: str, at: int) -> None:
+        if subject == obj:
+            raise ParseError(f"an object cannot be {predicate.replace('_', ' ')} itself", self.text, at)
+        if len(self.relations) >= MAX_RELATIONS:
+            raise ParseError(f"more than {MAX_RELATIONS} relations", self.text, at)
+        self.relations.append(Relation(subject=subject, predicate=predicate, object=obj))
+
+    def sentence(self, tree: Tree) -> None:
+        clause = tree.children[-1]
+        if clause.data == "forward":
+            subjects = self.subjects(clause.children[0])
+            if len(clause.children) > 1:
+                self.predicates(clause.children[1], subjects)
+        else:  # inverted: the relation comes first, its subjects after it
+            relation, subjects_tree = clause.children[0], clause.children[-1]
+            pending = self.relation_targets(relation, exclude=[])
+            subjects = self.subjects(subjects_tree)
+            self.apply(relation, pending, subjects)
+        self.sentence_objects = set()
+
+    def subjects(self, tree: Tree) -> list[str]:
+        ids = []
+        for subject in tree.children:
+            if isinstance(subject, Token):
+                continue
+            object_id = self.np(subject.children[0], exclude=ids)
+            ids.append(object_id)
+            if len(subject.children) > 2:  # relative clause: "..., which is left of a lamp"
+                self.predicates(subject.children[2], [object_id])
+        return ids
+
+    def predicates(self, tree: Tree, subjects: list[str]) -> None:
+        for relation in tree.children:
+            if isinstance(relation, Tree):
+                self.apply(relation, self.relation_targets(relation, exclude=subjects), subjects)
+
+    def relation_targets(self, relation: Tree, exclude: list[str]) -> list[str]:
+        """Resolve the reference object(s) of a relation (before its subjects, for inverted order)."""
+        if relation.data in ("rel", "unsupported"):
+            target = relation.children[1]
+            object_id = self.np(target.children[0], exclude)
+            if len(target.children) == 2:  # chain: "a moon above a cloud above a hill"
+                chained = target.children[1]
+                self.apply(chained, self.relation_targets(chained, [object_id]), [object_id])
+            elif len(target.children) == 3:  # relative clause on the target
+                self.predicates(target.children[2], [object_id])
+            return [object_id]
+        if relation.data == "pronoun_rel":
+            return [self._antecedent(exclude, relation.children[0].value)]
+        if relation.data == "between":
+            return [self.np(relation.children[1], exclude), self.np(relation.children[3], exclude)]
+        return []
+
+    def apply(self, relation: Tree, targets: list[str], subjects: list[str]) -> None:
+        token: PhraseToken = relation.children[0].value
+        if relation.data == "unsupported":
+            for subject in subjects:
+                self.unsupported.append(
+                    UnsupportedRelation(
+                        phrase=token.text, start=token.start, end=token.end, subject=subject, object=targets[0]
+                    )
+                )
+        elif relation.data in ("rel", "pronoun_rel"):
+            for subject in subjects:
+                self.add(subject, str(token.value), targets[0], token.start)
+        elif relation.data == "between":
+            first, second = targets
+            for subject in subjects:
+                if str(token.value) in ("among", "amongst", "amid"):
+                    self.add(subject, "near", first, token.start)
+                    self.add(subject, "near", second, token.start)
+                else:
+                    self.add(first, "left_of", subject, token.start)
+                    self.add(subject, "left_of", second, token.start)
+        elif relation.data == "symmetric":
+            if len(subjects) < 2:
+                raise ParseError(f"{token.text!r} needs two objects before it", self.text, token.start)
+            for i, first in enumerate(subjects):
+                for second in subjects[i + 1 :]:
+                    self.add(first, "near", second, token.start)
+
+
+def _singular(noun: str, lexicon: Lexicon) -> str:
+    last = noun.split()[-1]
+    if last in lexicon.singular_nouns or not last.endswith("s") or last.endswith("ss"):
+        return noun
+    if last.endswith("ies") and len(last) > 4:
+        last = last[:-3] + "y"
+    elif last.endswith(("ches", "shes", "xes", "sses", "zes")):
+        last = last[:-2]
+    else:
+        last = last[:-1]
+    return " ".join(noun.split()[:-1] + [last])
+
+
+def _describe_expected(expected: set[str]) -> str:
+    names = sorted({_TERMINAL_NAMES.get(name, name.lower()) for name in expected})
+    return ", ".join(names[:4])
+
+
+def parse_controlled(text: str) -> SceneGraph:
+    """Parse controlled-language text into a scene graph.
+
+    Text that names objects but states no relation gives a graph with no relations.
+    Raises `ParseError` (with the character position) for anything else it cannot read.
+    """
+    if not isinstance(text, str):
+        raise ParseError(f"expected text, got {type(text).__name__}")
+    if len(text) > MAX_TEXT_LENGTH:
+        raise ParseError(f"text longer than {MAX_TEXT_LENGTH} characters", text[:80], MAX_TEXT_LENGTH)
+    tokens = lex(text)
+    if not any(t.kind == "WORD" for t in tokens):
+        raise ParseError("no object is named in the text", text, 0)
+    try:
+        tree = _lark().parse(tokens)
+    except UnexpectedToken as error:
+        token = error.token
+        if token.type == "$END":
+            raise ParseError(
+                f"the text ends too early: expected {_describe_expected(error.expected)}", text, len(text.rstrip())
+            ) from None
+        phrase: PhraseToken = token.value
+        raise ParseError(
+            f"unexpected {phrase.text!r}: expected {_describe_expected(error.expected)}", text, phrase.start
+        ) from None
+    except (UnexpectedEOF, UnexpectedInput) as error:
+        raise ParseError(f"cannot parse the text: {error}", text, len(text)) from None
+    builder = _GraphBuilder(text=text, lexicon=load_lexicon())
+    for sentence in tree.children:
+        if isinstance(sentence, Tree):
+            builder.sentence(sentence)
+    return SceneGraph(
+        prompt=text, objects=builder.objects, relations=builder.relations, unsupported=builder.unsupported
+    )
+
+
+BACKENDS: tuple[str, ...] = ("auto", "rules")
+
+
+def parse(text: str, backend: str = "auto") -> SceneGraph:
+    """Parse a prompt into a `SceneGraph`.
+
+    ``backend="rules"`` (and ``"auto"``) uses the controlled-language grammar in `grammar/`.
+    """
+    if backend not in BACKENDS:
+        raise ParseError(f"unknown parser backend {backend!r}; available: {', '.join(BACKENDS)}")
+    return parse_controlled(text)

@@ -1,0 +1,229 @@
+"""The scene-graph model: objects, relations between them, and the prompt they came from.
+
+This is the user-facing JSON format (see `SceneGraph.model_json_schema()`) and what every parser
+returns. Objects are found in the prompt by their `name` (or an explicit character `span`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import SceneGraphError
+
+Predicate = Literal["left_of", "right_of", "above", "below", "near"]
+PREDICATES: tuple[str, ...] = ("left_of", "right_of", "above", "below", "near")
+MAX_OBJECTS = 32
+MAX_RELATIONS = 128
+
+# How `SceneGraph.write_prompt` phrases each predicate; the parser reads these back.
+PREDICATE_PHRASES: dict[str, str] = {
+    "left_of": "to the left of",
+    "right_of": "to the right of",
+    "above": "above",
+    "below": "below",
+    "near": "near",
+}
+
+
+class SceneObject(BaseModel):
+    """One object of the scene. `name` is the phrase that names it in the prompt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", max_length=64, description="Unique identifier.")
+    name: str = Field(min_length=1, max_length=200, description="Phrase naming the object in the prompt.")
+    noun: str | None = Field(None, description="Head noun; defaults to the last word of `name`.")
+    attributes: list[str] = Field(default_factory=list, description="Modifiers such as colour or size.")
+    count: int = Field(1, ge=1, le=100, description="How many instances the phrase asks for.")
+    span: tuple[int, int] | None = Field(
+        None, description="Character offsets [start, end) of `name` in the prompt; found by search when absent."
+    )
+
+    @model_validator(mode="after")
+    def _default_noun(self) -> SceneObject:
+        if self.noun is None:
+            self.noun = self.name.split()[-1]
+        return self
+
+
+class Relation(BaseModel):
+    """`subject predicate object`, e.g. cat left_of dog. `weight` scales its loss."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str
+    predicate: Predicate
+    object: str
+    weight: float = Field(1.0, description="Positive, finite weight of this relation's loss.")
+
+    @field_validator("predicate", mode="before")
+    @classmethod
+    def _known_predicate(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower().replace(" ", "_").replace("-", "_")
+            if value not in PREDICATES:
+                raise ValueError(f"unknown predicate {value!r}; supported predicates are {', '.join(PREDICATES)}")
+        return value
+
+    @field_validator("weight")
+    @classmethod
+    def _finite_positive(cls, value: float) -> float:
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"weight must be finite and > 0, got {value}")
+        return value
+
+    def __str__(self) -> str:
+        return f"{self.subject} {self.predicate} {self.object}"
+
+
+class UnsupportedRelation(BaseModel):
+    """A spatial phrase the five predicates cannot express (behind, in front of, on, inside ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phrase: str
+    start: int
+    end: int
+    subject: str | None = None
+    object: str | None = None
+
+
+class SceneGraph(BaseModel):
+    """Objects and the spatial relations between them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str | None = Field(None, description="The text prompt; written from the graph when absent.")
+    objects: list[SceneObject] = Field(min_length=1, max_length=MAX_OBJECTS)
+    relations: list[Relation] = Field(default_factory=list, max_length=MAX_RELATIONS)
+    unsupported: list[UnsupportedRelation] = Field(
+        default_factory=list, description="Spatial phrases found in the text that no predicate expresses."
+    )
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> SceneGraph:
+        ids = [o.id for o in self.objects]
+        seen: set[str] = set()
+        for object_id in ids:
+            if object_id in seen:
+                raise ValueError(f"duplicate object id {object_id!r}")
+            seen.add(object_id)
+        for index, relation in enumerate(self.relations):
+            for role in ("subject", "object"):
+                ref = getattr(relation, role)
+                if ref not in seen:
+                    raise ValueError(
+                        f"relation {index} ({relation}) has unknown {role} {ref!r}; known ids: {', '.join(ids)}"
+                    )
+            if relation.subject == relation.object:
+                raise ValueError(f"relation {index} ({relation}) relates object {relation.subject!r} to itself")
+        if self.prompt is None:
+            self.prompt, spans = _write_prompt(self)
+            for obj, span in zip(self.objects, spans):
+                obj.span = span
+        else:
+            self._check_names_in_prompt()
+        return self
+
+    def _check_names_in_prompt(self) -> None:
+        assert self.prompt is not None
+        lowered = self.prompt.lower()
+        for obj in self.objects:
+            if obj.span is not None:
+                start, end = obj.span
+                if not (0 <= start < end <= len(self.prompt)) or lowered[start:end] != obj.name.lower():
+                    raise ValueError(
+                        f"object {obj.id!r}: span {list(obj.span)} does not cover its name {obj.name!r} in the prompt"
+                    )
+            elif not re.search(rf"(?<!\w){re.escape(obj.name.lower())}(?!\w)", lowered):
+                raise ValueError(f"object {obj.id!r}: its name {obj.name!r} does not occur in the prompt {self.prompt!r}")
+
+    # ---- convenience -------------------------------------------------------------------------
+    def object_by_id(self, object_id: str) -> SceneObject:
+        for obj in self.objects:
+            if obj.id == object_id:
+                return obj
+        raise SceneGraphError(f"no object with id {object_id!r}")
+
+    @classmethod
+    def load(cls, source: SceneGraph | dict | str | Path) -> SceneGraph:
+        """Build a graph from a graph, a dict, a JSON string or a path to a JSON file.
+
+        Validation problems become a `SceneGraphError` whose message names the field.
+        """
+        if isinstance(source, SceneGraph):
+            return source
+        try:
+            if isinstance(source, dict):
+                return cls.model_validate(source)
+            text = str(source)
+            if isinstance(source, Path) or (not text.lstrip().startswith("{") and text.endswith(".json")):
+                path = Path(text)
+                if not path.is_file():
+                    raise SceneGraphError(f"scene-graph file not found: {path}")
+                text = path.read_text(encoding="utf-8")
+            return cls.model_validate(json.loads(text))
+        except json.JSONDecodeError as error:
+            raise SceneGraphError(f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
+        except ValidationError as error:
+            raise SceneGraphError(_format_validation_error(error)) from None
+
+    def triples(self) -> set[tuple[str, str, str]]:
+        """Relations as (subject name, predicate, object name), with inverses normalised."""
+        names = {o.id: o.name for o in self.objects}
+        return {canonical_triple(names[r.subject], r.predicate, names[r.object]) for r in self.relations}
+
+
+INVERSE = {"left_of": "right_of", "right_of": "left_of", "above": "below", "below": "above", "near": "near"}
+
+
+def canonical_triple(subject: str, predicate: str, obj: str) -> tuple[str, str, str]:
+    """One spelling per relation: right_of/below are written as their inverses; near is sorted."""
+    if predicate in ("right_of", "below"):
+        return (obj, INVERSE[predicate], subject)
+    if predicate == "near" and obj < subject:
+        return (obj, predicate, subject)
+    return (subject, predicate, obj)
+
+
+def _write_prompt(graph: SceneGraph) -> tuple[str, list[tuple[int, int]]]:
+    """Write "a cat to the left of a dog, a lamp above the cat" and each object's first-mention span."""
+    spans: dict[str, tuple[int, int]] = {}
+    by_id = {o.id: o for o in graph.objects}
+    text = ""
+
+    def mention(object_id: str) -> None:
+        nonlocal text
+        obj = by_id[object_id]
+        article = "the " if object_id in spans else ("an " if obj.name[0].lower() in "aeiou" else "a ")
+        text += article
+        if object_id not in spans:
+            spans[object_id] = (len(text), len(text) + len(obj.name))
+        text += obj.name
+
+    for relation in graph.relations:
+        if text:
+            text += ", "
+        mention(relation.subject)
+        text += " " + PREDICATE_PHRASES[relation.predicate] + " "
+        mention(relation.object)
+    for obj in graph.objects:
+        if obj.id not in spans:
+            text += ", " if text else ""
+            mention(obj.id)
+    return text, [spans[o.id] for o in graph.objects]
+
+
+def _format_validation_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]) or "graph"
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{location}: {message}")
+    return "invalid scene graph:\n  " + "\n  ".join(lines)
