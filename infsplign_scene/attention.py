@@ -1,0 +1,149 @@
+"""Capture cross-attention maps of a diffusers UNet.
+
+`trace(unet, latent_size, columns)` swaps a capturing processor onto the cross-attention layers
+(decoder only by default) with `set_attn_processor` and restores the original processors on exit,
+even on error. While the store is `active`, each layer computes softmax(QK^T/sqrt(d)) over all
+text positions, as the model does, averages the heads and keeps only the requested token columns.
+Layers are grouped by the spatial resolution of their query, never by module names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+import torch
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+
+LayerSelection = Literal["decoder", "all"]
+
+
+class AttentionStore:
+    """Maps captured during one forward pass, keyed by their height in latent cells.
+
+    `columns` (LongTensor [T]) selects the text positions to keep; None keeps all of them.
+    Nothing accumulates across passes: call `reset()` before each captured forward.
+    """
+
+    def __init__(self, latent_size: tuple[int, int], columns: torch.Tensor | None = None) -> None:
+        self.latent_size = latent_size
+        self.columns = columns
+        self.active = False
+        self.maps: dict[int, list[torch.Tensor]] = {}
+
+    def reset(self) -> None:
+        self.maps = {}
+
+    def add(self, probs: torch.Tensor, heads: int) -> None:
+        """probs: [B*heads, Q, K] attention probabilities of one layer."""
+        batch_heads, queries, keys = probs.shape
+        if self.columns is not None:
+            probs = probs.index_select(-1, self.columns)
+        probs = probs.view(batch_heads // heads, heads, queries, probs.shape[-1]).mean(dim=1)
+        height, width = self._map_size(queries)
+        maps = probs.transpose(1, 2).reshape(probs.shape[0], probs.shape[-1], height, width)
+        self.maps.setdefault(height, []).append(maps)
+
+    def _map_size(self, queries: int) -> tuple[int, int]:
+        latent_h, latent_w = self.latent_size
+        factor = math.sqrt(latent_h * latent_w / queries)
+        height, width = round(latent_h / factor), round(latent_w / factor)
+        if height * width != queries:
+            raise ValueError(f"cannot place {queries} attention queries on a {latent_h}x{latent_w} latent")
+        return height, width
+
+    def resolutions(self) -> list[int]:
+        """Captured map heights, coarsest first."""
+        return sorted(self.maps)
+
+    def level(self, height: int) -> torch.Tensor:
+        """Mean over the layers of one resolution: [B, T, h, w]."""
+        return torch.stack(self.maps[height]).mean(dim=0)
+
+
+class CaptureProcessor:
+    """Cross-attention with explicit probabilities, handed to an `AttentionStore` while it is active."""
+
+    def __init__(self, store: AttentionStore) -> None:
+        self.store = store
+        self.fallback = AttnProcessor2_0()
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        if not self.store.active or encoder_hidden_states is None:
+            return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs)
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        batch_size, sequence_length, _ = encoder_hidden_states.shape
+        attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        query = attn.head_to_batch_dim(attn.to_q(hidden_states))
+        if attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        key = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))
+        value = attn.head_to_batch_dim(attn.to_v(encoder_hidden_states))
+        probs = attn.get_attention_scores(query, key, attention_mask)
+        self.store.add(probs, attn.heads)
+        hidden_states = attn.batch_to_head_dim(torch.bmm(probs, value))
+        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+
+def cross_attention_layers(unet: torch.nn.Module, layers: LayerSelection = "decoder") -> list[str]:
+    """Names (as in `unet.attn_processors`, without '.processor') of the cross-attention layers.
+
+    The decoder is `unet.up_blocks`; the selection is structural (module type and role)."""
+    roots = {"up_blocks": unet.up_blocks} if layers == "decoder" else dict(unet.named_children())
+    names = []
+    for root_name, root in roots.items():
+        for name, module in root.named_modules():
+            if isinstance(module, Attention) and module.is_cross_attention:
+                names.append(f"{root_name}.{name}" if name else root_name)
+    if not names:
+        raise ValueError("this UNet has no cross-attention layers in the selected part")
+    return names
+
+
+@contextmanager
+def trace(
+    unet: torch.nn.Module,
+    latent_size: tuple[int, int],
+    columns: torch.Tensor | None = None,
+    layers: LayerSelection = "decoder",
+) -> Iterator[AttentionStore]:
+    """Install capturing processors on the chosen cross-attention layers for the duration of the block.
+
+    >>> with trace(pipe.unet, (64, 64), columns) as store:
+    ...     store.active = True; store.reset(); pipe.unet(latents, t, embeddings)
+    ...     coarse = store.level(store.resolutions()[0])
+    """
+    store = AttentionStore(latent_size, columns)
+    original = dict(unet.attn_processors)
+    processor = CaptureProcessor(store)
+    replaced = dict(original)
+    for name in cross_attention_layers(unet, layers):
+        replaced[f"{name}.processor"] = processor
+    unet.set_attn_processor(replaced)
+    try:
+        yield store
+    finally:
+        unet.set_attn_processor(original)

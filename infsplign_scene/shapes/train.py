@@ -1,0 +1,247 @@
+"""Train the embedded shape-scenes model and save it as a Stable Diffusion folder.
+
+    python -m infsplign_scene.shapes.train --out runs/shapes [--vae-steps 1500 --unet-steps 5000]
+
+Stages: (1) an AutoencoderKL, 32x32x3 -> 16x16x4, on fresh random scenes; (2) the UNet and a
+small CLIP text encoder, jointly, on fresh scenes encoded by the frozen VAE: epsilon loss with
+min-SNR weighting, 10% empty captions (for classifier-free guidance), EMA weights, and a
+TokenCompose-style grounding loss (each object word's attention mass inside its object's mask),
+which gives this small model the localised cross-attention that real SD has from scale.
+Seeded; resumable from `OUT/checkpoint.pt`; writes a loss log to `OUT/train_log.jsonl`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..attention import trace
+from .model import (
+    LATENT_SIZE,
+    build_text_encoder,
+    build_tokenizer,
+    build_unet,
+    build_vae,
+    scheduler_config,
+)
+from .scenes import IMAGE_SIZE, MAX_OBJECTS, caption, render, sample_count, sample_objects
+
+
+def scene_batch(rng: np.random.Generator, size: int, tokenizer, dropout: float = 0.1):
+    """Images [B,3,32,32] in [-1,1], object masks [B,K,32,32], token->object map [B,77], input ids."""
+    images = np.empty((size, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+    index_maps = np.empty((size, IMAGE_SIZE, IMAGE_SIZE), dtype=np.int8)
+    token_object = np.full((size, 77), -1, dtype=np.int64)
+    captions = []
+    for b in range(size):
+        objects = sample_objects(rng, sample_count(rng))
+        image, index = render(objects)
+        if rng.random() < 0.5:  # mirror: captions carry no left/right, so this is free data
+            image, index = image[:, ::-1], index[:, ::-1]
+        images[b], index_maps[b] = image, index
+        if rng.random() < dropout:
+            captions.append("")
+            continue
+        text, order = caption(objects, rng)
+        captions.append(text)
+        for mention, object_index in enumerate(order):
+            # "<start> a red circle and a blue square": mention j's colour and shape are tokens 2+4j, 3+4j
+            token_object[b, 2 + 4 * mention : 4 + 4 * mention] = object_index
+    ids = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    index_tensor = torch.from_numpy(index_maps.astype(np.int64))
+    masks = torch.stack([(index_tensor == k) for k in range(MAX_OBJECTS)], dim=1).float()
+    return pixels, masks, torch.from_numpy(token_object), ids
+
+
+def grounding_loss(maps: dict[int, list[torch.Tensor]], masks: torch.Tensor, token_object: torch.Tensor) -> torch.Tensor:
+    """Mean over object tokens of 1 - (share of the token's attention inside its object's mask).
+
+    maps: height -> list of [B,77,h,w]; masks: [B,K,H,W]; token_object: [B,77] (-1 = no object)."""
+    valid = token_object >= 0
+    if not valid.any():
+        return masks.new_zeros(())
+    losses = []
+    gather_index = token_object.clamp_min(0)
+    for height, layer_maps in maps.items():
+        if height < 8:
+            continue
+        small = F.adaptive_avg_pool2d(masks, height)  # [B,K,h,h]
+        token_masks = torch.gather(small, 1, gather_index[:, :, None, None].expand(-1, -1, height, height))
+        for attention in layer_maps:
+            inside = (attention * token_masks).sum((2, 3)) / attention.sum((2, 3)).clamp_min(1e-8)
+            losses.append(((1 - inside) * valid).sum() / valid.sum())
+    return torch.stack(losses).mean()
+
+
+def train_vae(vae, rng, tokenizer, steps: int, start: int, optimizer, log, save) -> None:
+    vae.train()
+    for step in tqdm(range(start, steps), desc="vae", initial=start, total=steps):
+        pixels, *_ = scene_batch(rng, 64, tokenizer)
+        posterior = vae.encode(pixels).latent_dist
+        recon = vae.decode(posterior.sample()).sample
+        kl = posterior.kl().mean() / (LATENT_SIZE * LATENT_SIZE * 4)
+        loss = F.l1_loss(recon, pixels) + F.mse_loss(recon, pixels) + 1e-4 * kl
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step % 50 == 0:
+            log({"stage": "vae", "step": step, "loss": loss.item()})
+        if (step + 1) % 500 == 0:
+            save("vae", step + 1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/shapes"), help="output folder (checkpoint, log, model)")
+    parser.add_argument("--vae-steps", type=int, default=800)
+    parser.add_argument("--unet-steps", type=int, default=4500)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--grounding-weight", type=float, default=0.3)
+    parser.add_argument("--ema-decay", type=float, default=0.999)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = args.out / "checkpoint.pt"
+    log_file = open(args.out / "train_log.jsonl", "a")  # noqa: SIM115 - open for the whole run
+
+    def log(record: dict) -> None:
+        record["time"] = round(time.time(), 1)
+        log_file.write(json.dumps(record) + "\n")
+        log_file.flush()
+
+    tokenizer = build_tokenizer()
+    vae, text_encoder, unet = build_vae(), build_text_encoder(), build_unet()
+    ema = [p.detach().clone() for p in list(unet.parameters()) + list(text_encoder.parameters())]
+    vae_optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3)
+    unet_params = list(unet.parameters()) + list(text_encoder.parameters())
+    optimizer = torch.optim.AdamW(unet_params, lr=args.lr, weight_decay=1e-2)
+    state = {"stage": "vae", "step": 0, "scaling_factor": None}
+    rng = np.random.default_rng(args.seed)
+
+    if checkpoint_path.exists():
+        saved = torch.load(checkpoint_path, weights_only=False)
+        vae.load_state_dict(saved["vae"])
+        unet.load_state_dict(saved["unet"])
+        text_encoder.load_state_dict(saved["text_encoder"])
+        vae_optimizer.load_state_dict(saved["vae_optimizer"])
+        optimizer.load_state_dict(saved["optimizer"])
+        for target, value in zip(ema, saved["ema"]):
+            target.copy_(value)
+        state = saved["state"]
+        rng.bit_generator.state = saved["rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        print(f"resumed at stage {state['stage']} step {state['step']}")
+
+    def save(stage: str, step: int) -> None:
+        state.update(stage=stage, step=step)
+        torch.save(
+            {
+                "vae": vae.state_dict(),
+                "unet": unet.state_dict(),
+                "text_encoder": text_encoder.state_dict(),
+                "vae_optimizer": vae_optimizer.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "ema": ema,
+                "state": state,
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+            },
+            checkpoint_path.with_suffix(".tmp"),
+        )
+        checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
+
+    if state["stage"] == "vae":
+        train_vae(vae, rng, tokenizer, args.vae_steps, state["step"], vae_optimizer, log, save)
+        vae.eval()
+        with torch.no_grad():
+            pixels, *_ = scene_batch(np.random.default_rng(args.seed + 1), 512, tokenizer)
+            latents = vae.encode(pixels).latent_dist.mean
+            recon = vae.decode(latents).sample
+        state["scaling_factor"] = float(1.0 / latents.std())
+        log({"stage": "vae", "held_out_l1": F.l1_loss(recon, pixels).item() / 2, "scaling": state["scaling_factor"]})
+        save("unet", 0)
+
+    vae.eval().requires_grad_(False)
+    scaling = state["scaling_factor"]
+    betas = torch.linspace(scheduler_config()["beta_start"], scheduler_config()["beta_end"], 1000)
+    alphas_cumprod = torch.cumprod(1 - betas, dim=0)
+    snr = alphas_cumprod / (1 - alphas_cumprod)
+    unet.train()
+    text_encoder.train()
+    warmup = 200
+    with trace(unet, (LATENT_SIZE, LATENT_SIZE), layers="all") as store:
+        store.active = True
+        for step in tqdm(range(state["step"], args.unet_steps), desc="unet", initial=state["step"], total=args.unet_steps):
+            lr = args.lr * min(1.0, (step + 1) / warmup) * (0.5 * (1 + math.cos(math.pi * step / args.unet_steps)))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            pixels, masks, token_object, ids = scene_batch(rng, args.batch_size, tokenizer)
+            with torch.no_grad():
+                latents = vae.encode(pixels).latent_dist.sample() * scaling
+            noise = torch.randn_like(latents)
+            timesteps = torch.randint(0, 1000, (latents.shape[0],))
+            a = alphas_cumprod[timesteps].sqrt()[:, None, None, None]
+            s = (1 - alphas_cumprod[timesteps]).sqrt()[:, None, None, None]
+            store.reset()
+            prediction = unet(a * latents + s * noise, timesteps, text_encoder(ids)[0]).sample
+            weights = snr[timesteps].clamp(max=5.0) / snr[timesteps]  # min-SNR-5 for epsilon prediction
+            denoise = (weights * (prediction - noise).pow(2).mean((1, 2, 3))).mean()
+            ground = grounding_loss(store.maps, masks, token_object)
+            loss = denoise + args.grounding_weight * ground
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(unet_params, 1.0)
+            optimizer.step()
+            with torch.no_grad():
+                decay = min(args.ema_decay, (1 + step) / (10 + step))
+                for shadow, param in zip(ema, unet_params):
+                    shadow.lerp_(param.detach(), 1 - decay)
+            if step % 25 == 0:
+                log({"stage": "unet", "step": step, "denoise": denoise.item(), "grounding": ground.item(), "lr": lr})
+            if (step + 1) % 250 == 0:
+                save("unet", step + 1)
+    save("done", args.unet_steps)
+    with torch.no_grad():
+        for param, shadow in zip(unet_params, ema):
+            param.copy_(shadow)
+    export(args.out / "model", vae, text_encoder, unet, tokenizer, scaling)
+    print(f"saved {args.out / 'model'}")
+
+
+def export(folder: Path, vae, text_encoder, unet, tokenizer, scaling: float) -> None:
+    """Write a `StableDiffusionPipeline.from_pretrained`-loadable folder (safetensors)."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    vae.register_to_config(scaling_factor=scaling)
+    scheduler = DDIMScheduler(
+        **scheduler_config(), clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="trailing"
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+
+
+if __name__ == "__main__":
+    main()
