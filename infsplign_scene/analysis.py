@@ -15,6 +15,7 @@ from typing import Literal
 import networkx as nx
 
 from .errors import ConflictError, SceneGraphError
+from .parsing import load_scene
 from .scene import Relation, SceneGraph
 
 Policy = Literal["error", "drop", "keep"]
@@ -120,7 +121,7 @@ def analyze(graph: SceneGraph | dict | str, policy: Policy = "keep") -> Analysis
     """
     if policy not in POLICIES:
         raise SceneGraphError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
-    graph = SceneGraph.load(graph)
+    graph = load_scene(graph)
     relations = graph.relations
     axes = axis_graphs(relations)
     conflicts = _find_conflicts(axes, relations)

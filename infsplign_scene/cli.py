@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from .analysis import POLICIES, analyze
 from .errors import InfsplignError
-from .parsing import parse
+from .parsing import load_scene, parse
 from .scene import SceneGraph
 
 app = typer.Typer(
@@ -20,14 +19,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-def load_scene(source: str, backend: str = "auto") -> SceneGraph:
-    """A JSON file path or JSON text gives a graph as written; anything else is parsed as a prompt."""
-    stripped = source.strip()
-    if stripped.startswith("{") or (stripped.endswith(".json") and Path(stripped).exists()):
-        return SceneGraph.load(Path(stripped) if not stripped.startswith("{") else stripped)
-    return parse(source, backend=backend)
 
 
 def _fail(error: Exception) -> None:

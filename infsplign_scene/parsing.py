@@ -17,8 +17,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 from lark import Lark, Token, Tree
+from pydantic import ValidationError
 from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lexer import Lexer
 
@@ -200,6 +202,8 @@ class _GraphBuilder:
         determiner = tokens[0] if tokens[0].kind == "DET" else None
         words = tokens[1:] if determiner else tokens
         count = int(determiner.value) if determiner else 1
+        if not 1 <= count <= 100:
+            raise ParseError(f"a count must be between 1 and 100, got {determiner.text!r}", self.text, determiner.start)
         definite = determiner is not None and determiner.text.lower() == "the"
         start, end = words[0].start, words[-1].end
         name = self.text[start:end]
@@ -390,12 +394,16 @@ def parse_controlled(text: str) -> SceneGraph:
     except (UnexpectedEOF, UnexpectedInput) as error:
         raise ParseError(f"cannot parse the text: {error}", text, len(text)) from None
     builder = _GraphBuilder(text=text, lexicon=load_lexicon())
-    for sentence in tree.children:
-        if isinstance(sentence, Tree):
-            builder.sentence(sentence)
-    return SceneGraph(
-        prompt=text, objects=builder.objects, relations=builder.relations, unsupported=builder.unsupported
-    )
+    try:
+        for sentence in tree.children:
+            if isinstance(sentence, Tree):
+                builder.sentence(sentence)
+        return SceneGraph(
+            prompt=text, objects=builder.objects, relations=builder.relations, unsupported=builder.unsupported
+        )
+    except ValidationError as error:  # e.g. an object name of over 200 characters
+        problem = error.errors()[0]
+        raise ParseError(f"the text does not make a valid scene graph: {problem['msg']}", text, 0) from None
 
 
 BACKENDS: tuple[str, ...] = ("auto", "rules")
@@ -409,3 +417,15 @@ def parse(text: str, backend: str = "auto") -> SceneGraph:
     if backend not in BACKENDS:
         raise ParseError(f"unknown parser backend {backend!r}; available: {', '.join(BACKENDS)}")
     return parse_controlled(text)
+
+
+def load_scene(scene: SceneGraph | dict | str | Path, backend: str = "auto") -> SceneGraph:
+    """A SceneGraph, a dict, a JSON file path, JSON text, or a prompt to parse."""
+    if isinstance(scene, (SceneGraph, dict, Path)):
+        return SceneGraph.load(scene)
+    if not isinstance(scene, str):
+        raise ParseError(f"expected a prompt, a scene graph, a dict or a JSON path; got {type(scene).__name__}")
+    text = scene.strip()
+    if text.startswith("{") or (text.endswith(".json") and Path(text).is_file()):
+        return SceneGraph.load(text if text.startswith("{") else Path(text))
+    return parse(scene, backend=backend)

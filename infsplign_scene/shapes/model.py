@@ -105,3 +105,25 @@ def build_unet():
 
 def scheduler_config() -> dict:
     return {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear"}
+
+
+# Defaults of this model family (tuned by `benchmarks/tune_shapes.py`; see docs/shapes.md).
+SHAPES_GUIDANCE: dict = {"eta": 30.0, "margin": 0.3, "start": 0.0, "end": 0.6, "include_attributes": True}
+SHAPES_SAMPLING: dict = {"num_inference_steps": 25, "guidance_scale": 4.0}
+
+
+def is_shapes_model(pipe) -> bool:
+    """True for a pipeline of this model family (recognised by its word-level vocabulary)."""
+    tokenizer = getattr(pipe, "tokenizer", None)
+    try:
+        return set(tokenizer.get_vocab()) == set(VOCABULARY)
+    except AttributeError:
+        return False
+
+
+def embedded_model_dir() -> Path:
+    from ..errors import InfsplignError
+
+    if not (WEIGHTS_DIR / "model_index.json").is_file():
+        raise InfsplignError(f"the embedded model's weights are missing from {WEIGHTS_DIR}; reinstall the package")
+    return WEIGHTS_DIR

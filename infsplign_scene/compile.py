@@ -1,0 +1,156 @@
+"""Compile analysed scene graphs into one weighted InfSplign objective.
+
+Rules (applied in this order):
+1. conflicts are resolved by the analysis policy (`drop` removes a minimum-weight set);
+2. duplicates (the same relation stated twice, possibly as its inverse) become one relation
+   with the larger weight;
+3. redundant relations (implied by a chain of others) keep `redundant_weight` x their weight,
+   since the chain already pulls the same way; implied relations are not added;
+4. degree normalisation: w_r = weight_r / sqrt(deg(subject) * deg(object)), so an object in many
+   relations does not dominate (a single pair keeps weight 1, as in the paper).
+
+The objective of one image at one step is
+
+    sum_levels 1/|levels| * sum_r w_r * (lambda_s L_s(r) + lambda_p L_p(r) [coarse] + lambda_b L_b(r) [middle])
+
+which mirrors the authors' average over captured layers with equal weight per level.
+Several graphs are stacked into one batched objective by padding relations with weight 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from .analysis import Analysis, Policy, analyze
+from .losses import PREDICATE_CODES, balance_loss, centroids_and_variances, presence_loss, satisfied, spatial_loss
+from .scene import Relation, SceneGraph, canonical_triple
+
+
+@dataclass
+class LossWeights:
+    alpha: float = 1.5
+    margin: float = 0.25
+    near_margin: float = 0.25
+    lambda_spatial: float = 0.5
+    lambda_presence: float = 1.0
+    lambda_balance: float = 1.0
+
+
+@dataclass
+class ObjectiveValue:
+    """What one evaluation of the objective produced; every tensor has batch first."""
+
+    total: torch.Tensor  # [B]
+    relation_loss: torch.Tensor  # [B, R] weighted per-relation loss summed over levels
+    satisfied: torch.Tensor  # [B, R] bool, on the finest captured level
+    centroids: dict[int, torch.Tensor] = field(default_factory=dict)  # level height -> [B, K, 2]
+    variances: dict[int, torch.Tensor] = field(default_factory=dict)  # level height -> [B, K]
+
+
+@dataclass
+class Objective:
+    """Index tensors of the relations to guide, for a batch of B graphs.
+
+    subject, obj, predicate, weight: [B, R] (padding has weight 0); object_ids: per graph, the
+    K_b objects that take part in relations (index k of the maps), padded to K.
+    """
+
+    graphs: list[SceneGraph]
+    analyses: list[Analysis]
+    relations: list[list[Relation]]
+    object_ids: list[list[str]]
+    subject: torch.Tensor
+    obj: torch.Tensor
+    predicate: torch.Tensor
+    weight: torch.Tensor
+
+    @property
+    def num_relations(self) -> int:
+        return self.subject.shape[1]
+
+    @property
+    def num_objects(self) -> int:
+        return max((len(ids) for ids in self.object_ids), default=0)
+
+    def __call__(self, levels: dict[int, torch.Tensor], weights: LossWeights) -> ObjectiveValue:
+        """levels: map height -> object maps [B, K, h, w], coarsest first (coarse, middle, ...)."""
+        heights = sorted(levels)
+        device = levels[heights[0]].device
+        subject, obj, predicate = (t.to(device) for t in (self.subject, self.obj, self.predicate))
+        weight = self.weight.to(device)
+        relation_loss = 0
+        value = ObjectiveValue(total=torch.zeros(()), relation_loss=torch.zeros(()), satisfied=torch.zeros(()))
+        for rank, height in enumerate(heights):
+            centroids, variances = centroids_and_variances(levels[height].float())
+            value.centroids[height], value.variances[height] = centroids, variances
+            per_relation = weights.lambda_spatial * spatial_loss(
+                centroids, subject, obj, predicate, weights.alpha, weights.margin, weights.near_margin
+            )
+            if rank == 0:
+                per_relation = per_relation + weights.lambda_presence * presence_loss(variances, subject, obj)
+            elif rank == 1:
+                per_relation = per_relation + weights.lambda_balance * balance_loss(variances, subject, obj)
+            relation_loss = relation_loss + weight * per_relation / len(heights)
+        value.relation_loss = relation_loss
+        value.total = relation_loss.sum(dim=1)
+        finest = value.centroids[heights[-1]]
+        value.satisfied = satisfied(finest, subject, obj, predicate, near_margin=weights.near_margin) & (weight > 0)
+        return value
+
+
+def resolve_relations(analysis: Analysis, redundant_weight: float = 0.5) -> list[Relation]:
+    """Apply rules 2-4 of the module docstring to the analysed graph."""
+    merged: dict[tuple[str, str, str], Relation] = {}
+    for relation in analysis.graph.relations:
+        key = canonical_triple(relation.subject, relation.predicate, relation.object)
+        if key not in merged or merged[key].weight < relation.weight:
+            merged[key] = relation
+    redundant = {canonical_triple(r.subject, r.predicate, r.object) for r in analysis.redundant}
+    degree: dict[str, int] = {}
+    for relation in merged.values():
+        for object_id in (relation.subject, relation.object):
+            degree[object_id] = degree.get(object_id, 0) + 1
+    resolved = []
+    for key, relation in merged.items():
+        weight = relation.weight * (redundant_weight if key in redundant else 1.0)
+        weight /= math.sqrt(degree[relation.subject] * degree[relation.object])
+        resolved.append(relation.model_copy(update={"weight": weight}))
+    return resolved
+
+
+def compile_objective(
+    graphs: SceneGraph | dict | str | list, policy: Policy = "keep", redundant_weight: float = 0.5
+) -> Objective:
+    """Analyse each graph under `policy` and stack their relations into one batched objective."""
+    graph_list = graphs if isinstance(graphs, list) else [graphs]
+    analyses = [analyze(g, policy=policy) for g in graph_list]
+    relations = [resolve_relations(a, redundant_weight) for a in analyses]
+    object_ids: list[list[str]] = []
+    for analysis, graph_relations in zip(analyses, relations):
+        used = {r.subject for r in graph_relations} | {r.object for r in graph_relations}
+        object_ids.append([o.id for o in analysis.graph.objects if o.id in used])
+    batch, width = len(analyses), max((len(r) for r in relations), default=0)
+    subject = torch.zeros(batch, width, dtype=torch.long)
+    obj = torch.zeros(batch, width, dtype=torch.long)
+    predicate = torch.zeros(batch, width, dtype=torch.long)
+    weight = torch.zeros(batch, width)
+    for b, graph_relations in enumerate(relations):
+        position = {object_id: k for k, object_id in enumerate(object_ids[b])}
+        for r, relation in enumerate(graph_relations):
+            subject[b, r] = position[relation.subject]
+            obj[b, r] = position[relation.object]
+            predicate[b, r] = PREDICATE_CODES[relation.predicate]
+            weight[b, r] = relation.weight
+    return Objective(
+        graphs=[a.graph for a in analyses],
+        analyses=analyses,
+        relations=relations,
+        object_ids=object_ids,
+        subject=subject,
+        obj=obj,
+        predicate=predicate,
+        weight=weight,
+    )

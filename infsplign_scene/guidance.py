@@ -1,0 +1,346 @@
+"""InfSplign guidance of a diffusers Stable Diffusion pipeline: `ScenePipeline` and `compose`.
+
+At each guided step: the unconditional forward runs without grad; the conditional forward runs
+with grad on the latents while the decoder's cross-attention maps of the objects' tokens are
+captured; the compiled objective (float32) is differentiated with respect to the latents and
+the classifier-free-guided noise prediction is shifted: ``noise_pred += eta * grad``.
+Unguided steps are exactly the diffusers loop, so eta = 0 reproduces the plain pipeline.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from .analysis import Policy
+from .attention import trace
+from .compile import LossWeights, Objective, ObjectiveValue, compile_objective
+from .errors import InfsplignError
+from .parsing import load_scene
+from .scene import SceneGraph
+from .tokens import check_vocabulary, object_token_indices
+
+
+class GuidanceConfig(BaseModel):
+    """Strength, loss weights and schedule of the guidance.
+
+    The defaults are the authors' sweep for SD 1.4/2.1 (alpha 1.5, margin 0.25, lambda_s 0.5,
+    lambda_p 1, lambda_b 1, gradient weight 1000 on every step); `for_pipeline` picks the
+    defaults of a model family (the embedded shapes model has its own, tuned by a sweep).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    eta: float = Field(1000.0, ge=0, description="Gradient weight in noise_pred += eta * grad.")
+    alpha: float = Field(1.5, gt=0)
+    margin: float = Field(0.25, ge=0, le=1)
+    near_margin: float = Field(0.25, gt=0, le=1.5)
+    lambda_spatial: float = Field(0.5, ge=0)
+    lambda_presence: float = Field(1.0, ge=0)
+    lambda_balance: float = Field(1.0, ge=0)
+    start: float = Field(0.0, ge=0, le=1, description="First guided step, as a fraction of the schedule.")
+    end: float = Field(1.0, ge=0, le=1, description="Guidance stops at this fraction of the schedule.")
+    policy: Policy = Field("keep", description="Conflict policy: error, drop or keep.")
+    include_attributes: bool = Field(False, description="Use the whole name's tokens, not only the head noun's.")
+    normalize_gradient: bool = Field(False, description="Scale each image's gradient to unit RMS before eta.")
+    redundant_weight: float = Field(0.5, ge=0, description="Weight factor of relations implied by others.")
+
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(
+            alpha=self.alpha,
+            margin=self.margin,
+            near_margin=self.near_margin,
+            lambda_spatial=self.lambda_spatial,
+            lambda_presence=self.lambda_presence,
+            lambda_balance=self.lambda_balance,
+        )
+
+    def guided(self, step: int, num_steps: int) -> bool:
+        return self.eta > 0 and self.start * num_steps <= step < self.end * num_steps
+
+    @classmethod
+    def for_pipeline(cls, pipe: Any) -> GuidanceConfig:
+        """Defaults of the pipeline's model family."""
+        from .shapes.model import is_shapes_model
+
+        if is_shapes_model(pipe):
+            from .shapes.model import SHAPES_GUIDANCE
+
+            return cls(**SHAPES_GUIDANCE)
+        return cls()
+
+
+@dataclass
+class ComposeResult:
+    """Images, the graphs used (after conflict resolution), and a JSON-serialisable trace."""
+
+    images: list
+    graphs: list[SceneGraph]
+    objective: Objective
+    trace: list[dict] = field(default_factory=list)
+    config: GuidanceConfig | None = None
+    seconds: float = 0.0
+
+    @property
+    def graph(self) -> SceneGraph:
+        return self.graphs[0]
+
+    def final_satisfied(self) -> list[list[bool]]:
+        """Per image, each relation's satisfied flag at the last guided step's maps."""
+        for record in reversed(self.trace):
+            if "satisfied" in record:
+                return record["satisfied"]
+        return []
+
+
+class ScenePipeline:
+    """Spatially guided sampling on top of a diffusers `StableDiffusionPipeline`.
+
+    >>> scene_pipe = ScenePipeline(sd_pipe)              # or ScenePipeline.from_pretrained(folder)
+    >>> result = scene_pipe("a cat left of a dog", seed=0)
+    >>> result.images[0].save("cat.png")
+    """
+
+    def __init__(self, pipe: Any, config: GuidanceConfig | None = None) -> None:
+        for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+            if not hasattr(pipe, part):
+                raise InfsplignError(f"expected a diffusers StableDiffusionPipeline; {type(pipe).__name__} has no {part}")
+        self.pipe = pipe
+        self.config = config or GuidanceConfig.for_pipeline(pipe)
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: str | Path | None = None, **kwargs: Any) -> ScenePipeline:
+        """Load a Stable Diffusion folder or hub id (offline: a local folder). None loads the embedded model."""
+        from diffusers import StableDiffusionPipeline
+
+        if path_or_id is None:
+            from .shapes.model import embedded_model_dir
+
+            path_or_id = embedded_model_dir()
+        kwargs.setdefault("safety_checker", None)
+        kwargs.setdefault("requires_safety_checker", False)
+        kwargs.setdefault("use_safetensors", True)
+        return cls(StableDiffusionPipeline.from_pretrained(str(path_or_id), **kwargs))
+
+    def to(self, *args: Any, **kwargs: Any) -> ScenePipeline:
+        self.pipe.to(*args, **kwargs)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipe.unet.device
+
+    def __call__(
+        self,
+        scene: SceneGraph | dict | str | Path | list,
+        *,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 7.5,
+        seed: int | list[int] | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        config: GuidanceConfig | None = None,
+        negative_prompt: str | list[str] | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "pil",
+        callback_on_step_end: Any = None,
+        progress: bool = True,
+        record_maps: bool = False,
+    ) -> ComposeResult:
+        """Sample one image per scene; a list of scenes is sampled as one batch."""
+        started = time.perf_counter()
+        config = config or self.config
+        pipe, unet, scheduler = self.pipe, self.pipe.unet, self.pipe.scheduler
+        scenes = scene if isinstance(scene, list) else [scene]
+        graphs = [load_scene(s) for s in scenes]
+        objective = compile_objective(graphs, policy=config.policy, redundant_weight=config.redundant_weight)
+        prompts = [g.prompt or "" for g in objective.graphs]
+        for prompt in prompts:
+            check_vocabulary(pipe.tokenizer, prompt)
+        batch = len(prompts)
+        device = self.device
+        height = height or unet.config.sample_size * pipe.vae_scale_factor
+        width = width or unet.config.sample_size * pipe.vae_scale_factor
+        if height % pipe.vae_scale_factor or width % pipe.vae_scale_factor:
+            raise InfsplignError(f"height and width must be multiples of {pipe.vae_scale_factor}, got {height}x{width}")
+        if generator is None and seed is not None:
+            seeds = seed if isinstance(seed, list) else [seed]
+            generators = [torch.Generator(device).manual_seed(s) for s in seeds]
+            generator = generators[0] if len(generators) == 1 else generators
+        do_cfg = guidance_scale > 1
+        prompt_embeds, negative_embeds = pipe.encode_prompt(prompts, device, 1, do_cfg, negative_prompt)
+        token_matrix = self._token_matrix(objective, config)
+        scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = scheduler.timesteps
+        latents = pipe.prepare_latents(
+            batch, unet.config.in_channels, height, width, prompt_embeds.dtype, device, generator, latents
+        )
+        extra_step_kwargs = pipe.prepare_extra_step_kwargs(generator, 0.0)
+        latent_size = (latents.shape[-2], latents.shape[-1])
+        columns = token_matrix[1]
+        weights = config.loss_weights()
+        records: list[dict] = []
+        guide_any = objective.num_relations > 0 and config.eta > 0
+        with trace(unet, latent_size, columns) as store, pipe.progress_bar(total=len(timesteps)) as bar:
+            bar.disable = not progress
+            for i, t in enumerate(timesteps):
+                record: dict[str, Any] = {"step": i, "timestep": int(t)}
+                if guide_any and config.guided(i, len(timesteps)):
+                    noise_pred = self._guided_noise(
+                        latents, t, prompt_embeds, negative_embeds if do_cfg else None, guidance_scale,
+                        store, token_matrix[0], objective, weights, config, record, record_maps,
+                    )
+                else:
+                    model_input = torch.cat([latents] * 2) if do_cfg else latents
+                    model_input = scheduler.scale_model_input(model_input, t)
+                    embeds = torch.cat([negative_embeds, prompt_embeds]) if do_cfg else prompt_embeds
+                    noise_pred = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+                    if do_cfg:
+                        noise_uncond, noise_text = noise_pred.chunk(2)
+                        noise_pred = noise_uncond + guidance_scale * (noise_text - noise_uncond)
+                latents = scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
+                records.append(record)
+                if callback_on_step_end is not None:
+                    callback_on_step_end(pipe, i, t, {"latents": latents})
+                bar.update()
+        with torch.no_grad():
+            if output_type == "latent":
+                images = latents
+            else:
+                decoded = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generator)[0]
+                images = pipe.image_processor.postprocess(decoded, output_type=output_type, do_denormalize=[True] * batch)
+        return ComposeResult(
+            images=images,
+            graphs=objective.graphs,
+            objective=objective,
+            trace=records,
+            config=config,
+            seconds=time.perf_counter() - started,
+        )
+
+    def _token_matrix(self, objective: Objective, config: GuidanceConfig) -> tuple[torch.Tensor, torch.Tensor]:
+        """Averaging matrix [B, K, T] from captured columns to object maps, and the columns [T]."""
+        spans = [
+            object_token_indices(self.pipe.tokenizer, graph, ids, include_attributes=config.include_attributes)
+            for graph, ids in zip(objective.graphs, objective.object_ids)
+        ]
+        columns = sorted({index for graph_spans in spans for span in graph_spans for index in span})
+        position = {column: j for j, column in enumerate(columns)}
+        matrix = torch.zeros(len(spans), max(objective.num_objects, 1), max(len(columns), 1))
+        for b, graph_spans in enumerate(spans):
+            for k, span in enumerate(graph_spans):
+                for index in span:
+                    matrix[b, k, position[index]] = 1.0 / len(span)
+        return matrix.to(self.device), torch.tensor(columns, dtype=torch.long, device=self.device)
+
+    def _guided_noise(
+        self, latents, t, prompt_embeds, negative_embeds, guidance_scale, store, token_matrix, objective,
+        weights, config, record, record_maps,
+    ) -> torch.Tensor:
+        unet, scheduler = self.pipe.unet, self.pipe.scheduler
+        if negative_embeds is not None:
+            with torch.no_grad():
+                noise_uncond = unet(scheduler.scale_model_input(latents, t), t, encoder_hidden_states=negative_embeds).sample
+        value, grad, noise_text, levels = objective_and_gradient(
+            unet, scheduler, latents, t, prompt_embeds, store, token_matrix, objective, weights
+        )
+        store.reset()
+        noise_pred = noise_uncond + guidance_scale * (noise_text - noise_uncond) if negative_embeds is not None else noise_text
+        finite = torch.isfinite(value.total) & torch.isfinite(grad).flatten(1).all(dim=1)  # [B]
+        grad = torch.where(finite.view(-1, *([1] * (grad.dim() - 1))), grad, torch.zeros_like(grad))
+        record.update(
+            loss=value.total.tolist(),
+            relation_loss=value.relation_loss.tolist(),
+            satisfied=value.satisfied.tolist(),
+            centroids={str(h): c.tolist() for h, c in value.centroids.items()},
+            variances={str(h): v.tolist() for h, v in value.variances.items()},
+            grad_norm=grad.flatten(1).norm(dim=1).tolist(),
+        )
+        if record_maps:
+            record["maps"] = {h: m.detach().cpu() for h, m in levels.items()}
+        if not finite.all():
+            skipped = [b for b, ok in enumerate(finite.tolist()) if not ok]
+            record["warning"] = f"non-finite loss or gradient for images {skipped}: their update was skipped"
+        if config.normalize_gradient:
+            rms = grad.flatten(1).square().mean(dim=1).sqrt().clamp_min(1e-12)
+            grad = grad / rms.view(-1, *([1] * (grad.dim() - 1)))
+        return noise_pred + config.eta * grad.to(noise_pred.dtype)
+
+
+def objective_and_gradient(
+    unet, scheduler, latents, t, prompt_embeds, store, token_matrix, objective, weights
+) -> tuple[ObjectiveValue, torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]:
+    """Conditional forward with grad on the latents, capturing maps; the objective and its gradient.
+
+    latents [B,C,h,w]; token_matrix [B,K,T] averages the captured token columns into object maps.
+    Returns the objective value, d(sum of losses)/d(latents) in float32, the conditional noise
+    prediction (detached) and the object maps per level ({height: [B,K,h',w']})."""
+    with torch.enable_grad():
+        guided_latents = latents.detach().requires_grad_(True)
+        store.reset()
+        store.active = True
+        try:
+            noise_text = unet(scheduler.scale_model_input(guided_latents, t), t, encoder_hidden_states=prompt_embeds).sample
+        finally:
+            store.active = False
+        levels = {
+            height: torch.einsum("bkt,bthw->bkhw", token_matrix, store.level(height).float())
+            for height in store.resolutions()[:2]
+        }
+        value = objective(levels, weights)
+        grad = torch.autograd.grad(value.total.sum(), guided_latents)[0].float()
+    return value, grad, noise_text.detach(), levels
+
+
+def compose(
+    scene: SceneGraph | dict | str | Path | list,
+    pipe: Any = None,
+    *,
+    seed: int | list[int] | None = None,
+    num_inference_steps: int | None = None,
+    guidance_scale: float | None = None,
+    config: GuidanceConfig | None = None,
+    **kwargs: Any,
+) -> ComposeResult:
+    """Parse (if needed), analyse, compile and sample with guidance.
+
+    `pipe` is a diffusers `StableDiffusionPipeline` or a `ScenePipeline`; None uses the embedded
+    shapes model. Other keyword arguments (height, width, negative_prompt, generator, ...) pass
+    through to `ScenePipeline.__call__`.
+    """
+    if pipe is None:
+        scene_pipe = _embedded_pipeline()
+    elif isinstance(pipe, ScenePipeline):
+        scene_pipe = pipe
+    else:
+        scene_pipe = ScenePipeline(pipe)
+    defaults = _sampling_defaults(scene_pipe.pipe)
+    return scene_pipe(
+        scene,
+        seed=seed,
+        num_inference_steps=num_inference_steps or defaults["num_inference_steps"],
+        guidance_scale=guidance_scale if guidance_scale is not None else defaults["guidance_scale"],
+        config=config,
+        **kwargs,
+    )
+
+
+def _sampling_defaults(pipe: Any) -> dict:
+    from .shapes.model import SHAPES_SAMPLING, is_shapes_model
+
+    return dict(SHAPES_SAMPLING) if is_shapes_model(pipe) else {"num_inference_steps": 50, "guidance_scale": 7.5}
+
+
+_EMBEDDED: dict[str, ScenePipeline] = {}
+
+
+def _embedded_pipeline() -> ScenePipeline:
+    if "default" not in _EMBEDDED:
+        _EMBEDDED["default"] = ScenePipeline.from_pretrained(None)
+    return _EMBEDDED["default"]

@@ -1,0 +1,94 @@
+"""The InfSplign math as pure tensor functions, vectorised over batch, objects and relations.
+
+Shapes: B images, K objects, R relations, H x W map cells. Coordinates x (right) and y (down)
+lie in [0, 1] at cell centres. Relations are index tensors, never Python loops.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# Predicate codes used by the index tensors.
+LEFT_OF, RIGHT_OF, ABOVE, BELOW, NEAR = 0, 1, 2, 3, 4
+PREDICATE_CODES = {"left_of": LEFT_OF, "right_of": RIGHT_OF, "above": ABOVE, "below": BELOW, "near": NEAR}
+# Axis (0 = x, 1 = y) and the sign that makes d = sign * (c_object - c_subject) positive when satisfied.
+_AXIS = torch.tensor([0, 0, 1, 1, 0])
+_SIGN = torch.tensor([1.0, -1.0, 1.0, -1.0, 0.0])
+
+
+def centroids_and_variances(maps: torch.Tensor, eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centroid and spatial variance of each map.
+
+    maps: [B, K, H, W], non-negative. Returns centroids [B, K, 2] as (x, y) and variances [B, K],
+    s2 = sum A ((x - cx)^2 + (y - cy)^2) / sum A.
+    """
+    height, width = maps.shape[-2:]
+    ys = (torch.arange(height, device=maps.device, dtype=maps.dtype) + 0.5) / height
+    xs = (torch.arange(width, device=maps.device, dtype=maps.dtype) + 0.5) / width
+    mass = maps.sum(dim=(-2, -1)).clamp_min(eps)
+    row_mass, column_mass = maps.sum(dim=-1), maps.sum(dim=-2)  # [B,K,H], [B,K,W]
+    cx = (column_mass * xs).sum(-1) / mass
+    cy = (row_mass * ys).sum(-1) / mass
+    second = (column_mass * xs.square()).sum(-1) / mass + (row_mass * ys.square()).sum(-1) / mass
+    variances = (second - cx.square() - cy.square()).clamp_min(0)
+    return torch.stack([cx, cy], dim=-1), variances
+
+
+def pair_gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """values [B, K, ...] gathered at index [B, R] -> [B, R, ...]."""
+    expanded = index.reshape(*index.shape, *([1] * (values.dim() - 2))).expand(*index.shape, *values.shape[2:])
+    return torch.gather(values, 1, expanded)
+
+
+def relation_offsets(centroids: torch.Tensor, subject: torch.Tensor, obj: torch.Tensor, predicate: torch.Tensor):
+    """Signed offset d along each relation's axis (positive when the order is right) and the
+    centroid distance. centroids [B,K,2]; subject, obj, predicate [B,R] -> d [B,R], distance [B,R]."""
+    c_subject, c_object = pair_gather(centroids, subject), pair_gather(centroids, obj)  # [B,R,2]
+    delta = c_object - c_subject
+    axis = _AXIS.to(predicate.device)[predicate]
+    sign = _SIGN.to(delta)[predicate]
+    d = sign * torch.gather(delta, -1, axis.unsqueeze(-1)).squeeze(-1)
+    distance = delta.square().sum(-1).add(1e-12).sqrt()
+    return d, distance
+
+
+def spatial_loss(
+    centroids: torch.Tensor,
+    subject: torch.Tensor,
+    obj: torch.Tensor,
+    predicate: torch.Tensor,
+    alpha: float = 1.5,
+    margin: float = 0.25,
+    near_margin: float = 0.25,
+) -> torch.Tensor:
+    """Per-relation spatial loss [B, R].
+
+    left/right/above/below: GELU(alpha * (margin - d)) with d the signed offset on the relation's
+    axis (d = x_obj - x_subj for left_of, x_subj - x_obj for right_of, y_obj - y_subj for above,
+    y_subj - y_obj for below). near: ReLU(distance - near_margin), which pulls the centroids
+    together until they are within near_margin (the authors' code pushed them apart instead).
+    """
+    d, distance = relation_offsets(centroids, subject, obj, predicate)
+    directional = F.gelu(alpha * (margin - d))
+    near = F.relu(distance - near_margin)
+    return torch.where(predicate == NEAR, near, directional)
+
+
+def satisfied(
+    centroids: torch.Tensor, subject: torch.Tensor, obj: torch.Tensor, predicate: torch.Tensor,
+    threshold: float = 0.0, near_margin: float = 0.25,
+) -> torch.Tensor:
+    """Bool [B, R]: the order along the axis is right by more than `threshold` (near: within near_margin)."""
+    d, distance = relation_offsets(centroids, subject, obj, predicate)
+    return torch.where(predicate == NEAR, distance <= near_margin, d > threshold)
+
+
+def presence_loss(variances: torch.Tensor, subject: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:
+    """s2_subject + s2_object per relation [B, R]: compact, present objects. variances [B, K]."""
+    return torch.gather(variances, 1, subject) + torch.gather(variances, 1, obj)
+
+
+def balance_loss(variances: torch.Tensor, subject: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:
+    """|s2_subject - s2_object| per relation [B, R]: neither object swallows the other."""
+    return (torch.gather(variances, 1, subject) - torch.gather(variances, 1, obj)).abs()

@@ -1,0 +1,134 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from infsplign_scene import VocabularyError
+from infsplign_scene.attention import cross_attention_layers, trace
+from infsplign_scene.compile import compile_objective
+from infsplign_scene.guidance import GuidanceConfig, ScenePipeline, compose, objective_and_gradient
+
+PROMPT = "a red circle to the left of a blue square"
+PHRASES = {"left_of": "to the left of", "right_of": "to the right of", "above": "above", "below": "below", "near": "near"}
+
+
+def run_plain(pipe, prompt, seed, steps=3, scale=4.0):
+    generator = torch.Generator().manual_seed(seed)
+    return pipe(prompt, num_inference_steps=steps, guidance_scale=scale, generator=generator).images[0]
+
+
+@pytest.mark.parametrize("prompt", [PROMPT, "a red circle and a blue square"])
+def test_eta_zero_or_no_relation_matches_plain_diffusers(tiny_pipe, prompt):
+    config = GuidanceConfig(eta=0.0) if "left" in prompt else GuidanceConfig(eta=50.0)
+    ours = ScenePipeline(tiny_pipe, config)(prompt, seed=3, num_inference_steps=3, guidance_scale=4.0, progress=False)
+    plain = run_plain(tiny_pipe, prompt, seed=3)
+    assert np.array_equal(np.asarray(ours.images[0]), np.asarray(plain))
+
+
+def test_guidance_changes_the_image_and_writes_a_json_trace(tiny_pipe):
+    config = GuidanceConfig(eta=200.0)
+    result = ScenePipeline(tiny_pipe, config)(PROMPT, seed=3, num_inference_steps=3, guidance_scale=4.0, progress=False)
+    plain = run_plain(tiny_pipe, PROMPT, seed=3)
+    assert not np.array_equal(np.asarray(result.images[0]), np.asarray(plain))
+    assert len(result.trace) == 3
+    step = result.trace[0]
+    assert len(step["relation_loss"]) == 1 and len(step["relation_loss"][0]) == 1
+    assert set(step["centroids"]) == {"4", "8"}  # coarse and middle level, keyed by resolution
+    assert step["grad_norm"][0] > 0
+    json.dumps(result.trace)
+    assert [str(r) for r in result.graph.relations] == ["circle left_of square"]
+
+
+def test_window_limits_guided_steps(tiny_pipe):
+    config = GuidanceConfig(eta=10.0, start=0.0, end=0.5)
+    result = ScenePipeline(tiny_pipe, config)(PROMPT, seed=0, num_inference_steps=4, progress=False)
+    assert ["loss" in r for r in result.trace] == [True, True, False, False]
+
+
+def test_processors_restored_after_call_and_after_error(tiny_pipe):
+    before = dict(tiny_pipe.unet.attn_processors)
+    ScenePipeline(tiny_pipe, GuidanceConfig(eta=5.0))(PROMPT, seed=0, num_inference_steps=2, progress=False)
+    assert tiny_pipe.unet.attn_processors == before
+
+    def explode(*args):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        ScenePipeline(tiny_pipe, GuidanceConfig(eta=5.0))(
+            PROMPT, seed=0, num_inference_steps=2, progress=False, callback_on_step_end=explode
+        )
+    assert tiny_pipe.unet.attn_processors == before
+
+
+def test_capture_is_decoder_only_and_grouped_by_resolution(tiny_pipe):
+    names = cross_attention_layers(tiny_pipe.unet)
+    assert names and all(name.startswith("up_blocks.") and name.endswith("attn2") for name in names)
+    latents = torch.randn(1, 4, 8, 8)
+    embeds = torch.randn(1, 77, 32)
+    with trace(tiny_pipe.unet, (8, 8), torch.tensor([2, 3])) as store:
+        store.active = True
+        tiny_pipe.unet(latents, 10, encoder_hidden_states=embeds)
+    assert store.resolutions() == [4, 8]
+    assert store.level(4).shape == (1, 2, 4, 4)
+    # probabilities over all 77 positions: the kept columns hold part of the mass, never more
+    assert 0 < store.level(8).sum(dim=1).max() <= 1.0 + 1e-5
+
+
+@pytest.mark.parametrize("predicate", list(PHRASES))
+def test_one_gradient_step_lowers_the_objective_for_every_predicate(tiny_pipe, predicate):
+    pipe = tiny_pipe
+    prompt = f"a red circle {PHRASES[predicate]} a blue square"
+    scene = ScenePipeline(pipe, GuidanceConfig(eta=1.0, margin=0.6, near_margin=0.01))
+    objective = compile_objective(prompt)
+    token_matrix, columns = scene._token_matrix(objective, scene.config)
+    embeds, _ = pipe.encode_prompt([prompt], "cpu", 1, False)
+    pipe.scheduler.set_timesteps(10)
+    t = pipe.scheduler.timesteps[2]
+    weights = scene.config.loss_weights()
+    torch.manual_seed(0)
+    latents = torch.randn(1, 4, 8, 8)
+    with trace(pipe.unet, (8, 8), columns) as store:
+        value, grad, _, _ = objective_and_gradient(pipe.unet, pipe.scheduler, latents, t, embeds, store, token_matrix, objective, weights)
+        step = 0.05 * grad / grad.norm()
+        lower, _, _, _ = objective_and_gradient(pipe.unet, pipe.scheduler, latents - step, t, embeds, store, token_matrix, objective, weights)
+        higher, _, _, _ = objective_and_gradient(pipe.unet, pipe.scheduler, latents + step, t, embeds, store, token_matrix, objective, weights)
+    assert lower.total.item() < value.total.item() < higher.total.item()
+
+
+def test_batch_of_scenes_with_different_relation_counts(tiny_pipe):
+    scenes = [PROMPT, "a red circle above a blue square and left of a green triangle", "a red circle"]
+    result = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0))(scenes, seed=[0, 1, 2], num_inference_steps=2, progress=False)
+    assert len(result.images) == 3
+    assert [len(r) for r in result.trace[0]["relation_loss"]] == [2, 2, 2]
+    assert result.trace[0]["relation_loss"][2] == [0.0, 0.0]
+
+
+def test_seed_is_honoured(tiny_pipe):
+    scene = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0))
+    first = scene(PROMPT, seed=5, num_inference_steps=2, progress=False).images[0]
+    second = scene(PROMPT, seed=5, num_inference_steps=2, progress=False).images[0]
+    other = scene(PROMPT, seed=6, num_inference_steps=2, progress=False).images[0]
+    assert np.array_equal(np.asarray(first), np.asarray(second))
+    assert not np.array_equal(np.asarray(first), np.asarray(other))
+
+
+def test_compose_accepts_a_diffusers_pipe_dict_and_json(tiny_pipe, tmp_path):
+    graph = {
+        "objects": [{"id": "c", "name": "red circle"}, {"id": "s", "name": "blue square"}],
+        "relations": [{"subject": "c", "predicate": "above", "object": "s"}],
+    }
+    path = tmp_path / "scene.json"
+    path.write_text(json.dumps(graph))
+    for scene in (graph, str(path), path):
+        result = compose(scene, pipe=tiny_pipe, seed=0, num_inference_steps=2, progress=False)
+        assert result.images[0].size == (16, 16)
+        assert result.graph.relations[0].predicate == "above"
+
+
+def test_unknown_word_and_bad_size_are_clear_errors(tiny_pipe):
+    scene = ScenePipeline(tiny_pipe)
+    with pytest.raises(VocabularyError, match="'dog'"):
+        scene("a red dog left of a blue square", seed=0, num_inference_steps=1, progress=False)
+    with pytest.raises(Exception, match="multiples of 2"):
+        scene(PROMPT, seed=0, num_inference_steps=1, height=15, progress=False)

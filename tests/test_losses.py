@@ -1,0 +1,122 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from infsplign_scene.losses import (
+    ABOVE,
+    BELOW,
+    LEFT_OF,
+    NEAR,
+    RIGHT_OF,
+    balance_loss,
+    centroids_and_variances,
+    presence_loss,
+    satisfied,
+    spatial_loss,
+)
+
+
+def point_map(height, width, cells):
+    maps = torch.zeros(1, len(cells), height, width)
+    for k, (row, col) in enumerate(cells):
+        maps[0, k, row, col] = 1.0
+    return maps
+
+
+def test_centroid_of_single_cell_is_its_centre():
+    centroids, variances = centroids_and_variances(point_map(4, 8, [(1, 2)]))
+    assert centroids[0, 0].tolist() == pytest.approx([2.5 / 8, 1.5 / 4])
+    assert variances[0, 0].item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_variance_of_two_cells_by_hand():
+    maps = torch.zeros(1, 1, 4, 4)
+    maps[0, 0, 0, 0] = 1.0
+    maps[0, 0, 0, 2] = 3.0
+    centroids, variances = centroids_and_variances(maps)
+    x0, x1, y = 0.5 / 4, 2.5 / 4, 0.5 / 4
+    cx = (x0 + 3 * x1) / 4
+    expected = (1 * (x0 - cx) ** 2 + 3 * (x1 - cx) ** 2) / 4
+    assert centroids[0, 0].tolist() == pytest.approx([cx, y])
+    assert variances[0, 0].item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_centroid_translation_equivariance():
+    torch.manual_seed(0)
+    maps = torch.zeros(2, 3, 16, 16)
+    maps[..., 2:10, 3:9] = torch.rand(2, 3, 8, 6)
+    shifted = torch.roll(maps, shifts=(2, 5), dims=(-2, -1))
+    c0, v0 = centroids_and_variances(maps)
+    c1, v1 = centroids_and_variances(shifted)
+    assert torch.allclose(c1 - c0, torch.tensor([5 / 16, 2 / 16]).expand_as(c0), atol=1e-6)
+    assert torch.allclose(v0, v1, atol=1e-6)
+
+
+def spatial(centroids, predicate, **kwargs):
+    index = torch.tensor([[0]])
+    return spatial_loss(centroids, index, torch.tensor([[1]]), torch.tensor([[predicate]]), **kwargs)[0, 0].item()
+
+
+@pytest.mark.parametrize(
+    ("predicate", "subject", "obj", "d"),
+    [
+        (LEFT_OF, (0.2, 0.5), (0.7, 0.5), 0.5),
+        (RIGHT_OF, (0.2, 0.5), (0.7, 0.5), -0.5),
+        (ABOVE, (0.5, 0.1), (0.5, 0.4), 0.3),
+        (BELOW, (0.5, 0.1), (0.5, 0.4), -0.3),
+    ],
+)
+def test_directional_loss_matches_formula(predicate, subject, obj, d):
+    centroids = torch.tensor([[subject, obj]])
+    expected = F.gelu(torch.tensor(1.5 * (0.25 - d))).item()
+    assert spatial(centroids, predicate, alpha=1.5, margin=0.25) == pytest.approx(expected, rel=1e-5)
+
+
+def test_near_pulls_together_and_is_zero_when_close():
+    far = torch.tensor([[(0.1, 0.5), (0.9, 0.5)]], requires_grad=True)
+    loss = spatial(far, NEAR, near_margin=0.25)
+    assert loss == pytest.approx(0.8 - 0.25, rel=1e-5)
+    index = torch.tensor([[0]])
+    spatial_loss(far, index, torch.tensor([[1]]), torch.tensor([[NEAR]]), near_margin=0.25).sum().backward()
+    # descending the gradient moves the subject right (towards the object) and the object left
+    assert far.grad[0, 0, 0] < 0 < far.grad[0, 1, 0]
+    close = torch.tensor([[(0.45, 0.5), (0.55, 0.5)]])
+    assert spatial(close, NEAR, near_margin=0.25) == 0.0
+
+
+def test_vectorised_over_batch_and_relations():
+    torch.manual_seed(1)
+    centroids = torch.rand(3, 4, 2)
+    subject = torch.tensor([[0, 1, 2, 3, 0]]).expand(3, -1)
+    obj = torch.tensor([[1, 2, 3, 0, 2]]).expand(3, -1)
+    predicate = torch.tensor([[LEFT_OF, RIGHT_OF, ABOVE, BELOW, NEAR]]).expand(3, -1)
+    losses = spatial_loss(centroids, subject, obj, predicate)
+    assert losses.shape == (3, 5)
+    for b in range(3):
+        for r in range(5):
+            single = spatial(centroids[b : b + 1, [subject[b, r], obj[b, r]]], int(predicate[b, r]))
+            assert losses[b, r].item() == pytest.approx(single, rel=1e-5, abs=1e-7)
+
+
+def test_satisfied_flags():
+    centroids = torch.tensor([[(0.2, 0.2), (0.8, 0.8)]])
+    s, o = torch.tensor([[0, 0, 0, 0, 0]]), torch.tensor([[1, 1, 1, 1, 1]])
+    predicate = torch.tensor([[LEFT_OF, RIGHT_OF, ABOVE, BELOW, NEAR]])
+    assert satisfied(centroids, s, o, predicate).tolist() == [[True, False, True, False, False]]
+
+
+def test_presence_and_balance():
+    variances = torch.tensor([[0.1, 0.3, 0.05]])
+    s, o = torch.tensor([[0, 2]]), torch.tensor([[1, 1]])
+    assert presence_loss(variances, s, o).tolist()[0] == pytest.approx([0.4, 0.35])
+    assert balance_loss(variances, s, o).tolist()[0] == pytest.approx([0.2, 0.25])
+
+
+def test_gelu_reversal_property_is_documented_behaviour():
+    # with alpha 1.5 and margin 0.25 the loss rises again once d exceeds ~0.75 (GELU minimum)
+    centroids_mid = torch.tensor([[(0.1, 0.5), (0.85, 0.5)]])
+    centroids_far = torch.tensor([[(0.0, 0.5), (1.0, 0.5)]])
+    assert spatial(centroids_far, LEFT_OF) > spatial(centroids_mid, LEFT_OF)
+    assert math.isfinite(spatial(centroids_far, LEFT_OF))
