@@ -1,0 +1,225 @@
+"""Baseline-vs-guided benchmark on the embedded shapes model, scored by the exact detector.
+
+Suites (fixed and seeded): (a) two objects x {left_of, right_of, above, below, near}; (b) three
+objects, two relations; (c) four objects, three relations; (d) contradicting graphs (a cycle on
+one axis) under the `drop` and `keep` policies (`error` refuses them all). Unguided and guided
+images use the same seeds, so each relation can be compared pair by pair (paired flips).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..guidance import GuidanceConfig, ScenePipeline
+from ..scene import PREDICATE_PHRASES, SceneGraph
+from .detector import DetectionResult, detect, relation_holds
+from .scenes import COLORS, SHAPES
+
+SUITES = ("a_two_objects", "b_three_objects", "c_four_objects", "d_conflict_drop", "d_conflict_keep")
+DIRECTIONAL = ("left_of", "right_of", "above", "below")
+ARTIFACT_PIXELS = 5  # an image with at least this many stray pixels "has artifacts"
+
+
+@dataclass
+class Item:
+    graph: SceneGraph
+    seed: int
+    objects: list[tuple[str, str]]  # (colour, shape) per object id, in graph order
+
+
+def _objects(rng: np.random.Generator, count: int) -> list[tuple[str, str]]:
+    colors = rng.choice(list(COLORS), size=count, replace=False)
+    return [(str(c), str(rng.choice(SHAPES))) for c in colors]
+
+
+def _graph(objects: list[tuple[str, str]], relations: list[tuple[int, str, int]], weights=None) -> SceneGraph:
+    ids = [f"{color}_{shape}" for color, shape in objects]
+    clauses, spans, text = [], {}, ""
+    for n, (s, predicate, o) in enumerate(relations):
+        subject_name, object_name = " ".join(objects[s]), " ".join(objects[o])
+        clause_start = len(text) + (2 if text else 0)
+        subject_text = ("the " if s in spans else "a ") + subject_name
+        object_text = ("the " if o in spans else "a ") + object_name
+        clause = f"{subject_text} {PREDICATE_PHRASES[predicate]} {object_text}"
+        if s not in spans:
+            spans[s] = (clause_start + 2, clause_start + 2 + len(subject_name))
+        if o not in spans:
+            start = clause_start + len(clause) - len(object_name)
+            spans[o] = (start, start + len(object_name))
+        text += (", " if text else "") + clause
+        clauses.append(clause)
+    return SceneGraph(
+        prompt=text,
+        objects=[
+            {"id": ids[k], "name": " ".join(obj), "noun": obj[1], "attributes": [obj[0]], "span": spans[k]}
+            for k, obj in enumerate(objects)
+        ],
+        relations=[
+            {"subject": ids[s], "predicate": p, "object": ids[o], "weight": (weights[n] if weights else 1.0)}
+            for n, (s, p, o) in enumerate(relations)
+        ],
+    )
+
+
+def make_suite(name: str, images: int, seed: int) -> list[Item]:
+    """The fixed, seeded items of a suite."""
+    rng = np.random.default_rng([seed, SUITES.index(name)])
+    items = []
+    for i in range(images):
+        if name == "a_two_objects":
+            objects = _objects(rng, 2)
+            relations = [(0, ("left_of", "right_of", "above", "below", "near")[i % 5], 1)]
+            weights = None
+        elif name in ("b_three_objects", "c_four_objects"):
+            count = 3 if name == "b_three_objects" else 4
+            objects = _objects(rng, count)
+            # relations consistent with a random layout order, over a random spanning tree
+            x_rank, y_rank = rng.permutation(count), rng.permutation(count)
+            relations = []
+            for child in range(1, count):
+                parent = int(rng.integers(0, child))
+                axis = rng.integers(0, 2)
+                if axis == 0:
+                    predicate = "left_of" if x_rank[child] < x_rank[parent] else "right_of"
+                else:
+                    predicate = "above" if y_rank[child] < y_rank[parent] else "below"
+                relations.append((child, predicate, parent))
+            weights = None
+        else:  # a 3-cycle on one axis; one relation lighter, so `drop` has a unique choice
+            objects = _objects(rng, 3)
+            predicate = ("left_of", "above")[i % 2]
+            relations = [(0, predicate, 1), (1, predicate, 2), (2, predicate, 0)]
+            weights = [1.0, 1.0, 1.0]
+            weights[int(rng.integers(0, 3))] = 0.5
+        items.append(Item(_graph(objects, relations, weights), seed * 1_000_000 + SUITES.index(name) * 10_000 + i, objects))
+    return items
+
+
+def generate(scene_pipe: ScenePipeline, items: list[Item], config: GuidanceConfig, batch_size: int, **sampling):
+    """Images for the items, in batches; returns (images, resolved graphs, seconds)."""
+    images, graphs = [], []
+    started = time.perf_counter()
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        result = scene_pipe(
+            [item.graph for item in chunk], seed=[item.seed for item in chunk], config=config, progress=False, **sampling
+        )
+        images += result.images
+        graphs += result.graphs
+    return images, graphs, time.perf_counter() - started
+
+
+def score(items: list[Item], images: list, graphs: list[SceneGraph]) -> tuple[dict, list[list[bool | None]]]:
+    """Metrics of one suite in one mode, and each relation's outcome (None when an object is missing)."""
+    detections: list[DetectionResult] = [detect(np.asarray(image)) for image in images]
+    objects_ok = colors_ok = all_ok = 0
+    found_pairs = satisfied = strict = total_relations = artifacts = 0
+    outcomes: list[list[bool | None]] = []
+    for item, graph, found in zip(items, graphs, detections):
+        by_id = {o.id: (o.attributes[0], o.noun) for o in item.graph.objects}
+        located = {object_id: found.find(color, shape) for object_id, (color, shape) in by_id.items()}
+        every = all(d is not None for d in located.values())
+        objects_ok += every
+        colors_ok += all(found.find(color) is not None for color, _ in by_id.values())
+        artifacts += found.artifact_pixels >= ARTIFACT_PIXELS
+        image_outcomes = []
+        for relation in item.graph.relations:
+            subject, obj = located[relation.subject], located[relation.object]
+            total_relations += 1
+            if subject is None or obj is None:
+                image_outcomes.append(None)
+                continue
+            holds = relation_holds(subject, obj, relation.predicate)
+            found_pairs += 1
+            satisfied += holds
+            strict += relation_holds(subject, obj, relation.predicate, strict=True)
+            image_outcomes.append(holds)
+        outcomes.append(image_outcomes)
+        resolved = {str(r) for r in graph.relations}
+        kept = [o for r, o in zip(item.graph.relations, image_outcomes) if str(r) in resolved]
+        all_ok += every and all(kept)
+    n = max(len(items), 1)
+    metrics = {
+        "images": len(items),
+        "object_accuracy": objects_ok / n,
+        "color_accuracy": colors_ok / n,
+        "relation_accuracy": satisfied / max(found_pairs, 1),
+        "relation_accuracy_strict": strict / max(found_pairs, 1),
+        "relation_accuracy_uncond": satisfied / max(total_relations, 1),
+        "all_satisfied": all_ok / n,
+        "artifact_rate": artifacts / n,
+    }
+    return metrics, outcomes
+
+
+def paired_flips(unguided: list[list[bool | None]], guided: list[list[bool | None]]) -> dict:
+    fixed = broken = 0
+    for before_image, after_image in zip(unguided, guided):
+        for before, after in zip(before_image, after_image):
+            if before is None or after is None:
+                continue
+            fixed += (not before) and after
+            broken += before and not after
+    return {"fixed": fixed, "broken": broken}
+
+
+def max_consistent_share(items: list[Item], outcomes: list[list[bool | None]]) -> float:
+    """Share of the largest consistent subset satisfied (a 3-cycle: at most 2 of its 3 relations)."""
+    shares = [sum(bool(o) for o in image) / (len(image) - 1) for image in outcomes]
+    return float(np.mean(shares)) if shares else 0.0
+
+
+def grid(rows: list[list], scale: int = 4) -> Image.Image:
+    """Rows of equally sized images pasted into one picture, upscaled without smoothing."""
+    width, height = rows[0][0].size
+    columns = max(len(row) for row in rows)
+    canvas = Image.new("RGB", (columns * width, len(rows) * height), "white")
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            canvas.paste(image, (c * width, r * height))
+    return canvas.resize((canvas.width * scale, canvas.height * scale), Image.NEAREST)
+
+
+def run_benchmark(
+    images: int = 200,
+    seed: int = 0,
+    suites: tuple[str, ...] = SUITES,
+    scene_pipe: ScenePipeline | None = None,
+    config: GuidanceConfig | None = None,
+    batch_size: int = 50,
+    grid_path: Path | None = None,
+    grid_columns: int = 10,
+) -> dict:
+    """Run the suites unguided and guided on the same seeds; return the JSON-ready results."""
+    scene_pipe = scene_pipe or ScenePipeline.from_pretrained(None)
+    config = config or GuidanceConfig.for_pipeline(scene_pipe.pipe)
+    from .model import SHAPES_SAMPLING
+
+    results: dict = {"config": config.model_dump(), "sampling": dict(SHAPES_SAMPLING), "images_per_suite": images}
+    grid_rows = []
+    for suite in suites:
+        items = make_suite(suite, images, seed)
+        policy = "drop" if suite == "d_conflict_drop" else config.policy
+        suite_config = config.model_copy(update={"policy": policy})
+        entry: dict = {}
+        outcomes = {}
+        for mode, mode_config in (("unguided", suite_config.model_copy(update={"eta": 0.0})), ("guided", suite_config)):
+            pictures, graphs, seconds = generate(scene_pipe, items, mode_config, batch_size, **SHAPES_SAMPLING)
+            metrics, outcomes[mode] = score(items, pictures, graphs)
+            metrics["seconds_per_image"] = seconds / max(len(items), 1)
+            if suite.startswith("d_conflict"):
+                metrics["max_consistent_satisfied"] = max_consistent_share(items, outcomes[mode])
+            entry[mode] = metrics
+            grid_rows.append(pictures[:grid_columns])
+        entry["paired_flips"] = paired_flips(outcomes["unguided"], outcomes["guided"])
+        if suite == "d_conflict_drop":
+            entry["error_policy_refused"] = len(items)  # every item is a contradiction
+        results[suite] = entry
+    if grid_path is not None:
+        grid(grid_rows).save(grid_path)
+    return results
