@@ -26,12 +26,22 @@ Triples = frozenset
 SR2D_RELATIONS = {"to the left of": "left_of", "to the right of": "right_of", "above": "above", "below": "below"}
 GENEVAL_RELATIONS = {"left of": "left_of", "right of": "right_of", "above": "above", "below": "below"}
 HRS_RELATIONS = {
-    "on the left of": "left_of", "on the right of": "right_of", "above": "above", "over": "above",
-    "below": "below", "under": "below", "beneath": "below",
+    "on the left of": "left_of",
+    "on the right of": "right_of",
+    "above": "above",
+    "over": "above",
+    "below": "below",
+    "under": "below",
+    "beneath": "below",
 }
 T2I_RELATIONS = {
-    "on the left of": "left_of", "on the right of": "right_of", "on the top of": "above",
-    "on the bottom of": "below", "on side of": "near", "next to": "near", "near": "near",
+    "on the left of": "left_of",
+    "on the right of": "right_of",
+    "on the top of": "above",
+    "on the bottom of": "below",
+    "on side of": "near",
+    "next to": "near",
+    "near": "near",
 }
 
 
@@ -79,7 +89,7 @@ def hrs(root: Path) -> Iterator[tuple[str, Triples]]:
                         gold += [(left, "left_of", subject), (subject, "left_of", right)]
             else:
                 subjects = objects[: len(objects) - len(rels)]
-                for relation, reference in zip(rels, objects[len(subjects) :]):
+                for relation, reference in zip(rels, objects[len(subjects) :], strict=False):
                     gold += [(subject, HRS_RELATIONS[relation], reference) for subject in subjects]
             yield row["meta_prompt"], triples(gold)
 
@@ -117,17 +127,29 @@ def evaluate(root: Path) -> list[dict]:
         results = [(text, gold, parsed_triples(text)) for text, gold in items]
         seconds = time.perf_counter() - started
         correct = sum(gold == got for _, gold, got in results)
-        failures = [(text, sorted(gold), sorted(got) if got is not None else "ParseError")
-                    for text, gold, got in results if gold != got]
-        rows.append({"set": name, "prompts": len(items), "correct": correct, "accuracy": correct / max(len(items), 1),
-                     "seconds": seconds, "failures": failures[:5]})
+        failures = [
+            (text, sorted(gold), sorted(got) if got is not None else "ParseError")
+            for text, gold, got in results
+            if gold != got
+        ]
+        rows.append(
+            {
+                "set": name,
+                "prompts": len(items),
+                "correct": correct,
+                "accuracy": correct / max(len(items), 1),
+                "seconds": seconds,
+                "failures": failures[:5],
+            }
+        )
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| set | prompts | exact | accuracy | parse time (s) |", "|---|---:|---:|---:|---:|"]
     for row in rows:
-        lines.append(f"| {row['set']} | {row['prompts']} | {row['correct']} | {100 * row['accuracy']:.2f}% | {row['seconds']:.2f} |")
+        cells = [row["set"], row["prompts"], row["correct"], f"{100 * row['accuracy']:.2f}%", f"{row['seconds']:.2f}"]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
 
 

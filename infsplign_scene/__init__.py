@@ -1,8 +1,8 @@
 """infsplign-scene: put objects where the prompt says, by InfSplign attention guidance.
 
-    >>> from infsplign_scene import compose
-    >>> result = compose("a red circle to the left of a blue square", seed=0)
-    >>> result.images[0].save("out.png")
+>>> from infsplign_scene import compose
+>>> result = compose("a red circle to the left of a blue square", seed=0)
+>>> result.images[0].save("out.png")
 """
 
 from .analysis import Analysis, Conflict, analyze

@@ -148,7 +148,7 @@ def _find_conflicts(axes: dict[str, nx.DiGraph], relations: list[Relation]) -> l
     conflicts = []
     for axis, digraph in axes.items():
         for cycle in itertools.islice(nx.simple_cycles(digraph), MAX_REPORTED_CYCLES):
-            edges = zip(cycle, cycle[1:] + cycle[:1])
+            edges = zip(cycle, cycle[1:] + cycle[:1], strict=False)
             conflicts.append(Conflict(axis, tuple(relations[digraph[a][b]["relations"][0]] for a, b in edges)))
     return conflicts
 

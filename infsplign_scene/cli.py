@@ -82,8 +82,12 @@ def compose_command(
         updates = {"policy": policy} | ({"eta": eta} if eta is not None else {})
         config = GuidanceConfig(**(GuidanceConfig.for_pipeline(scene_pipe.pipe).model_dump() | updates))
         result = compose(
-            load_scene(source), pipe=scene_pipe, seed=seed, num_inference_steps=steps,
-            guidance_scale=guidance_scale, config=config,
+            load_scene(source),
+            pipe=scene_pipe,
+            seed=seed,
+            num_inference_steps=steps,
+            guidance_scale=guidance_scale,
+            config=config,
         )
     except InfsplignError as error:
         _fail(error)
@@ -92,7 +96,7 @@ def compose_command(
     if trace_path is not None:
         trace_path.write_text(json.dumps(result.trace))
     satisfied = result.final_satisfied()
-    for relation, ok in zip(result.objective.relations[0], satisfied[0] if satisfied else []):
+    for relation, ok in zip(result.objective.relations[0], satisfied[0] if satisfied else [], strict=False):
         typer.echo(f"{'satisfied' if ok else 'violated '}  {relation.subject} {relation.predicate} {relation.object}")
     typer.echo(f"wrote {output} ({result.seconds:.1f} s)")
 
@@ -106,7 +110,9 @@ def bench_shapes_command(
     images: Annotated[int, typer.Option(help="Images per suite (the targets are measured with >= 200).")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the suites and of the sampling.")] = 0,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
-    grid_path: Annotated[Path | None, typer.Option("--grid", help="Write a PNG grid: unguided rows above guided.")] = None,
+    grid_path: Annotated[
+        Path | None, typer.Option("--grid", help="Write a PNG grid: unguided rows above guided.")
+    ] = None,
     suites: Annotated[str, typer.Option(help="Comma-separated suites (default: all).")] = "",
     eta: Annotated[float | None, typer.Option(help="Override the model family's default eta.")] = None,
 ) -> None:

@@ -129,7 +129,7 @@ def compile_objective(
     analyses = [analyze(g, policy=policy) for g in graph_list]
     relations = [resolve_relations(a, redundant_weight) for a in analyses]
     object_ids: list[list[str]] = []
-    for analysis, graph_relations in zip(analyses, relations):
+    for analysis, graph_relations in zip(analyses, relations, strict=False):
         used = {r.subject for r in graph_relations} | {r.object for r in graph_relations}
         object_ids.append([o.id for o in analysis.graph.objects if o.id in used])
     batch, width = len(analyses), max((len(r) for r in relations), default=0)

@@ -109,7 +109,9 @@ class ScenePipeline:
     def __init__(self, pipe: Any, config: GuidanceConfig | None = None) -> None:
         for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
             if not hasattr(pipe, part):
-                raise InfsplignError(f"expected a diffusers StableDiffusionPipeline; {type(pipe).__name__} has no {part}")
+                raise InfsplignError(
+                    f"expected a diffusers StableDiffusionPipeline; {type(pipe).__name__} has no {part}"
+                )
         self.pipe = pipe
         self.config = config or GuidanceConfig.for_pipeline(pipe)
 
@@ -193,8 +195,18 @@ class ScenePipeline:
                 record: dict[str, Any] = {"step": i, "timestep": int(t)}
                 if guide_any and config.guided(i, len(timesteps)):
                     noise_pred = self._guided_noise(
-                        latents, t, prompt_embeds, negative_embeds if do_cfg else None, guidance_scale,
-                        store, token_matrix[0], objective, weights, config, record, record_maps,
+                        latents,
+                        t,
+                        prompt_embeds,
+                        negative_embeds if do_cfg else None,
+                        guidance_scale,
+                        store,
+                        token_matrix[0],
+                        objective,
+                        weights,
+                        config,
+                        record,
+                        record_maps,
                     )
                 else:
                     model_input = torch.cat([latents] * 2) if do_cfg else latents
@@ -213,8 +225,12 @@ class ScenePipeline:
             if output_type == "latent":
                 images = latents
             else:
-                decoded = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generator)[0]
-                images = pipe.image_processor.postprocess(decoded, output_type=output_type, do_denormalize=[True] * batch)
+                decoded = pipe.vae.decode(
+                    latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generator
+                )[0]
+                images = pipe.image_processor.postprocess(
+                    decoded, output_type=output_type, do_denormalize=[True] * batch
+                )
         return ComposeResult(
             images=images,
             graphs=objective.graphs,
@@ -228,7 +244,7 @@ class ScenePipeline:
         """Averaging matrix [B, K, T] from captured columns to object maps, and the columns [T]."""
         spans = [
             object_token_indices(self.pipe.tokenizer, graph, ids, include_attributes=config.include_attributes)
-            for graph, ids in zip(objective.graphs, objective.object_ids)
+            for graph, ids in zip(objective.graphs, objective.object_ids, strict=False)
         ]
         columns = sorted({index for graph_spans in spans for span in graph_spans for index in span})
         position = {column: j for j, column in enumerate(columns)}
@@ -240,18 +256,33 @@ class ScenePipeline:
         return matrix.to(self.device), torch.tensor(columns, dtype=torch.long, device=self.device)
 
     def _guided_noise(
-        self, latents, t, prompt_embeds, negative_embeds, guidance_scale, store, token_matrix, objective,
-        weights, config, record, record_maps,
+        self,
+        latents,
+        t,
+        prompt_embeds,
+        negative_embeds,
+        guidance_scale,
+        store,
+        token_matrix,
+        objective,
+        weights,
+        config,
+        record,
+        record_maps,
     ) -> torch.Tensor:
         unet, scheduler = self.pipe.unet, self.pipe.scheduler
         if negative_embeds is not None:
             with torch.no_grad():
-                noise_uncond = unet(scheduler.scale_model_input(latents, t), t, encoder_hidden_states=negative_embeds).sample
+                noise_uncond = unet(
+                    scheduler.scale_model_input(latents, t), t, encoder_hidden_states=negative_embeds
+                ).sample
         value, grad, noise_text, levels = objective_and_gradient(
             unet, scheduler, latents, t, prompt_embeds, store, token_matrix, objective, weights
         )
         store.reset()
-        noise_pred = noise_uncond + guidance_scale * (noise_text - noise_uncond) if negative_embeds is not None else noise_text
+        noise_pred = (
+            noise_uncond + guidance_scale * (noise_text - noise_uncond) if negative_embeds is not None else noise_text
+        )
         finite = torch.isfinite(value.total) & torch.isfinite(grad).flatten(1).all(dim=1)  # [B]
         grad = torch.where(finite.view(-1, *([1] * (grad.dim() - 1))), grad, torch.zeros_like(grad))
         record.update(
@@ -286,7 +317,9 @@ def objective_and_gradient(
         store.reset()
         store.active = True
         try:
-            noise_text = unet(scheduler.scale_model_input(guided_latents, t), t, encoder_hidden_states=prompt_embeds).sample
+            noise_text = unet(
+                scheduler.scale_model_input(guided_latents, t), t, encoder_hidden_states=prompt_embeds
+            ).sample
         finally:
             store.active = False
         levels = {

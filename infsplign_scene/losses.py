@@ -76,8 +76,12 @@ def spatial_loss(
 
 
 def satisfied(
-    centroids: torch.Tensor, subject: torch.Tensor, obj: torch.Tensor, predicate: torch.Tensor,
-    threshold: float = 0.0, near_margin: float = 0.25,
+    centroids: torch.Tensor,
+    subject: torch.Tensor,
+    obj: torch.Tensor,
+    predicate: torch.Tensor,
+    threshold: float = 0.0,
+    near_margin: float = 0.25,
 ) -> torch.Tensor:
     """Bool [B, R]: the order along the axis is right by more than `threshold` (near: within near_margin)."""
     d, distance = relation_offsets(centroids, subject, obj, predicate)

@@ -20,9 +20,9 @@ from functools import cache
 from pathlib import Path
 
 from lark import Lark, Token, Tree
-from pydantic import ValidationError
 from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lexer import Lexer
+from pydantic import ValidationError
 
 from .errors import ParseError
 from .lexicon import Lexicon, grammar_dir, load_lexicon
@@ -245,7 +245,7 @@ class _GraphBuilder:
         return None
 
     def _named_in_earlier_sentence(self, name: str) -> str | None:
-        """"a dog ..., a dog near a cat": the same name again in a later sentence is the same object."""
+        """ "a dog ..., a dog near a cat": the same name again in a later sentence is the same object."""
         for obj in self.objects:
             if obj.name.lower() == name and obj.count == 1 and obj.id not in self.sentence_objects:
                 return obj.id

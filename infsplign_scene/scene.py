@@ -125,7 +125,7 @@ class SceneGraph(BaseModel):
                 raise ValueError(f"relation {index} ({relation}) relates object {relation.subject!r} to itself")
         if self.prompt is None:
             self.prompt, spans = _write_prompt(self)
-            for obj, span in zip(self.objects, spans):
+            for obj, span in zip(self.objects, spans, strict=False):
                 obj.span = span
         else:
             self._check_names_in_prompt()
@@ -142,7 +142,9 @@ class SceneGraph(BaseModel):
                         f"object {obj.id!r}: span {list(obj.span)} does not cover its name {obj.name!r} in the prompt"
                     )
             elif not re.search(rf"(?<!\w){re.escape(obj.name.lower())}(?!\w)", lowered):
-                raise ValueError(f"object {obj.id!r}: its name {obj.name!r} does not occur in the prompt {self.prompt!r}")
+                raise ValueError(
+                    f"object {obj.id!r}: its name {obj.name!r} does not occur in the prompt {self.prompt!r}"
+                )
 
     # ---- convenience -------------------------------------------------------------------------
     def object_by_id(self, object_id: str) -> SceneObject:

@@ -52,7 +52,9 @@ def object_token_indices(
     prompt = graph.prompt or ""
     limit = getattr(tokenizer, "model_max_length", 77)
     limit = 77 if limit is None or limit > 10_000 else limit
-    has_start = bool(tokenizer("x").input_ids[:1] == [tokenizer.bos_token_id]) if tokenizer.bos_token_id is not None else False
+    has_start = (
+        bool(tokenizer("x").input_ids[:1] == [tokenizer.bos_token_id]) if tokenizer.bos_token_id is not None else False
+    )
     offset = 1 if has_start else 0
     ids = object_ids if object_ids is not None else [o.id for o in graph.objects]
     taken: set[tuple[int, int]] = {o.span for o in graph.objects if o.span is not None}

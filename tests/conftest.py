@@ -29,14 +29,16 @@ def shared_benchmarks() -> Path:
 
 def _bytes_to_unicode() -> dict[int, str]:
     """The byte -> printable character table of GPT-2/CLIP byte-level BPE."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars, n = printable[:], 0
     for byte in range(256):
         if byte not in printable:
             printable.append(byte)
             chars.append(256 + n)
             n += 1
-    return dict(zip(printable, map(chr, chars)))
+    return dict(zip(printable, map(chr, chars), strict=False))
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +48,8 @@ def clip_tokenizer(tmp_path_factory):
     if spec is None or spec.origin is None:
         pytest.skip("open-clip-torch (source of the CLIP BPE vocabulary) is not installed")
     bpe_path = Path(spec.origin).parent / "bpe_simple_vocab_16e6.txt.gz"
-    merges = gzip.open(bpe_path).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
+    with gzip.open(bpe_path) as handle:
+        merges = handle.read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
     vocab = list(_bytes_to_unicode().values())
     vocab += [v + "</w>" for v in vocab]
     vocab += ["".join(merge.split()) for merge in merges]

@@ -11,7 +11,11 @@ def graph(relations, count=None):
     ids = sorted({r[0] for r in relations} | {r[2] for r in relations})
     return SceneGraph(
         objects=[{"id": i, "name": i} for i in ids],
-        relations=[{"subject": s, "predicate": p, "object": o, "weight": w} for s, p, o, *rest in relations for w in [rest[0] if rest else 1.0]],
+        relations=[
+            {"subject": s, "predicate": p, "object": o, "weight": w}
+            for s, p, o, *rest in relations
+            for w in [rest[0] if rest else 1.0]
+        ],
     )
 
 
@@ -33,10 +37,18 @@ def test_inverses_are_normalised_into_one_axis():
 
 
 def test_duplicates_implied_and_redundant():
-    analysis = analyze(graph([
-        ("a", "left_of", "b"), ("b", "right_of", "a"), ("b", "left_of", "c"), ("a", "left_of", "c"),
-        ("a", "near", "d"), ("d", "near", "a"),
-    ]))
+    analysis = analyze(
+        graph(
+            [
+                ("a", "left_of", "b"),
+                ("b", "right_of", "a"),
+                ("b", "left_of", "c"),
+                ("a", "left_of", "c"),
+                ("a", "near", "d"),
+                ("d", "near", "a"),
+            ]
+        )
+    )
     assert not analysis.conflicts
     assert sorted(len(group) for group in analysis.duplicates) == [2, 2]
     assert [str(r) for r in analysis.redundant] == ["a left_of c"]
@@ -51,8 +63,12 @@ def test_error_policy_raises_naming_the_cycle():
 
 
 def test_drop_policy_removes_the_lightest_relation():
-    relations = [("cat", "left_of", "dog", 2.0), ("dog", "left_of", "bird", 3.0), ("bird", "left_of", "cat", 0.5),
-                 ("cat", "above", "bird")]
+    relations = [
+        ("cat", "left_of", "dog", 2.0),
+        ("dog", "left_of", "bird", 3.0),
+        ("bird", "left_of", "cat", 0.5),
+        ("cat", "above", "bird"),
+    ]
     analysis = analyze(graph(relations), policy="drop")
     assert [str(d.relation) for d in analysis.dropped] == ["bird left_of cat"]
     assert len(analysis.graph.relations) == 3 and analysis.consistent and analysis.exact
@@ -60,8 +76,13 @@ def test_drop_policy_removes_the_lightest_relation():
 
 def test_drop_policy_is_minimum_weight_not_minimum_count():
     # two cycles sharing the heavy edge a->b: dropping it (weight 3) costs more than the two light ones (1 + 1)
-    relations = [("a", "left_of", "b", 3.0), ("b", "left_of", "c", 1.0), ("c", "left_of", "a", 5.0),
-                 ("b", "left_of", "d", 1.0), ("d", "left_of", "a", 5.0)]
+    relations = [
+        ("a", "left_of", "b", 3.0),
+        ("b", "left_of", "c", 1.0),
+        ("c", "left_of", "a", 5.0),
+        ("b", "left_of", "d", 1.0),
+        ("d", "left_of", "a", 5.0),
+    ]
     analysis = analyze(graph(relations), policy="drop")
     assert sorted(str(d.relation) for d in analysis.dropped) == ["b left_of c", "b left_of d"]
 
@@ -83,7 +104,7 @@ def test_text_input_is_parsed():
 def test_random_cycles_are_always_found_and_broken(length, predicate, rng):
     nodes = [f"n{i}" for i in range(length)]
     rng.shuffle(nodes)
-    relations = [(a, predicate, b, rng.uniform(0.5, 2.0)) for a, b in zip(nodes, nodes[1:] + nodes[:1])]
+    relations = [(a, predicate, b, rng.uniform(0.5, 2.0)) for a, b in zip(nodes, nodes[1:] + nodes[:1], strict=False)]
     extra = [(a, "near", b) for a, b in itertools.combinations(nodes[:3], 2)]
     analysis = analyze(graph(relations + extra))
     assert len(analysis.conflicts) == 1 and len(analysis.conflicts[0].relations) == length

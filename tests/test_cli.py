@@ -29,8 +29,14 @@ def test_check_exit_status_follows_consistency(tmp_path):
     assert dropped.exit_code == 0 and len(json.loads(dropped.stdout)["dropped"]) == 1
     assert runner.invoke(app, ["check", cycle, "--policy", "error"]).exit_code == 2
     path = tmp_path / "g.json"
-    path.write_text(json.dumps({"objects": [{"id": "a", "name": "cat"}, {"id": "b", "name": "dog"}],
-                                "relations": [{"subject": "a", "predicate": "above", "object": "b"}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "objects": [{"id": "a", "name": "cat"}, {"id": "b", "name": "dog"}],
+                "relations": [{"subject": "a", "predicate": "above", "object": "b"}],
+            }
+        )
+    )
     assert runner.invoke(app, ["check", str(path)]).exit_code == 0
 
 

@@ -10,7 +10,13 @@ from infsplign_scene.compile import compile_objective
 from infsplign_scene.guidance import GuidanceConfig, ScenePipeline, compose, objective_and_gradient
 
 PROMPT = "a red circle to the left of a blue square"
-PHRASES = {"left_of": "to the left of", "right_of": "to the right of", "above": "above", "below": "below", "near": "near"}
+PHRASES = {
+    "left_of": "to the left of",
+    "right_of": "to the right of",
+    "above": "above",
+    "below": "below",
+    "near": "near",
+}
 
 
 def run_plain(pipe, prompt, seed, steps=3, scale=4.0):
@@ -89,16 +95,24 @@ def test_one_gradient_step_lowers_the_objective_for_every_predicate(tiny_pipe, p
     torch.manual_seed(0)
     latents = torch.randn(1, 4, 8, 8)
     with trace(pipe.unet, (8, 8), columns) as store:
-        value, grad, _, _ = objective_and_gradient(pipe.unet, pipe.scheduler, latents, t, embeds, store, token_matrix, objective, weights)
+        value, grad, _, _ = objective_and_gradient(
+            pipe.unet, pipe.scheduler, latents, t, embeds, store, token_matrix, objective, weights
+        )
         step = 0.05 * grad / grad.norm()
-        lower, _, _, _ = objective_and_gradient(pipe.unet, pipe.scheduler, latents - step, t, embeds, store, token_matrix, objective, weights)
-        higher, _, _, _ = objective_and_gradient(pipe.unet, pipe.scheduler, latents + step, t, embeds, store, token_matrix, objective, weights)
+        lower, _, _, _ = objective_and_gradient(
+            pipe.unet, pipe.scheduler, latents - step, t, embeds, store, token_matrix, objective, weights
+        )
+        higher, _, _, _ = objective_and_gradient(
+            pipe.unet, pipe.scheduler, latents + step, t, embeds, store, token_matrix, objective, weights
+        )
     assert lower.total.item() < value.total.item() < higher.total.item()
 
 
 def test_batch_of_scenes_with_different_relation_counts(tiny_pipe):
     scenes = [PROMPT, "a red circle above a blue square and left of a green triangle", "a red circle"]
-    result = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0))(scenes, seed=[0, 1, 2], num_inference_steps=2, progress=False)
+    result = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0))(
+        scenes, seed=[0, 1, 2], num_inference_steps=2, progress=False
+    )
     assert len(result.images) == 3
     assert [len(r) for r in result.trace[0]["relation_loss"]] == [2, 2, 2]
     assert result.trace[0]["relation_loss"][2] == [0.0, 0.0]

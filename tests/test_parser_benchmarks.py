@@ -3,8 +3,6 @@
 import importlib.util
 from pathlib import Path
 
-import pytest
-
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "parser_accuracy.py"
 TARGETS = {
     "SR2D (VISOR)": 1.0,

@@ -39,7 +39,10 @@ def test_prompt_is_written_when_absent_and_names_are_found():
     ("change", "message"),
     [
         (lambda g: g["objects"].append({"id": "cat", "name": "dog"}), "duplicate object id 'cat'"),
-        (lambda g: g["relations"].append({"subject": "cat", "predicate": "above", "object": "owl"}), "unknown object 'owl'"),
+        (
+            lambda g: g["relations"].append({"subject": "cat", "predicate": "above", "object": "owl"}),
+            "unknown object 'owl'",
+        ),
         (lambda g: g["relations"].append({"subject": "dog", "predicate": "near", "object": "dog"}), "to itself"),
         (lambda g: g["relations"][0].update(weight=float("inf")), "finite"),
         (lambda g: g["relations"][0].update(weight=0), "finite and > 0"),

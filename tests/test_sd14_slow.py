@@ -28,21 +28,41 @@ def test_two_guided_steps_on_the_sd14_unet_configuration():
     torch.manual_seed(0)
     tokenizer = build_tokenizer()
     unet = UNet2DConditionModel(**SD14_UNET)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=768, intermediate_size=1024, num_hidden_layers=1,
-        num_attention_heads=12, max_position_embeddings=77, eos_token_id=tokenizer.eos_token_id,
-    ))
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=768,
+            intermediate_size=1024,
+            num_hidden_layers=1,
+            num_attention_heads=12,
+            max_position_embeddings=77,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
     vae = AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 8, 8, 8), layers_per_block=1, latent_channels=4, norm_num_groups=4,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
     )
     pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
         scheduler=DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     result = ScenePipeline(pipe, GuidanceConfig())(
-        "a red circle to the left of a blue square", seed=0, num_inference_steps=2, height=128, width=128,
+        "a red circle to the left of a blue square",
+        seed=0,
+        num_inference_steps=2,
+        height=128,
+        width=128,
         progress=False,
     )
     assert result.images[0].size == (128, 128)

@@ -40,7 +40,7 @@ def _objects(rng: np.random.Generator, count: int) -> list[tuple[str, str]]:
 def _graph(objects: list[tuple[str, str]], relations: list[tuple[int, str, int]], weights=None) -> SceneGraph:
     ids = [f"{color}_{shape}" for color, shape in objects]
     clauses, spans, text = [], {}, ""
-    for n, (s, predicate, o) in enumerate(relations):
+    for _n, (s, predicate, o) in enumerate(relations):
         subject_name, object_name = " ".join(objects[s]), " ".join(objects[o])
         clause_start = len(text) + (2 if text else 0)
         subject_text = ("the " if s in spans else "a ") + subject_name
@@ -96,7 +96,9 @@ def make_suite(name: str, images: int, seed: int) -> list[Item]:
             relations = [(0, predicate, 1), (1, predicate, 2), (2, predicate, 0)]
             weights = [1.0, 1.0, 1.0]
             weights[int(rng.integers(0, 3))] = 0.5
-        items.append(Item(_graph(objects, relations, weights), seed * 1_000_000 + SUITES.index(name) * 10_000 + i, objects))
+        items.append(
+            Item(_graph(objects, relations, weights), seed * 1_000_000 + SUITES.index(name) * 10_000 + i, objects)
+        )
     return items
 
 
@@ -107,7 +109,11 @@ def generate(scene_pipe: ScenePipeline, items: list[Item], config: GuidanceConfi
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
         result = scene_pipe(
-            [item.graph for item in chunk], seed=[item.seed for item in chunk], config=config, progress=False, **sampling
+            [item.graph for item in chunk],
+            seed=[item.seed for item in chunk],
+            config=config,
+            progress=False,
+            **sampling,
         )
         images += result.images
         graphs += result.graphs
@@ -120,7 +126,7 @@ def score(items: list[Item], images: list, graphs: list[SceneGraph]) -> tuple[di
     objects_ok = colors_ok = all_ok = 0
     found_pairs = satisfied = strict = total_relations = artifacts = 0
     outcomes: list[list[bool | None]] = []
-    for item, graph, found in zip(items, graphs, detections):
+    for item, graph, found in zip(items, graphs, detections, strict=False):
         by_id = {o.id: (o.attributes[0], o.noun) for o in item.graph.objects}
         located = {object_id: found.find(color, shape) for object_id, (color, shape) in by_id.items()}
         every = all(d is not None for d in located.values())
@@ -141,7 +147,7 @@ def score(items: list[Item], images: list, graphs: list[SceneGraph]) -> tuple[di
             image_outcomes.append(holds)
         outcomes.append(image_outcomes)
         resolved = {str(r) for r in graph.relations}
-        kept = [o for r, o in zip(item.graph.relations, image_outcomes) if str(r) in resolved]
+        kept = [o for r, o in zip(item.graph.relations, image_outcomes, strict=False) if str(r) in resolved]
         all_ok += every and all(kept)
     n = max(len(items), 1)
     metrics = {
@@ -159,8 +165,8 @@ def score(items: list[Item], images: list, graphs: list[SceneGraph]) -> tuple[di
 
 def paired_flips(unguided: list[list[bool | None]], guided: list[list[bool | None]]) -> dict:
     fixed = broken = 0
-    for before_image, after_image in zip(unguided, guided):
-        for before, after in zip(before_image, after_image):
+    for before_image, after_image in zip(unguided, guided, strict=False):
+        for before, after in zip(before_image, after_image, strict=False):
             if before is None or after is None:
                 continue
             fixed += (not before) and after

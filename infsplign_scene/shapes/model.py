@@ -10,10 +10,42 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<|startoftext|>", "<|endoftext|>")
 # Words the prompts may use. Training captions use only articles, colours, shapes and "and";
 # the spatial words are known to the tokenizer so that spatial prompts can be written at all.
-SPATIAL_WORDS = (
-    "left right of to the above below near next on top under beneath beside over at side by close "
-    "is are there with its it which that in middle between photo image picture scene"
-).split()
+SPATIAL_WORDS = [
+    "left",
+    "right",
+    "of",
+    "to",
+    "the",
+    "above",
+    "below",
+    "near",
+    "next",
+    "on",
+    "top",
+    "under",
+    "beneath",
+    "beside",
+    "over",
+    "at",
+    "side",
+    "by",
+    "close",
+    "is",
+    "are",
+    "there",
+    "with",
+    "its",
+    "it",
+    "which",
+    "that",
+    "in",
+    "middle",
+    "between",
+    "photo",
+    "image",
+    "picture",
+    "scene",
+]
 VOCABULARY: tuple[str, ...] = (
     SPECIAL_TOKENS
     + ("a", "an", "and", ",", ".", ";")

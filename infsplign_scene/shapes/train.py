@@ -62,7 +62,9 @@ def scene_batch(rng: np.random.Generator, size: int, tokenizer, dropout: float =
     return pixels, masks, torch.from_numpy(token_object), ids
 
 
-def grounding_loss(maps: dict[int, list[torch.Tensor]], masks: torch.Tensor, token_object: torch.Tensor) -> torch.Tensor:
+def grounding_loss(
+    maps: dict[int, list[torch.Tensor]], masks: torch.Tensor, token_object: torch.Tensor
+) -> torch.Tensor:
     """Mean over object tokens of 1 - (share of the token's attention inside its object's mask).
 
     maps: height -> list of [B,77,h,w]; masks: [B,K,H,W]; token_object: [B,77] (-1 = no object)."""
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         text_encoder.load_state_dict(saved["text_encoder"])
         vae_optimizer.load_state_dict(saved["vae_optimizer"])
         optimizer.load_state_dict(saved["optimizer"])
-        for target, value in zip(ema, saved["ema"]):
+        for target, value in zip(ema, saved["ema"], strict=False):
             target.copy_(value)
         state = saved["state"]
         rng.bit_generator.state = saved["rng"]
@@ -185,7 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     warmup = 200
     with trace(unet, (LATENT_SIZE, LATENT_SIZE), layers="all") as store:
         store.active = True
-        for step in tqdm(range(state["step"], args.unet_steps), desc="unet", initial=state["step"], total=args.unet_steps):
+        for step in tqdm(
+            range(state["step"], args.unet_steps), desc="unet", initial=state["step"], total=args.unet_steps
+        ):
             lr = args.lr * min(1.0, (step + 1) / warmup) * (0.5 * (1 + math.cos(math.pi * step / args.unet_steps)))
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -208,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
             optimizer.step()
             with torch.no_grad():
                 decay = min(args.ema_decay, (1 + step) / (10 + step))
-                for shadow, param in zip(ema, unet_params):
+                for shadow, param in zip(ema, unet_params, strict=False):
                     shadow.lerp_(param.detach(), 1 - decay)
             if step % 25 == 0:
                 log({"stage": "unet", "step": step, "denoise": denoise.item(), "grounding": ground.item(), "lr": lr})
@@ -216,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
                 save("unet", step + 1)
     save("done", args.unet_steps)
     with torch.no_grad():
-        for param, shadow in zip(unet_params, ema):
+        for param, shadow in zip(unet_params, ema, strict=False):
             param.copy_(shadow)
     export(args.out / "model", vae, text_encoder, unet, tokenizer, scaling)
     print(f"saved {args.out / 'model'}")
