@@ -15,9 +15,10 @@ def test_parse_prints_scene_graph_json():
 
 
 def test_parse_error_exit_code_and_message():
-    result = runner.invoke(app, ["parse", "a cat left of"])
+    result = runner.invoke(app, ["parse", "a cat left of", "--backend", "rules"])
     assert result.exit_code == 2
     assert "ends too early" in result.output
+    assert runner.invoke(app, ["parse", "a cat left of"]).exit_code == 2
 
 
 def test_check_exit_status_follows_consistency(tmp_path):

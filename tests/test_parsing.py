@@ -4,8 +4,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from infsplign_scene import ParseError, SceneGraph, parse
+from infsplign_scene import ParseError, SceneGraph
+from infsplign_scene import parse as parse_any
 from infsplign_scene.parsing import lex
+
+
+def parse(text):
+    return parse_any(text, backend="rules")
 
 
 def relations(text):
@@ -149,10 +154,10 @@ def test_written_graph_parses_back_to_the_same_relations(graph):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(max_size=200))
-def test_fuzzed_text_only_raises_parse_error(text):
+@given(st.text(max_size=200), st.sampled_from(["rules", "auto"]))
+def test_fuzzed_text_only_raises_parse_error(text, backend):
     with contextlib.suppress(ParseError):
-        parse(text)
+        parse_any(text, backend=backend)
 
 
 @settings(max_examples=300, deadline=None)
@@ -188,7 +193,7 @@ def test_fuzzed_text_only_raises_parse_error(text):
 )
 def test_fuzzed_word_salad_only_raises_parse_error(words):
     try:
-        graph = parse(" ".join(words))
+        graph = parse_any(" ".join(words))
     except ParseError:
         return
     assert isinstance(graph, SceneGraph)

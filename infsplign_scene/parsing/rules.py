@@ -1,4 +1,4 @@
-"""The controlled-language parser: text -> `SceneGraph`, offline and deterministic.
+"""The rules backend: the controlled-language parser, text -> `SceneGraph`, offline and deterministic.
 
 Three small stages, each testable alone:
 
@@ -17,16 +17,15 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lexer import Lexer
 from pydantic import ValidationError
 
-from .errors import ParseError
-from .lexicon import Lexicon, grammar_dir, load_lexicon
-from .scene import MAX_OBJECTS, MAX_RELATIONS, Relation, SceneGraph, SceneObject, UnsupportedRelation
+from ..errors import ParseError
+from ..lexicon import Lexicon, grammar_dir, load_lexicon
+from ..scene import MAX_OBJECTS, MAX_RELATIONS, Relation, SceneGraph, SceneObject, UnsupportedRelation
 
 MAX_TEXT_LENGTH = 4000
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’\-][A-Za-z0-9]+)*|[,;.!?:]")
@@ -404,28 +403,3 @@ def parse_controlled(text: str) -> SceneGraph:
     except ValidationError as error:  # e.g. an object name of over 200 characters
         problem = error.errors()[0]
         raise ParseError(f"the text does not make a valid scene graph: {problem['msg']}", text, 0) from None
-
-
-BACKENDS: tuple[str, ...] = ("auto", "rules")
-
-
-def parse(text: str, backend: str = "auto") -> SceneGraph:
-    """Parse a prompt into a `SceneGraph`.
-
-    ``backend="rules"`` (and ``"auto"``) uses the controlled-language grammar in `grammar/`.
-    """
-    if backend not in BACKENDS:
-        raise ParseError(f"unknown parser backend {backend!r}; available: {', '.join(BACKENDS)}")
-    return parse_controlled(text)
-
-
-def load_scene(scene: SceneGraph | dict | str | Path, backend: str = "auto") -> SceneGraph:
-    """A SceneGraph, a dict, a JSON file path, JSON text, or a prompt to parse."""
-    if isinstance(scene, (SceneGraph, dict, Path)):
-        return SceneGraph.load(scene)
-    if not isinstance(scene, str):
-        raise ParseError(f"expected a prompt, a scene graph, a dict or a JSON path; got {type(scene).__name__}")
-    text = scene.strip()
-    if text.startswith("{") or (text.endswith(".json") and Path(text).is_file()):
-        return SceneGraph.load(text if text.startswith("{") else Path(text))
-    return parse(scene, backend=backend)
