@@ -36,10 +36,40 @@ SUBJECT_DEPS = ("nsubj", "nsubjpass")
 # Nouns that name a place in the picture, never an object; and nouns that name the picture itself
 # when "of" follows ("a photo of", "a painting of"), though "a painting over the sofa" is an object.
 POSITION_WORDS = frozenset(
-    "left right top bottom side middle centre center front back background foreground corner edge other".split()
+    [
+        "left",
+        "right",
+        "top",
+        "bottom",
+        "side",
+        "middle",
+        "centre",
+        "center",
+        "front",
+        "back",
+        "background",
+        "foreground",
+        "corner",
+        "edge",
+        "other",
+    ]
 )
 PICTURE_WORDS = frozenset(
-    "photo photograph picture image painting drawing illustration rendering render scene view shot closeup".split()
+    [
+        "photo",
+        "photograph",
+        "picture",
+        "image",
+        "painting",
+        "drawing",
+        "illustration",
+        "rendering",
+        "render",
+        "scene",
+        "view",
+        "shot",
+        "closeup",
+    ]
 )
 RELATIVE_PRONOUNS = frozenset({"which", "that", "who"})
 PRONOUNS = frozenset({"it", "its", "them", "their", "they"})
