@@ -30,12 +30,17 @@ def _fail(error: Exception) -> None:
 @app.command("parse")
 def parse_command(
     text: Annotated[str, typer.Argument(help="The prompt, e.g. 'a cat left of a dog, a lamp above the cat'.")],
-    backend: Annotated[str, typer.Option(help="Parser backend: auto or rules.")] = "auto",
+    backend: Annotated[str, typer.Option(help="Parser backend: auto, rules, spacy or llm.")] = "auto",
+    llm_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint for --backend llm, e.g. http://127.0.0.1:8080/v1.")
+    ] = None,
+    llm_model: Annotated[str, typer.Option(help="Model name for --backend llm.")] = "default",
     indent: Annotated[int, typer.Option(help="JSON indentation.")] = 2,
 ) -> None:
     """Parse a prompt and print its scene graph as JSON."""
+    options = {"base_url": llm_url, "model": llm_model} if backend == "llm" else {}
     try:
-        graph = parse(text, backend=backend)
+        graph = parse(text, backend=backend, **options)
     except InfsplignError as error:
         _fail(error)
     typer.echo(graph.model_dump_json(indent=indent, exclude_none=True))
@@ -45,6 +50,7 @@ def parse_command(
 def check_command(
     source: Annotated[str, typer.Argument(help="A prompt, or a scene-graph JSON file.")],
     policy: Annotated[str, typer.Option(help=f"Conflict policy: {', '.join(POLICIES)}.")] = "keep",
+    backend: Annotated[str, typer.Option(help="Parser backend for text: auto, rules or spacy.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the analysis as JSON.")] = False,
 ) -> None:
     """Analyse a scene graph: contradictions, duplicates, implied and redundant relations.
@@ -52,7 +58,7 @@ def check_command(
     Exit status 0 when consistent, 1 when conflicts remain under the policy, 2 on bad input.
     """
     try:
-        analysis = analyze(load_scene(source), policy=policy)  # type: ignore[arg-type]
+        analysis = analyze(load_scene(source, backend=backend), policy=policy)  # type: ignore[arg-type]
     except InfsplignError as error:
         _fail(error)
     typer.echo(json.dumps(analysis.to_dict(), indent=2) if as_json else str(analysis))

@@ -1,0 +1,126 @@
+"""The LLM backend against a real local HTTP server replaying canned replies, and a tiny local model."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from infsplign_scene import parse
+from infsplign_scene.parsing.llm import LLMError, OpenAIClient, TransformersClient, parse_llm
+
+TEXT = "a red circle to the left of a blue square"
+GOOD = {
+    "objects": [{"id": "circle", "name": "red circle"}, {"id": "square", "name": "blue square"}],
+    "relations": [{"subject": "circle", "predicate": "left_of", "object": "square"}],
+}
+
+
+class Replay:
+    """A chat-completions server on 127.0.0.1 that answers from a queue and records requests."""
+
+    def __init__(self):
+        self.replies: list = []
+        self.requests: list[dict] = []
+        replay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                replay.requests.append(body)
+                status, content = replay.replies.pop(0)
+                payload = json.dumps({"choices": [{"message": {"content": content}}]}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def server():
+    replay = Replay()
+    yield replay
+    replay.close()
+
+
+def test_valid_reply_with_prose_around_it(server):
+    server.replies = [(200, "Sure! Here it is:\n```json\n" + json.dumps(GOOD) + "\n```\nHope this helps.")]
+    graph = parse(TEXT, backend="llm", base_url=server.url, model="tiny")
+    assert [str(r) for r in graph.relations] == ["circle left_of square"]
+    assert graph.prompt == TEXT
+    request = server.requests[0]
+    assert request["model"] == "tiny" and request["response_format"]["type"] == "json_schema"
+    assert request["messages"][-1] == {"role": "user", "content": TEXT}
+
+
+def test_retry_once_with_the_error_message(server):
+    wrong_ids = {**GOOD, "relations": [{"subject": "circle", "predicate": "left_of", "object": "triangle"}]}
+    server.replies = [(200, json.dumps(wrong_ids)), (200, json.dumps(GOOD))]
+    graph = parse_llm(TEXT, base_url=server.url)
+    assert len(graph.relations) == 1
+    correction = server.requests[1]["messages"][-1]["content"]
+    assert "unknown object 'triangle'" in correction
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not json at all",
+        "__import__('os').system('echo pwned')",
+        json.dumps({"objects": [{"id": f"o{i}", "name": "red circle"} for i in range(10_000)], "relations": []}),
+        json.dumps(
+            {**GOOD, "objects": [{"id": "circle", "name": "green hexagon"}, {"id": "square", "name": "blue square"}]}
+        ),
+        "{" * 70_000,
+    ],
+)
+def test_two_bad_replies_raise_a_typed_error(server, bad):
+    server.replies = [(200, bad), (200, bad)]
+    with pytest.raises(LLMError):
+        parse_llm(TEXT, base_url=server.url)
+
+
+def test_fallback_to_rules(server):
+    server.replies = [(200, "nonsense"), (200, "still nonsense")]
+    graph = parse_llm(TEXT, base_url=server.url, fallback="rules")
+    assert [str(r) for r in graph.relations] == ["circle left_of square"]
+
+
+def test_server_without_json_schema_support(server):
+    server.replies = [(400, "response_format not supported"), (200, json.dumps(GOOD))]
+    graph = parse_llm(TEXT, base_url=server.url)
+    assert len(graph.relations) == 1
+    assert "response_format" not in server.requests[1]
+
+
+def test_unreachable_server_is_a_typed_error():
+    with pytest.raises(LLMError, match="cannot reach"):
+        OpenAIClient("http://127.0.0.1:9/v1", timeout=2).complete([{"role": "user", "content": "x"}], {})
+
+
+def test_tiny_random_transformers_model_fails_cleanly(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from infsplign_scene.shapes.model import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=2048, n_embd=16, n_layer=1, n_head=2))
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    tokenizer.save_pretrained(tmp_path)
+    client = TransformersClient(str(tmp_path), max_new_tokens=8)
+    with pytest.raises(LLMError):
+        parse_llm(TEXT, client=client)
+    with pytest.raises(LLMError, match="cannot load"):
+        TransformersClient(str(tmp_path / "missing"))
