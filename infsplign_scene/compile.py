@@ -46,6 +46,7 @@ class ObjectiveValue:
     total: torch.Tensor  # [B]
     relation_loss: torch.Tensor  # [B, R] weighted per-relation loss summed over levels
     satisfied: torch.Tensor  # [B, R] bool, on the finest captured level
+    settled: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))  # [B] held with margin
     centroids: dict[int, torch.Tensor] = field(default_factory=dict)  # level height -> [B, K, 2]
     variances: dict[int, torch.Tensor] = field(default_factory=dict)  # level height -> [B, K]
 
@@ -98,6 +99,10 @@ class Objective:
         value.total = relation_loss.sum(dim=1)
         finest = value.centroids[heights[-1]]
         value.satisfied = satisfied(finest, subject, obj, predicate, near_margin=weights.near_margin) & (weight > 0)
+        with_margin = satisfied(
+            finest, subject, obj, predicate, threshold=weights.margin, near_margin=weights.near_margin
+        )
+        value.settled = (with_margin | (weight == 0)).all(dim=1)
         return value
 
 

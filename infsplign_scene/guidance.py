@@ -10,9 +10,11 @@ Unguided steps are exactly the diffusers loop, so eta = 0 reproduces the plain p
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,6 +51,12 @@ class GuidanceConfig(BaseModel):
     include_attributes: bool = Field(False, description="Use the whole name's tokens, not only the head noun's.")
     normalize_gradient: bool = Field(False, description="Scale each image's gradient to unit RMS before eta.")
     redundant_weight: float = Field(0.5, ge=0, description="Weight factor of relations implied by others.")
+    skip_satisfied: bool = Field(
+        False, description="Skip the backward while every relation held with margin at the previous step."
+    )
+    guidance_precision: Literal["model", "bfloat16"] = Field(
+        "model", description="Run the guided forward/backward in the model's dtype or under bfloat16 autocast."
+    )
 
     def loss_weights(self) -> LossWeights:
         return LossWeights(
@@ -189,12 +197,18 @@ class ScenePipeline:
         weights = config.loss_weights()
         records: list[dict] = []
         guide_any = objective.num_relations > 0 and config.eta > 0
-        with trace(unet, latent_size, columns) as store, pipe.progress_bar(total=len(timesteps)) as bar:
+        settled = False  # every relation held with margin at the last measured step
+        with (
+            trace(unet, latent_size, columns) as store,
+            frozen_weights(unet),
+            pipe.progress_bar(total=len(timesteps)) as bar,
+        ):
             bar.disable = not progress
             for i, t in enumerate(timesteps):
                 record: dict[str, Any] = {"step": i, "timestep": int(t)}
-                if guide_any and config.guided(i, len(timesteps)):
-                    noise_pred = self._guided_noise(
+                in_window = guide_any and config.guided(i, len(timesteps))
+                if in_window and not (config.skip_satisfied and settled):
+                    noise_pred, value = self._guided_noise(
                         latents,
                         t,
                         prompt_embeds,
@@ -209,13 +223,23 @@ class ScenePipeline:
                         record_maps,
                     )
                 else:
+                    measure = in_window and config.skip_satisfied  # keep checking, at no backward's cost
+                    store.active = measure
+                    store.reset()
                     model_input = torch.cat([latents] * 2) if do_cfg else latents
                     model_input = scheduler.scale_model_input(model_input, t)
                     embeds = torch.cat([negative_embeds, prompt_embeds]) if do_cfg else prompt_embeds
                     noise_pred = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+                    store.active = False
                     if do_cfg:
                         noise_uncond, noise_text = noise_pred.chunk(2)
                         noise_pred = noise_uncond + guidance_scale * (noise_text - noise_uncond)
+                    if measure:
+                        value = objective(object_maps(store, token_matrix[0], conditional_rows=batch), weights)
+                        record.update(satisfied=value.satisfied.tolist(), skipped_backward=True)
+                    store.reset()
+                if in_window and "satisfied" in record:
+                    settled = bool(value.settled.all())
                 latents = scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
                 records.append(record)
                 if callback_on_step_end is not None:
@@ -269,7 +293,7 @@ class ScenePipeline:
         config,
         record,
         record_maps,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, ObjectiveValue]:
         unet, scheduler = self.pipe.unet, self.pipe.scheduler
         if negative_embeds is not None:
             with torch.no_grad():
@@ -277,7 +301,16 @@ class ScenePipeline:
                     scheduler.scale_model_input(latents, t), t, encoder_hidden_states=negative_embeds
                 ).sample
         value, grad, noise_text, levels = objective_and_gradient(
-            unet, scheduler, latents, t, prompt_embeds, store, token_matrix, objective, weights
+            unet,
+            scheduler,
+            latents,
+            t,
+            prompt_embeds,
+            store,
+            token_matrix,
+            objective,
+            weights,
+            precision=config.guidance_precision,
         )
         store.reset()
         noise_pred = (
@@ -301,34 +334,60 @@ class ScenePipeline:
         if config.normalize_gradient:
             rms = grad.flatten(1).square().mean(dim=1).sqrt().clamp_min(1e-12)
             grad = grad / rms.view(-1, *([1] * (grad.dim() - 1)))
-        return noise_pred + config.eta * grad.to(noise_pred.dtype)
+        return noise_pred + config.eta * grad.to(noise_pred.dtype), value
+
+
+def object_maps(store, token_matrix: torch.Tensor, conditional_rows: int | None = None) -> dict[int, torch.Tensor]:
+    """Each object's map on the coarse and middle levels: {height: [B, K, h, w]} in float32.
+
+    token_matrix [B, K, T] averages the captured token columns; `conditional_rows` keeps the last
+    B rows when the capture ran on a CFG batch (unconditional rows first)."""
+    levels = {}
+    for height in store.resolutions()[:2]:
+        maps = store.level(height).float()
+        if conditional_rows is not None:
+            maps = maps[-conditional_rows:]
+        levels[height] = torch.einsum("bkt,bthw->bkhw", token_matrix, maps)
+    return levels
 
 
 def objective_and_gradient(
-    unet, scheduler, latents, t, prompt_embeds, store, token_matrix, objective, weights
+    unet, scheduler, latents, t, prompt_embeds, store, token_matrix, objective, weights, precision: str = "model"
 ) -> tuple[ObjectiveValue, torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]:
     """Conditional forward with grad on the latents, capturing maps; the objective and its gradient.
 
     latents [B,C,h,w]; token_matrix [B,K,T] averages the captured token columns into object maps.
-    Returns the objective value, d(sum of losses)/d(latents) in float32, the conditional noise
-    prediction (detached) and the object maps per level ({height: [B,K,h',w']})."""
+    precision "bfloat16" runs this forward and backward under bfloat16 autocast (the loss stays
+    float32). Returns the objective value, d(sum of losses)/d(latents) in float32, the conditional
+    noise prediction (detached) and the object maps per level ({height: [B,K,h',w']})."""
+    autocast = torch.autocast(latents.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
     with torch.enable_grad():
         guided_latents = latents.detach().requires_grad_(True)
         store.reset()
         store.active = True
         try:
-            noise_text = unet(
-                scheduler.scale_model_input(guided_latents, t), t, encoder_hidden_states=prompt_embeds
-            ).sample
+            with autocast:
+                model_input = scheduler.scale_model_input(guided_latents, t)
+                noise_text = unet(model_input, t, encoder_hidden_states=prompt_embeds).sample
         finally:
             store.active = False
-        levels = {
-            height: torch.einsum("bkt,bthw->bkhw", token_matrix, store.level(height).float())
-            for height in store.resolutions()[:2]
-        }
+        levels = object_maps(store, token_matrix)
         value = objective(levels, weights)
         grad = torch.autograd.grad(value.total.sum(), guided_latents)[0].float()
-    return value, grad, noise_text.detach(), levels
+    return value, grad, noise_text.detach().to(latents.dtype), levels
+
+
+@contextmanager
+def frozen_weights(module: torch.nn.Module) -> Iterator[None]:
+    """Weights need no gradient during guidance: the backward then computes only d/d(latents)."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for parameter, _ in flags:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in flags:
+            parameter.requires_grad_(flag)
 
 
 def compose(

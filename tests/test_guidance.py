@@ -146,3 +146,25 @@ def test_unknown_word_and_bad_size_are_clear_errors(tiny_pipe):
         scene("a red dog left of a blue square", seed=0, num_inference_steps=1, progress=False)
     with pytest.raises(Exception, match="multiples of 2"):
         scene(PROMPT, seed=0, num_inference_steps=1, height=15, progress=False)
+
+
+def test_skip_satisfied_checks_without_backward_once_settled(tiny_pipe):
+    # a negative margin counts every relation as held, so only the first step needs a backward
+    config = GuidanceConfig(eta=10.0, margin=-2.0, skip_satisfied=True)
+    result = ScenePipeline(tiny_pipe, config)(PROMPT, seed=0, num_inference_steps=4, progress=False)
+    assert "grad_norm" in result.trace[0]
+    assert all(step.get("skipped_backward") for step in result.trace[1:])
+    assert all("satisfied" in step for step in result.trace)
+
+
+def test_weights_are_frozen_only_during_the_call(tiny_pipe):
+    flags = [p.requires_grad for p in tiny_pipe.unet.parameters()]
+    ScenePipeline(tiny_pipe, GuidanceConfig(eta=5.0))(PROMPT, seed=0, num_inference_steps=1, progress=False)
+    assert [p.requires_grad for p in tiny_pipe.unet.parameters()] == flags
+
+
+def test_bfloat16_guidance_pass_gives_finite_images(tiny_pipe):
+    config = GuidanceConfig(eta=50.0, guidance_precision="bfloat16")
+    result = ScenePipeline(tiny_pipe, config)(PROMPT, seed=0, num_inference_steps=2, progress=False)
+    assert np.isfinite(np.asarray(result.images[0], dtype=float)).all()
+    assert all(n > 0 for n in result.trace[0]["grad_norm"])
