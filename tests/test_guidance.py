@@ -149,9 +149,11 @@ def test_unknown_word_and_bad_size_are_clear_errors(tiny_pipe):
 
 
 def test_skip_satisfied_checks_without_backward_once_settled(tiny_pipe):
-    # a negative margin counts every relation as held, so only the first step needs a backward
-    config = GuidanceConfig(eta=10.0, margin=-2.0, skip_satisfied=True)
-    result = ScenePipeline(tiny_pipe, config)(PROMPT, seed=0, num_inference_steps=4, progress=False)
+    # "near" within 1.5 always holds, so only the first step needs a backward
+    config = GuidanceConfig(eta=10.0, near_margin=1.5, skip_satisfied=True)
+    result = ScenePipeline(tiny_pipe, config)(
+        "a red circle near a blue square", seed=0, num_inference_steps=4, progress=False
+    )
     assert "grad_norm" in result.trace[0]
     assert all(step.get("skipped_backward") for step in result.trace[1:])
     assert all("satisfied" in step for step in result.trace)
