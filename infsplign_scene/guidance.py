@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
 
 from .analysis import Policy
 from .attention import trace
@@ -201,9 +202,8 @@ class ScenePipeline:
         with (
             trace(unet, latent_size, columns) as store,
             frozen_weights(unet),
-            pipe.progress_bar(total=len(timesteps)) as bar,
+            tqdm(total=len(timesteps), disable=not progress or _bar_disabled(pipe)) as bar,
         ):
-            bar.disable = not progress
             for i, t in enumerate(timesteps):
                 record: dict[str, Any] = {"step": i, "timestep": int(t)}
                 in_window = guide_any and config.guided(i, len(timesteps))
@@ -335,6 +335,11 @@ class ScenePipeline:
             rms = grad.flatten(1).square().mean(dim=1).sqrt().clamp_min(1e-12)
             grad = grad / rms.view(-1, *([1] * (grad.dim() - 1)))
         return noise_pred + config.eta * grad.to(noise_pred.dtype), value
+
+
+def _bar_disabled(pipe: Any) -> bool:
+    """Honour `pipe.set_progress_bar_config(disable=True)`, as diffusers pipelines do."""
+    return bool(getattr(pipe, "_progress_bar_config", {}).get("disable", False))
 
 
 def object_maps(store, token_matrix: torch.Tensor, conditional_rows: int | None = None) -> dict[int, torch.Tensor]:

@@ -4,18 +4,7 @@ import pytest
 import torch
 
 from infsplign_scene.guidance import GuidanceConfig, ScenePipeline
-
-SD14_UNET = {
-    "sample_size": 64,
-    "in_channels": 4,
-    "out_channels": 4,
-    "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280, 1280),
-    "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    "cross_attention_dim": 768,
-    "attention_head_dim": 8,
-}
+from infsplign_scene.testing import SD14_UNET_CONFIG
 
 
 @pytest.mark.slow
@@ -27,7 +16,7 @@ def test_two_guided_steps_on_the_sd14_unet_configuration():
 
     torch.manual_seed(0)
     tokenizer = build_tokenizer()
-    unet = UNet2DConditionModel(**SD14_UNET)
+    unet = UNet2DConditionModel(**SD14_UNET_CONFIG)
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
             vocab_size=len(tokenizer),

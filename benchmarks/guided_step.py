@@ -1,0 +1,271 @@
+"""Cost of one guided denoising step on the SD 1.4 UNet architecture (random weights).
+
+    python benchmarks/guided_step.py [--quick] [--json PATH]
+
+In one process, alternating the variants and repeating them, it times:
+1. plain CFG step: one batch-2 forward without grad (the unit);
+2. our guided step: unconditional forward without grad, conditional forward with grad on the
+   latents capturing only the objects' token columns at native resolution, backward to the latents
+   only (weights frozen); also under bfloat16 autocast;
+3. the authors' step structure, reimplemented: the CFG batch of 2 run with grad, probabilities of
+   all 77 tokens on the six up_blocks.1/2 cross-attention layers resized to 64x64, backward
+   through both halves (weights frozen as well, so the comparison is about structure);
+4. our guided step with R = 1, 4, 16, 32 relations over 8 objects;
+and, each in a fresh child process, peak memory (RSS on CPU, `torch.cuda.max_memory_allocated`
+on GPU) for 1 vs 32 relations and for 5 vs 50 guided steps. Medians and ratios go to a table
+and to JSON. Latents are 32x32 on CPU, 64x64 in float16 on a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from infsplign_scene.attention import cross_attention_layers, trace
+from infsplign_scene.compile import compile_objective
+from infsplign_scene.guidance import GuidanceConfig, frozen_weights, objective_and_gradient
+from infsplign_scene.losses import centroids_and_variances, spatial_loss
+from infsplign_scene.scene import SceneGraph
+from infsplign_scene.testing import SD14_UNET_CONFIG
+
+# Consistent with the objects' index order, so no graph has a contradiction.
+PREDICATES = ("left_of", "above", "near")
+
+
+def setup(latent: int, device: str, dtype: torch.dtype):
+    from diffusers import DDIMScheduler, UNet2DConditionModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**SD14_UNET_CONFIG).to(device, dtype).eval()
+    scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1)
+    scheduler.set_timesteps(50)
+    cond = torch.randn(1, 77, 768, device=device, dtype=dtype)
+    uncond = torch.randn(1, 77, 768, device=device, dtype=dtype)
+    latents = torch.randn(1, 4, latent, latent, device=device, dtype=dtype)
+    return unet, scheduler, cond, uncond, latents
+
+
+def relation_graph(relations: int, objects: int = 8) -> SceneGraph:
+    """R relations over 8 objects (2 objects when R = 1), in a consistent left-to-right order."""
+    generator = torch.Generator().manual_seed(relations)
+    count = 2 if relations == 1 else objects
+    pairs = [(a, b) for a in range(count) for b in range(count) if a < b]
+    chosen = [pairs[int(i)] for i in torch.randperm(len(pairs), generator=generator)[:relations]]
+    return SceneGraph(
+        objects=[{"id": f"o{k}", "name": f"thing{k}"} for k in range(count)],
+        relations=[
+            {"subject": f"o{a}", "predicate": PREDICATES[n % len(PREDICATES)], "object": f"o{b}"}
+            for n, (a, b) in enumerate(chosen)
+        ],
+    )
+
+
+def token_matrix(objective) -> tuple[torch.Tensor, torch.Tensor]:
+    """Object k stands on text position k + 1 (after the start token)."""
+    count = objective.num_objects
+    matrix = torch.eye(count).unsqueeze(0)
+    return matrix, torch.arange(1, count + 1)
+
+
+def plain_step(unet, scheduler, latents, t, cond, uncond, scale=7.5):
+    with torch.no_grad():
+        noise = unet(torch.cat([latents] * 2), t, encoder_hidden_states=torch.cat([uncond, cond])).sample
+        noise_uncond, noise_text = noise.chunk(2)
+        return noise_uncond + scale * (noise_text - noise_uncond)
+
+
+def guided_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision="model"):
+    with torch.no_grad():
+        noise_uncond = unet(latents, t, encoder_hidden_states=uncond).sample
+    value, grad, noise_text, _ = objective_and_gradient(
+        unet, scheduler, latents, t, cond, store, matrix.to(latents.device), objective, weights, precision
+    )
+    return noise_uncond + 7.5 * (noise_text - noise_uncond) + 1000 * grad.to(latents.dtype)
+
+
+class ReferenceCapture:
+    """The authors' capture: all 77 token probabilities of the six up_blocks.1/2 layers, 64x64."""
+
+    def __init__(self):
+        self.maps = []
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+        query = attn.head_to_batch_dim(attn.to_q(hidden_states))
+        key = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))
+        value = attn.head_to_batch_dim(attn.to_v(encoder_hidden_states))
+        probs = attn.get_attention_scores(query, key, None)
+        batch = hidden_states.shape[0]
+        side = int(probs.shape[1] ** 0.5)
+        averaged = probs.view(batch, attn.heads, side * side, 77).mean(1).transpose(1, 2).reshape(batch, 77, side, side)
+        self.maps.append(F.interpolate(averaged, size=(64, 64), mode="bilinear", antialias=True))
+        out = attn.batch_to_head_dim(torch.bmm(probs, value))
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+def reference_step(unet, scheduler, latents, t, cond, uncond, capture: ReferenceCapture):
+    capture.maps = []
+    with torch.enable_grad():
+        guided = latents.detach().requires_grad_(True)
+        noise = unet(torch.cat([guided] * 2), t, encoder_hidden_states=torch.cat([uncond, cond])).sample
+        maps = torch.stack(capture.maps).mean(0)[1:]  # conditional half, [1, 77, 64, 64]
+        centroids, _ = centroids_and_variances(maps[:, [2, 5]].float())
+        index = torch.zeros(1, 1, dtype=torch.long)
+        loss = spatial_loss(centroids, index, index + 1, index).sum()
+        grad = torch.autograd.grad(loss, guided)[0]
+    noise_uncond, noise_text = noise.detach().chunk(2)
+    return noise_uncond + 7.5 * (noise_text - noise_uncond) + 1000 * grad
+
+
+def reference_processors(unet, capture) -> dict:
+    processors = dict(unet.attn_processors)
+    for name in cross_attention_layers(unet):
+        if name.startswith(("up_blocks.1.", "up_blocks.2.")):  # the authors' six layers, reproduced
+            processors[f"{name}.processor"] = capture
+    return processors
+
+
+def peak_memory(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+
+
+def memory_child(relations: int, steps: int, latent: int, device: str) -> None:
+    """Run `steps` guided steps with a scheduler in this process; print the peak memory (MiB)."""
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    unet, scheduler, cond, uncond, latents = setup(latent, device, dtype)
+    baseline = peak_memory(device)
+    objective = compile_objective(relation_graph(relations))
+    matrix, columns = token_matrix(objective)
+    weights = GuidanceConfig().loss_weights()
+    scheduler.set_timesteps(steps)
+    with trace(unet, (latent, latent), columns.to(device)) as store, frozen_weights(unet):
+        for t in scheduler.timesteps:
+            noise = guided_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights)
+            latents = scheduler.step(noise, t, latents).prev_sample
+    print(json.dumps({"peak_mib": peak_memory(device), "baseline_mib": baseline}))
+
+
+def child_memory(relations: int, steps: int, latent: int, device: str) -> dict:
+    command = [sys.executable, __file__, "--memory-child", str(relations), str(steps), str(latent), device]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats; finishes in minutes on 2 CPU cores")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        relations, steps, latent, device = args.memory_child
+        memory_child(int(relations), int(steps), int(latent), device)
+        return
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    latent = 64 if device == "cuda" else 32
+    repeats = args.repeats or (3 if args.quick else 7)
+    unet, scheduler, cond, uncond, latents = setup(latent, device, dtype)
+    t = scheduler.timesteps[10]
+    weights = GuidanceConfig().loss_weights()
+    objectives = {r: compile_objective(relation_graph(r)) for r in (1, 4, 16, 32)}
+    capture = ReferenceCapture()
+    ours = dict(unet.attn_processors)
+    reference = reference_processors(unet, capture)
+
+    def run_guided(relations: int, precision: str = "model"):
+        objective = objectives[relations]
+        matrix, columns = token_matrix(objective)
+        with trace(unet, (latent, latent), columns.to(device)) as store:
+            guided_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision)
+
+    def run_reference():
+        unet.set_attn_processor(reference)
+        try:
+            reference_step(unet, scheduler, latents, t, cond, uncond, capture)
+        finally:
+            unet.set_attn_processor(ours)
+
+    variants = {
+        "plain": lambda: plain_step(unet, scheduler, latents, t, cond, uncond),
+        "guided": lambda: run_guided(1),
+        "guided_bf16": lambda: run_guided(1, "bfloat16"),
+        "reference": run_reference,
+        "guided_r4": lambda: run_guided(4),
+        "guided_r16": lambda: run_guided(16),
+        "guided_r32": lambda: run_guided(32),
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    with frozen_weights(unet):
+        for name, run in variants.items():  # warm-up
+            run()
+        for _ in range(repeats):
+            for name, run in variants.items():
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                started = time.perf_counter()
+                run()
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                times[name].append(time.perf_counter() - started)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    memory_latent = latent if not args.quick else 16
+    memory = {
+        "r1": child_memory(1, 5, latent, device),
+        "r32": child_memory(32, 5, latent, device),
+        "steps5": child_memory(1, 5, memory_latent, device),
+        "steps50": child_memory(1, 50, memory_latent, device),
+    }
+
+    def ratio(a: dict, b: dict, key: str = "peak_mib") -> float:
+        return a[key] / b[key]
+
+    def delta_ratio(a: dict, b: dict) -> float:
+        return (a["peak_mib"] - a["baseline_mib"]) / max(b["peak_mib"] - b["baseline_mib"], 1e-9)
+
+    results = {
+        "machine": {
+            "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "latent": latent,
+            "dtype": str(dtype),
+            "repeats": repeats,
+        },
+        "median_seconds": median,
+        "memory_mib": memory,
+        "guided_over_plain": median["guided"] / median["plain"],
+        "guided_bf16_over_plain": median["guided_bf16"] / median["plain"],
+        "reference_over_guided": median["reference"] / median["guided"],
+        "r32_over_r1_time": median["guided_r32"] / median["guided"],
+        "r32_over_r1_memory": ratio(memory["r32"], memory["r1"]),
+        "steps50_over_steps5_memory": ratio(memory["steps50"], memory["steps5"]),
+        "r32_over_r1_memory_above_model": delta_ratio(memory["r32"], memory["r1"]),
+        "steps50_over_steps5_memory_above_model": delta_ratio(memory["steps50"], memory["steps5"]),
+        "memory_latent_for_steps": memory_latent,
+    }
+    print(f"{'variant':<14} {'median s':>9} {'x plain':>8}")
+    for name, value in median.items():
+        print(f"{name:<14} {value:9.3f} {value / median['plain']:8.2f}")
+    for key, value in results.items():
+        if isinstance(value, float):
+            print(f"{key:<40} {value:.3f}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+"""Model configurations for tests and benchmarks (architectures only; weights are random)."""
+
+from __future__ import annotations
+
+# The Stable Diffusion 1.4 UNet (CompVis/stable-diffusion-v1-4, unet/config.json): the real
+# architecture and cost, for benchmarks and slow tests without downloading weights.
+SD14_UNET_CONFIG: dict = {
+    "sample_size": 64,
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 2,
+    "block_out_channels": (320, 640, 1280, 1280),
+    "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    "cross_attention_dim": 768,
+    "attention_head_dim": 8,
+}
