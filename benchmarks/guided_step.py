@@ -210,7 +210,7 @@ def main() -> None:
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     with frozen_weights(unet):
-        for name, run in variants.items():  # warm-up
+        for run in variants.values():  # warm-up
             run()
         for _ in range(repeats):
             for name, run in variants.items():
