@@ -87,7 +87,7 @@ def plain_step(unet, scheduler, latents, t, cond, uncond, scale=7.5):
 def guided_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision="model"):
     with torch.no_grad():
         noise_uncond = unet(latents, t, encoder_hidden_states=uncond).sample
-    value, grad, noise_text, _ = objective_and_gradient(
+    value, grad, noise_text, *_ = objective_and_gradient(
         unet, scheduler, latents, t, cond, store, matrix.to(latents.device), objective, weights, precision
     )
     return noise_uncond + 7.5 * (noise_text - noise_uncond) + 1000 * grad.to(latents.dtype)

@@ -78,15 +78,17 @@ class Objective:
 
     def __call__(self, levels: dict[int, torch.Tensor], weights: LossWeights) -> ObjectiveValue:
         """levels: map height -> object maps [B, K, h, w], coarsest first (coarse, middle, ...)."""
-        heights = sorted(levels)
-        device = levels[heights[0]].device
+        return self.evaluate(statistics(levels), weights)
+
+    def evaluate(self, stats: dict[int, tuple[torch.Tensor, torch.Tensor]], weights: LossWeights) -> ObjectiveValue:
+        """The objective from each level's centroids [B, K, 2] and variances [B, K]."""
+        heights = sorted(stats)
+        device = stats[heights[0]][0].device
         subject, obj, predicate = (t.to(device) for t in (self.subject, self.obj, self.predicate))
         weight = self.weight.to(device)
         relation_loss = 0
-        value = ObjectiveValue(total=torch.zeros(()), relation_loss=torch.zeros(()), satisfied=torch.zeros(()))
         for rank, height in enumerate(heights):
-            centroids, variances = centroids_and_variances(levels[height].float())
-            value.centroids[height], value.variances[height] = centroids, variances
+            centroids, variances = stats[height]
             per_relation = weights.lambda_spatial * spatial_loss(
                 centroids, subject, obj, predicate, weights.alpha, weights.margin, weights.near_margin
             )
@@ -95,15 +97,23 @@ class Objective:
             elif rank == 1:
                 per_relation = per_relation + weights.lambda_balance * balance_loss(variances, subject, obj)
             relation_loss = relation_loss + weight * per_relation / len(heights)
-        value.relation_loss = relation_loss
-        value.total = relation_loss.sum(dim=1)
-        finest = value.centroids[heights[-1]]
-        value.satisfied = satisfied(finest, subject, obj, predicate, near_margin=weights.near_margin) & (weight > 0)
+        finest = stats[heights[-1]][0]
         with_margin = satisfied(
             finest, subject, obj, predicate, threshold=weights.margin, near_margin=weights.near_margin
         )
-        value.settled = (with_margin | (weight == 0)).all(dim=1)
-        return value
+        return ObjectiveValue(
+            total=relation_loss.sum(dim=1),
+            relation_loss=relation_loss,
+            satisfied=satisfied(finest, subject, obj, predicate, near_margin=weights.near_margin) & (weight > 0),
+            settled=(with_margin | (weight == 0)).all(dim=1),
+            centroids={h: stats[h][0] for h in heights},
+            variances={h: stats[h][1] for h in heights},
+        )
+
+
+def statistics(levels: dict[int, torch.Tensor]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Centroids [B, K, 2] and variances [B, K] of each level's object maps, in float32."""
+    return {height: centroids_and_variances(maps.float()) for height, maps in levels.items()}
 
 
 def resolve_relations(analysis: Analysis, redundant_weight: float = 0.5) -> list[Relation]:

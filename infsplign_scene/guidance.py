@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from .analysis import Policy
 from .attention import trace
-from .compile import LossWeights, Objective, ObjectiveValue, compile_objective
+from .compile import LossWeights, Objective, ObjectiveValue, compile_objective, statistics
+from .conflicts import Combination, ConflictReport, combine, relation_gradients
 from .errors import InfsplignError
 from .parsing import load_scene
 from .scene import SceneGraph
@@ -54,6 +55,9 @@ class GuidanceConfig(BaseModel):
     redundant_weight: float = Field(0.5, ge=0, description="Weight factor of relations implied by others.")
     skip_satisfied: bool = Field(
         False, description="Skip the backward while every relation held with margin at the previous step."
+    )
+    combination: Combination = Field(
+        "sum", description="How relations' gradients combine: sum, pcgrad or priority (see infsplign_scene.conflicts)."
     )
     guidance_precision: Literal["model", "bfloat16"] = Field(
         "model", description="Run the guided forward/backward in the model's dtype or under bfloat16 autocast."
@@ -300,7 +304,7 @@ class ScenePipeline:
                 noise_uncond = unet(
                     scheduler.scale_model_input(latents, t), t, encoder_hidden_states=negative_embeds
                 ).sample
-        value, grad, noise_text, levels = objective_and_gradient(
+        value, grad, noise_text, levels, report = objective_and_gradient(
             unet,
             scheduler,
             latents,
@@ -311,6 +315,7 @@ class ScenePipeline:
             objective,
             weights,
             precision=config.guidance_precision,
+            combination=config.combination,
         )
         store.reset()
         noise_pred = (
@@ -325,6 +330,8 @@ class ScenePipeline:
             centroids={str(h): c.tolist() for h, c in value.centroids.items()},
             variances={str(h): v.tolist() for h, v in value.variances.items()},
             grad_norm=grad.flatten(1).norm(dim=1).tolist(),
+            cosine=report.cosine.tolist(),
+            opposed=report.opposed.tolist(),
         )
         if record_maps:
             record["maps"] = {h: m.detach().cpu() for h, m in levels.items()}
@@ -357,14 +364,27 @@ def object_maps(store, token_matrix: torch.Tensor, conditional_rows: int | None 
 
 
 def objective_and_gradient(
-    unet, scheduler, latents, t, prompt_embeds, store, token_matrix, objective, weights, precision: str = "model"
-) -> tuple[ObjectiveValue, torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]:
+    unet,
+    scheduler,
+    latents,
+    t,
+    prompt_embeds,
+    store,
+    token_matrix,
+    objective,
+    weights,
+    precision: str = "model",
+    combination: Combination = "sum",
+) -> tuple[ObjectiveValue, torch.Tensor, torch.Tensor, dict[int, torch.Tensor], ConflictReport]:
     """Conditional forward with grad on the latents, capturing maps; the objective and its gradient.
 
-    latents [B,C,h,w]; token_matrix [B,K,T] averages the captured token columns into object maps.
-    precision "bfloat16" runs this forward and backward under bfloat16 autocast (the loss stays
-    float32). Returns the objective value, d(sum of losses)/d(latents) in float32, the conditional
-    noise prediction (detached) and the object maps per level ({height: [B,K,h',w']})."""
+    The relations' gradients are taken with respect to the objects' centroids and variances (a few
+    numbers each), combined there (`conflicts.combine`), and pushed through the UNet with one
+    vector-Jacobian product. latents [B,C,h,w]; token_matrix [B,K,T] averages the captured token
+    columns into object maps. precision "bfloat16" runs this forward and backward under bfloat16
+    autocast (the loss stays float32). Returns the objective value, the gradient with respect to
+    the latents (float32), the conditional noise prediction (detached), the object maps per level
+    and the gradient-conflict report."""
     autocast = torch.autocast(latents.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
     with torch.enable_grad():
         guided_latents = latents.detach().requires_grad_(True)
@@ -377,9 +397,20 @@ def objective_and_gradient(
         finally:
             store.active = False
         levels = object_maps(store, token_matrix)
-        value = objective(levels, weights)
-        grad = torch.autograd.grad(value.total.sum(), guided_latents)[0].float()
-    return value, grad, noise_text.detach().to(latents.dtype), levels
+        stats = statistics(levels)
+        leaves = {h: (c.detach().requires_grad_(True), v.detach().requires_grad_(True)) for h, (c, v) in stats.items()}
+        value = objective.evaluate(leaves, weights)
+        flat_leaves = [x for pair in leaves.values() for x in pair]
+        per_relation = relation_gradients(value.relation_loss, flat_leaves)  # [B, R, D]
+        combined, report = combine(per_relation, objective.weight.to(per_relation.device), combination)
+        sizes = [leaf[0].numel() for leaf in flat_leaves]
+        grad_outputs = [
+            g.reshape(leaf.shape) for g, leaf in zip(combined.split(sizes, dim=1), flat_leaves, strict=True)
+        ]
+        outputs = [x for pair in stats.values() for x in pair]
+        grad = torch.autograd.grad(outputs, guided_latents, grad_outputs=grad_outputs)[0].float()
+    value.total, value.relation_loss = value.total.detach(), value.relation_loss.detach()
+    return value, grad, noise_text.detach().to(latents.dtype), levels, report
 
 
 @contextmanager

@@ -95,14 +95,14 @@ def test_one_gradient_step_lowers_the_objective_for_every_predicate(tiny_pipe, p
     torch.manual_seed(0)
     latents = torch.randn(1, 4, 8, 8)
     with trace(pipe.unet, (8, 8), columns) as store:
-        value, grad, _, _ = objective_and_gradient(
+        value, grad, *_ = objective_and_gradient(
             pipe.unet, pipe.scheduler, latents, t, embeds, store, token_matrix, objective, weights
         )
         step = 0.05 * grad / grad.norm()
-        lower, _, _, _ = objective_and_gradient(
+        lower, *_ = objective_and_gradient(
             pipe.unet, pipe.scheduler, latents - step, t, embeds, store, token_matrix, objective, weights
         )
-        higher, _, _, _ = objective_and_gradient(
+        higher, *_ = objective_and_gradient(
             pipe.unet, pipe.scheduler, latents + step, t, embeds, store, token_matrix, objective, weights
         )
     assert lower.total.item() < value.total.item() < higher.total.item()
