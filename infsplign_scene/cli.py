@@ -79,6 +79,9 @@ def compose_command(
     policy: Annotated[str, typer.Option(help=f"Conflict policy: {', '.join(POLICIES)}.")] = "keep",
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
     trace_path: Annotated[Path | None, typer.Option("--trace", help="Write the per-step trace as JSON.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write attention.png and trace.png (matplotlib) into this folder.")
+    ] = None,
 ) -> None:
     """Generate an image whose objects follow the prompt's spatial relations."""
     from .guidance import GuidanceConfig, ScenePipeline, compose
@@ -94,6 +97,7 @@ def compose_command(
             num_inference_steps=steps,
             guidance_scale=guidance_scale,
             config=config,
+            record_maps=plot is not None,
         )
     except InfsplignError as error:
         _fail(error)
@@ -101,6 +105,10 @@ def compose_command(
     result.images[0].save(output)
     if trace_path is not None:
         trace_path.write_text(json.dumps(result.trace))
+    if plot is not None and result.maps:
+        plot.mkdir(parents=True, exist_ok=True)
+        result.plot_attention(path=plot / "attention.png")
+        result.plot_trace(path=plot / "trace.png")
     satisfied = result.final_satisfied()
     for relation, ok in zip(result.objective.relations[0], satisfied[0] if satisfied else [], strict=False):
         typer.echo(f"{'satisfied' if ok else 'violated '}  {relation.subject} {relation.predicate} {relation.object}")

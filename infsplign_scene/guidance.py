@@ -98,10 +98,25 @@ class ComposeResult:
     trace: list[dict] = field(default_factory=list)
     config: GuidanceConfig | None = None
     seconds: float = 0.0
+    maps: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)  # step -> height -> [B, K, h, w]
 
     @property
     def graph(self) -> SceneGraph:
         return self.graphs[0]
+
+    def plot_attention(self, step: int | None = None, path: str | Path | None = None, image: int = 0):
+        """Each object's map per level over the image, with centroid, spread and relation arrows.
+
+        Needs `record_maps=True` at sampling time. Returns the matplotlib figure."""
+        from .report import plot_attention
+
+        return plot_attention(self, step=step, path=path, image=image)
+
+    def plot_trace(self, path: str | Path | None = None, image: int = 0):
+        """Relation losses and satisfaction, centroid paths, gradient norm and conflicts over the steps."""
+        from .report import plot_trace
+
+        return plot_trace(self, path=path, image=image)
 
     def final_satisfied(self) -> list[list[bool]]:
         """Per image, each relation's satisfied flag at the last guided step's maps."""
@@ -201,6 +216,7 @@ class ScenePipeline:
         columns = token_matrix[1]
         weights = config.loss_weights()
         records: list[dict] = []
+        self._maps: dict[int, dict[int, torch.Tensor]] = {}
         guide_any = objective.num_relations > 0 and config.eta > 0
         settled = False  # every relation held with margin at the last measured step
         with (
@@ -266,6 +282,7 @@ class ScenePipeline:
             trace=records,
             config=config,
             seconds=time.perf_counter() - started,
+            maps=self._maps,
         )
 
     def _token_matrix(self, objective: Objective, config: GuidanceConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -334,7 +351,7 @@ class ScenePipeline:
             opposed=report.opposed.tolist(),
         )
         if record_maps:
-            record["maps"] = {h: m.detach().cpu() for h, m in levels.items()}
+            self._maps[record["step"]] = {h: m.detach().cpu() for h, m in levels.items()}
         if not finite.all():
             skipped = [b for b, ok in enumerate(finite.tolist()) if not ok]
             record["warning"] = f"non-finite loss or gradient for images {skipped}: their update was skipped"

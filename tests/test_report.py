@@ -1,0 +1,26 @@
+import pytest
+
+from infsplign_scene.guidance import GuidanceConfig, ScenePipeline
+
+PROMPT = "a red circle left of a blue square, the red circle above a green triangle"
+
+
+@pytest.fixture(scope="module")
+def result(tiny_pipe):
+    config = GuidanceConfig(eta=20.0)
+    return ScenePipeline(tiny_pipe, config)(PROMPT, seed=0, num_inference_steps=3, record_maps=True, progress=False)
+
+
+def test_attention_and_trace_plots_are_written(result, tmp_path):
+    figure = result.plot_attention(path=tmp_path / "attention.png")
+    assert (tmp_path / "attention.png").stat().st_size > 1000
+    assert len(figure.axes) == 3 * 3  # three objects x (two levels + relations)
+    result.plot_trace(path=tmp_path / "trace.png")
+    assert (tmp_path / "trace.png").stat().st_size > 1000
+    assert sorted(result.maps) == [0, 1, 2] and sorted(result.maps[0]) == [4, 8]
+
+
+def test_plot_attention_explains_missing_maps(tiny_pipe):
+    plain = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0))(PROMPT, seed=0, num_inference_steps=1, progress=False)
+    with pytest.raises(ValueError, match="record_maps=True"):
+        plain.plot_attention()
