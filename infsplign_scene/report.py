@@ -45,7 +45,6 @@ def plot_attention(result: ComposeResult, step: int | None = None, path: str | P
     record = result.trace[step]
     objects, relations = _labels(result, image)
     picture = np.asarray(result.images[image].convert("RGB"), dtype=np.float32) / 255
-    size = picture.shape[0]
     heights = sorted(levels)
     figure, axes = plt.subplots(
         len(objects), len(heights) + 1, figsize=(3 * (len(heights) + 1), 3 * len(objects)), squeeze=False
