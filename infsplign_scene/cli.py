@@ -150,6 +150,24 @@ def bench_shapes_command(
     typer.echo(text)
 
 
+@app.command("study")
+def study_command(
+    spec: Annotated[Path, typer.Argument(help="Study specification (JSON): graphs, seeds, policies.")],
+    out: Annotated[Path, typer.Option(help="Output folder: results.jsonl, summary.md/.csv/.png, images/.")] = Path(
+        "study"
+    ),
+) -> None:
+    """Run a conflict study (graphs x seeds x policies); re-running resumes where it stopped."""
+    from .study import run_study
+
+    try:
+        rows = run_study(spec, out)
+    except InfsplignError as error:
+        _fail(error)
+    typer.echo((out / "summary.md").read_text() if (out / "summary.md").exists() else "no rows")
+    typer.echo(f"{len(rows)} rows in {out / 'results.jsonl'}")
+
+
 @app.command("schema")
 def schema_command() -> None:
     """Print the JSON schema of the scene-graph format."""

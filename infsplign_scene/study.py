@@ -1,0 +1,251 @@
+"""Conflict studies: scene graphs x seeds x resolution policies, one result row per image.
+
+    infsplign-scene study SPEC.json --out DIR
+
+SPEC.json::
+
+    {"seeds": [0, 1, 2], "policies": ["drop", "keep", "pcgrad", "error"],
+     "model": null, "config": {"eta": 30}, "sampling": {"num_inference_steps": 25},
+     "graphs": [{"id": "cycle3", "kind": "conflict", "text": "..."},
+                {"id": "pair", "kind": "consistent", "graph": {...scene graph JSON...}}]}
+
+Policies: ``drop`` and ``keep`` are the analysis policies (with the plain weighted sum);
+``pcgrad`` and ``priority`` keep every relation and combine their gradients conflict-aware
+(`infsplign_scene.conflicts`); ``error`` refuses contradicting graphs (recorded as refused).
+
+Rows go to DIR/results.jsonl as they finish (a re-run skips finished rows, so an interrupted run
+loses nothing written); DIR/summary.md, DIR/summary.csv and DIR/summary.png summarise them.
+Objects are located by a detector: the exact shapes detector for the embedded model, or any
+object with `locate(image, graph) -> {object_id: (x, y) or None}`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .analysis import analyze
+from .errors import ConflictError, InfsplignError
+from .guidance import GuidanceConfig, ScenePipeline
+from .parsing import load_scene
+from .scene import SceneGraph
+
+POLICY_SETTINGS = {
+    "drop": {"policy": "drop", "combination": "sum"},
+    "keep": {"policy": "keep", "combination": "sum"},
+    "pcgrad": {"policy": "keep", "combination": "pcgrad"},
+    "priority": {"policy": "keep", "combination": "priority"},
+    "error": {"policy": "error", "combination": "sum"},
+}
+
+
+class Detector(Protocol):
+    def locate(self, image: Any, graph: SceneGraph) -> dict[str, tuple[float, float] | None]:
+        """Centroid (x, y in [0, 1], y down) of each object of the graph, or None when absent."""
+
+
+class ShapesDetector:
+    """The exact colour/shape detector of the embedded model (objects named "<colour> <shape>")."""
+
+    def locate(self, image: Any, graph: SceneGraph) -> dict[str, tuple[float, float] | None]:
+        from .shapes.detector import detect
+
+        found = detect(np.asarray(image))
+        located = {}
+        for obj in graph.objects:
+            words = obj.name.lower().split()
+            detection = found.find(words[0], words[-1]) if len(words) >= 2 else None
+            located[obj.id] = detection.centroid if detection is not None else None
+        return located
+
+
+def holds(subject: tuple[float, float], obj: tuple[float, float], predicate: str, near: float = 0.35) -> bool:
+    dx, dy = obj[0] - subject[0], obj[1] - subject[1]
+    return {
+        "left_of": dx > 0,
+        "right_of": dx < 0,
+        "above": dy > 0,
+        "below": dy < 0,
+        "near": float(np.hypot(dx, dy)) <= near,
+    }[predicate]
+
+
+def max_consistent(graph: SceneGraph) -> int:
+    """Size of the largest subset of relations without a contradiction (unit weights)."""
+    unit = graph.model_copy(update={"relations": [r.model_copy(update={"weight": 1.0}) for r in graph.relations]})
+    return len(graph.relations) - len(analyze(unit, policy="drop").dropped)
+
+
+def load_spec(path: Path) -> dict:
+    spec = json.loads(Path(path).read_text())
+    unknown = [p for p in spec.get("policies", []) if p not in POLICY_SETTINGS]
+    if unknown:
+        raise InfsplignError(f"unknown policies {unknown}; choose from {', '.join(POLICY_SETTINGS)}")
+    for entry in spec.get("graphs", []):
+        if "id" not in entry or ("text" not in entry and "graph" not in entry):
+            raise InfsplignError(f"each graph needs an 'id' and a 'text' or 'graph': {entry}")
+    return spec
+
+
+def run_study(
+    spec_path: Path,
+    out: Path,
+    scene_pipe: ScenePipeline | None = None,
+    detector: Detector | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Run every missing (graph, seed, policy) row; return all rows."""
+    spec = load_spec(spec_path)
+    out.mkdir(parents=True, exist_ok=True)
+    scene_pipe = scene_pipe or ScenePipeline.from_pretrained(spec.get("model"))
+    detector = detector or ShapesDetector()
+    base = GuidanceConfig.for_pipeline(scene_pipe.pipe).model_dump() | spec.get("config", {})
+    sampling = spec.get("sampling", {})
+    results_path = out / "results.jsonl"
+    rows = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
+    done = {(r["graph"], r["seed"], r["policy"]) for r in rows}
+    with results_path.open("a") as sink:
+        for entry in spec["graphs"]:
+            graph = load_scene(entry.get("graph") or entry["text"])
+            best = max_consistent(graph)
+            for policy in spec.get("policies", ["drop", "keep"]):
+                seeds = [s for s in spec.get("seeds", [0]) if (entry["id"], s, policy) not in done]
+                if not seeds:
+                    continue
+                config = GuidanceConfig(**(base | POLICY_SETTINGS[policy]))
+                started = time.perf_counter()
+                try:
+                    result = scene_pipe([graph] * len(seeds), seed=seeds, config=config, progress=progress, **sampling)
+                except ConflictError as error:
+                    new = [_row(entry, s, policy, graph, best, refused=str(error)) for s in seeds]
+                else:
+                    seconds = (time.perf_counter() - started) / len(seeds)
+                    new = []
+                    for index, seed in enumerate(seeds):
+                        image_path = out / "images" / f"{entry['id']}_{policy}_{seed}.png"
+                        image_path.parent.mkdir(exist_ok=True)
+                        result.images[index].save(image_path)
+                        located = detector.locate(result.images[index], graph)
+                        new.append(
+                            _row(
+                                entry,
+                                seed,
+                                policy,
+                                graph,
+                                best,
+                                located=located,
+                                seconds=seconds,
+                                image=str(image_path.relative_to(out)),
+                            )
+                        )
+                for row in new:
+                    sink.write(json.dumps(row) + "\n")
+                    sink.flush()
+                rows += new
+    write_summary(rows, out)
+    return rows
+
+
+def _row(entry, seed, policy, graph, best, located=None, seconds=0.0, image=None, refused=None) -> dict:
+    row = {
+        "graph": entry["id"],
+        "kind": entry.get("kind", "graph"),
+        "seed": seed,
+        "policy": policy,
+        "relations": [str(r) for r in graph.relations],
+        "max_consistent": best,
+        "refused": refused,
+    }
+    if located is None:
+        return row
+    satisfied = []
+    for relation in graph.relations:
+        a, b = located.get(relation.subject), located.get(relation.object)
+        satisfied.append(None if a is None or b is None else holds(a, b, relation.predicate))
+    row.update(
+        satisfied=satisfied,
+        objects_found={k: v is not None for k, v in located.items()},
+        object_accuracy=all(v is not None for v in located.values()),
+        satisfied_count=sum(bool(s) for s in satisfied),
+        seconds=seconds,
+        image=image,
+    )
+    return row
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[(row["kind"], row["policy"])].append(row)
+    table = []
+    for (kind, policy), members in sorted(groups.items()):
+        ran = [r for r in members if not r["refused"]]
+        table.append(
+            {
+                "kind": kind,
+                "policy": policy,
+                "images": len(ran),
+                "refused": len(members) - len(ran),
+                "object_accuracy": float(np.mean([r["object_accuracy"] for r in ran])) if ran else None,
+                "max_consistent_share": float(
+                    np.mean([min(r["satisfied_count"] / r["max_consistent"], 1.0) for r in ran])
+                )
+                if ran
+                else None,
+                "all_satisfied": float(np.mean([r["satisfied_count"] == len(r["relations"]) for r in ran]))
+                if ran
+                else None,
+                "seconds_per_image": float(np.mean([r["seconds"] for r in ran])) if ran else None,
+            }
+        )
+    return table
+
+
+def write_summary(rows: list[dict], out: Path) -> None:
+    table = summarise(rows)
+    if not table:
+        return
+    columns = list(table[0])
+    with (out / "summary.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(table)
+
+    def cell(value) -> str:
+        return "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in table]
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    _plot_summary(table, out / "summary.png")
+
+
+def _plot_summary(table: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = sorted({row["kind"] for row in table})
+    policies = sorted({row["policy"] for row in table})
+    figure, axis = plt.subplots(figsize=(max(6, 1.5 * len(kinds) * len(policies) / 2), 4))
+    width = 0.8 / max(len(policies), 1)
+    for p, policy in enumerate(policies):
+        values = [
+            next((r["max_consistent_share"] or 0.0 for r in table if r["kind"] == kind and r["policy"] == policy), 0.0)
+            for kind in kinds
+        ]
+        axis.bar(np.arange(len(kinds)) + p * width, values, width, label=policy)
+    axis.set_xticks(np.arange(len(kinds)) + width * (len(policies) - 1) / 2, kinds)
+    axis.set_ylabel("share of the largest consistent subset satisfied")
+    axis.set_ylim(0, 1)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
