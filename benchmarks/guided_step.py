@@ -167,6 +167,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats; finishes in minutes on 2 CPU cores")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--latent", type=int, default=None, help="latent side (default 32 on CPU, 64 on GPU)")
     parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -176,7 +177,7 @@ def main() -> None:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.float16 if device == "cuda" else torch.float32
-    latent = 64 if device == "cuda" else 32
+    latent = args.latent or (64 if device == "cuda" else 32)
     repeats = args.repeats or (3 if args.quick else 7)
     unet, scheduler, cond, uncond, latents = setup(latent, device, dtype)
     t = scheduler.timesteps[10]
@@ -193,11 +194,11 @@ def main() -> None:
             guided_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision)
 
     def run_reference():
-        unet.set_attn_processor(reference)
+        unet.set_attn_processor(dict(reference))  # diffusers empties the dict it is given
         try:
             reference_step(unet, scheduler, latents, t, cond, uncond, capture)
         finally:
-            unet.set_attn_processor(ours)
+            unet.set_attn_processor(dict(ours))
 
     variants = {
         "plain": lambda: plain_step(unet, scheduler, latents, t, cond, uncond),
@@ -222,7 +223,7 @@ def main() -> None:
                     torch.cuda.synchronize()
                 times[name].append(time.perf_counter() - started)
     median = {name: statistics.median(values) for name, values in times.items()}
-    memory_latent = latent if not args.quick else 16
+    memory_latent = min(latent, 16) if args.quick else latent
     memory = {
         "r1": child_memory(1, 5, latent, device),
         "r32": child_memory(32, 5, latent, device),
