@@ -186,6 +186,10 @@ class ScenePipeline:
         """Sample one image per scene; a list of scenes is sampled as one batch."""
         started = time.perf_counter()
         config = config or self.config
+        if num_inference_steps < 1:
+            raise InfsplignError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
+        if guidance_scale < 0:
+            raise InfsplignError(f"guidance_scale must be >= 0, got {guidance_scale}")
         pipe, unet, scheduler = self.pipe, self.pipe.unet, self.pipe.scheduler
         scenes = scene if isinstance(scene, list) else [scene]
         graphs = [load_scene(s) for s in scenes]
@@ -262,8 +266,9 @@ class ScenePipeline:
                     settled = bool(value.settled.all())
                 latents = scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
                 records.append(record)
-                if callback_on_step_end is not None:
-                    callback_on_step_end(pipe, i, t, {"latents": latents})
+                if callback_on_step_end is not None:  # as in diffusers: it may hand back new latents
+                    outputs = callback_on_step_end(pipe, i, t, {"latents": latents}) or {}
+                    latents = outputs.get("latents", latents)
                 bar.update()
         with torch.no_grad():
             if output_type == "latent":

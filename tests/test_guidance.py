@@ -170,3 +170,22 @@ def test_bfloat16_guidance_pass_gives_finite_images(tiny_pipe):
     result = ScenePipeline(tiny_pipe, config)(PROMPT, seed=0, num_inference_steps=2, progress=False)
     assert np.isfinite(np.asarray(result.images[0], dtype=float)).all()
     assert all(n > 0 for n in result.trace[0]["grad_norm"])
+
+
+def test_callback_can_replace_latents_and_bad_settings_are_typed_errors(tiny_pipe):
+    from infsplign_scene import InfsplignError
+
+    seen = []
+
+    def callback(pipe, step, timestep, tensors):
+        seen.append(step)
+        return {"latents": torch.zeros_like(tensors["latents"])}
+
+    result = ScenePipeline(tiny_pipe)(
+        PROMPT, seed=0, num_inference_steps=2, callback_on_step_end=callback, progress=False
+    )
+    assert seen == [0, 1] and result.images[0].size == (16, 16)
+    with pytest.raises(InfsplignError, match="num_inference_steps"):
+        ScenePipeline(tiny_pipe)(PROMPT, num_inference_steps=0)
+    with pytest.raises(InfsplignError, match="StableDiffusionPipeline"):
+        ScenePipeline(object())
