@@ -149,7 +149,7 @@ def memory_child(relations: int, steps: int, latent: int, device: str) -> None:
     matrix, columns = token_matrix(objective)
     weights = GuidanceConfig().loss_weights()
     scheduler.set_timesteps(steps)
-    with trace(unet, (latent, latent), columns.to(device)) as store, frozen_weights(unet):
+    with trace(unet, (latent, latent), columns.to(device), levels=2) as store, frozen_weights(unet):
         for t in scheduler.timesteps:
             noise = guided_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights)
             latents = scheduler.step(noise, t, latents).prev_sample
@@ -190,7 +190,7 @@ def main() -> None:
     def run_guided(relations: int, precision: str = "model"):
         objective = objectives[relations]
         matrix, columns = token_matrix(objective)
-        with trace(unet, (latent, latent), columns.to(device)) as store:
+        with trace(unet, (latent, latent), columns.to(device), levels=2) as store:
             guided_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision)
 
     def run_reference():

@@ -108,16 +108,28 @@ class CaptureProcessor:
         return hidden_states / attn.rescale_output_factor
 
 
-def cross_attention_layers(unet: torch.nn.Module, layers: LayerSelection = "decoder") -> list[str]:
+def cross_attention_layers(unet: torch.nn.Module, layers: LayerSelection = "decoder", levels: int | None = None) -> list[str]:
     """Names (as in `unet.attn_processors`, without '.processor') of the cross-attention layers.
 
-    The decoder is `unet.up_blocks`; the selection is structural (module type and role)."""
-    roots = {"up_blocks": unet.up_blocks} if layers == "decoder" else dict(unet.named_children())
-    names = []
-    for root_name, root in roots.items():
-        for name, module in root.named_modules():
-            if isinstance(module, Attention) and module.is_cross_attention:
-                names.append(f"{root_name}.{name}" if name else root_name)
+    The decoder is `unet.up_blocks`, coarsest block first; `levels=2` keeps the layers of the first
+    two decoder blocks that have cross-attention (the coarse and middle levels the loss reads), so
+    finer levels run their usual fused attention. The selection is structural, never by name."""
+    if layers == "decoder":
+        roots = [(f"up_blocks.{i}", block) for i, block in enumerate(unet.up_blocks)]
+    else:
+        roots = list(unet.named_children())
+    names, used_levels = [], 0
+    for root_name, root in roots:
+        found = [
+            f"{root_name}.{name}" if name else root_name
+            for name, module in root.named_modules()
+            if isinstance(module, Attention) and module.is_cross_attention
+        ]
+        if found:
+            if levels is not None and used_levels >= levels:
+                break
+            names += found
+            used_levels += 1
     if not names:
         raise ValueError("this UNet has no cross-attention layers in the selected part")
     return names
@@ -129,6 +141,7 @@ def trace(
     latent_size: tuple[int, int],
     columns: torch.Tensor | None = None,
     layers: LayerSelection = "decoder",
+    levels: int | None = None,
 ) -> Iterator[AttentionStore]:
     """Install capturing processors on the chosen cross-attention layers for the duration of the block.
 
@@ -140,7 +153,7 @@ def trace(
     original = dict(unet.attn_processors)
     processor = CaptureProcessor(store)
     replaced = dict(original)
-    for name in cross_attention_layers(unet, layers):
+    for name in cross_attention_layers(unet, layers, levels):
         replaced[f"{name}.processor"] = processor
     unet.set_attn_processor(replaced)
     try:

@@ -224,7 +224,7 @@ class ScenePipeline:
         guide_any = objective.num_relations > 0 and config.eta > 0
         settled = False  # every relation held with margin at the last measured step
         with (
-            trace(unet, latent_size, columns) as store,
+            trace(unet, latent_size, columns, levels=2) as store,  # coarse and middle levels only
             frozen_weights(unet),
             tqdm(total=len(timesteps), disable=not progress or _bar_disabled(pipe)) as bar,
         ):

@@ -189,3 +189,16 @@ def test_callback_can_replace_latents_and_bad_settings_are_typed_errors(tiny_pip
         ScenePipeline(tiny_pipe)(PROMPT, num_inference_steps=0)
     with pytest.raises(InfsplignError, match="StableDiffusionPipeline"):
         ScenePipeline(object())
+
+
+def test_capture_can_be_limited_to_the_two_coarsest_decoder_levels():
+    from diffusers import UNet2DConditionModel
+
+    from infsplign_scene.testing import SD14_UNET_CONFIG
+
+    config = dict(SD14_UNET_CONFIG, block_out_channels=(32, 32, 32, 32), cross_attention_dim=32, attention_head_dim=2)
+    unet = UNet2DConditionModel(**config, norm_num_groups=8)
+    every = cross_attention_layers(unet)
+    two = cross_attention_layers(unet, levels=2)
+    assert {name.split(".")[1] for name in every} == {"1", "2", "3"}
+    assert {name.split(".")[1] for name in two} == {"1", "2"}  # SD's up_blocks.1 and up_blocks.2
