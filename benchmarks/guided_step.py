@@ -5,7 +5,8 @@
 In one process, alternating the variants and repeating them, it times:
 1. plain CFG step: one batch-2 forward without grad (the unit);
 2. our guided step: unconditional forward without grad, conditional forward with grad on the
-   latents capturing only the objects' token columns at native resolution, backward to the latents
+   latents capturing only the objects' token columns at native resolution on the coarse and middle
+   decoder levels, no autograd graph in the decoder blocks after them, backward to the latents
    only (weights frozen); also under bfloat16 autocast;
 3. the authors' step structure, reimplemented: the CFG batch of 2 run with grad, probabilities of
    all 77 tokens on the six up_blocks.1/2 cross-attention layers resized to 64x64, backward
@@ -31,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from infsplign_scene.attention import cross_attention_layers, trace
+from infsplign_scene.attention import cross_attention_layers, no_graph_after, trace
 from infsplign_scene.compile import compile_objective
 from infsplign_scene.guidance import GuidanceConfig, frozen_weights, objective_and_gradient
 from infsplign_scene.losses import centroids_and_variances, spatial_loss
@@ -149,7 +150,11 @@ def memory_child(relations: int, steps: int, latent: int, device: str) -> None:
     matrix, columns = token_matrix(objective)
     weights = GuidanceConfig().loss_weights()
     scheduler.set_timesteps(steps)
-    with trace(unet, (latent, latent), columns.to(device), levels=2) as store, frozen_weights(unet):
+    with (
+        trace(unet, (latent, latent), columns.to(device), levels=2) as store,
+        frozen_weights(unet),
+        no_graph_after(unet),
+    ):
         for t in scheduler.timesteps:
             noise = guided_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights)
             latents = scheduler.step(noise, t, latents).prev_sample
@@ -190,7 +195,7 @@ def main() -> None:
     def run_guided(relations: int, precision: str = "model"):
         objective = objectives[relations]
         matrix, columns = token_matrix(objective)
-        with trace(unet, (latent, latent), columns.to(device), levels=2) as store:
+        with trace(unet, (latent, latent), columns.to(device), levels=2) as store, no_graph_after(unet):
             guided_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision)
 
     def run_reference():

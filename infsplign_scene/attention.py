@@ -108,7 +108,9 @@ class CaptureProcessor:
         return hidden_states / attn.rescale_output_factor
 
 
-def cross_attention_layers(unet: torch.nn.Module, layers: LayerSelection = "decoder", levels: int | None = None) -> list[str]:
+def cross_attention_layers(
+    unet: torch.nn.Module, layers: LayerSelection = "decoder", levels: int | None = None
+) -> list[str]:
     """Names (as in `unet.attn_processors`, without '.processor') of the cross-attention layers.
 
     The decoder is `unet.up_blocks`, coarsest block first; `levels=2` keeps the layers of the first
@@ -160,3 +162,29 @@ def trace(
         yield store
     finally:
         unet.set_attn_processor(original)
+
+
+def _detach(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_detach(v) for v in value)
+    return value
+
+
+@contextmanager
+def no_graph_after(unet: torch.nn.Module, levels: int = 2) -> Iterator[None]:
+    """Record no autograd graph in the decoder blocks after the first `levels` blocks with
+    cross-attention (and in the output head): the loss reads nothing there, so the backward never
+    visits them, and their activations need not be kept. The gradient is unchanged."""
+    seen, handles = 0, []
+    for block in unet.up_blocks:
+        if seen >= levels:
+            handles.append(block.register_forward_pre_hook(lambda m, a, k: (_detach(a), _detach(k)), with_kwargs=True))
+        elif any(isinstance(m, Attention) and m.is_cross_attention for m in block.modules()):
+            seen += 1
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from .analysis import Policy
-from .attention import trace
+from .attention import no_graph_after, trace
 from .compile import LossWeights, Objective, ObjectiveValue, compile_objective, statistics
 from .conflicts import Combination, ConflictReport, combine, relation_gradients
 from .errors import InfsplignError
@@ -226,6 +226,7 @@ class ScenePipeline:
         with (
             trace(unet, latent_size, columns, levels=2) as store,  # coarse and middle levels only
             frozen_weights(unet),
+            no_graph_after(unet, levels=2),
             tqdm(total=len(timesteps), disable=not progress or _bar_disabled(pipe)) as bar,
         ):
             for i, t in enumerate(timesteps):

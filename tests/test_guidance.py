@@ -202,3 +202,38 @@ def test_capture_can_be_limited_to_the_two_coarsest_decoder_levels():
     two = cross_attention_layers(unet, levels=2)
     assert {name.split(".")[1] for name in every} == {"1", "2", "3"}
     assert {name.split(".")[1] for name in two} == {"1", "2"}  # SD's up_blocks.1 and up_blocks.2
+
+
+def test_no_graph_after_the_captured_levels_keeps_the_gradient():
+    from diffusers import UNet2DConditionModel
+
+    from infsplign_scene.attention import no_graph_after
+    from infsplign_scene.guidance import frozen_weights
+    from infsplign_scene.testing import SD14_UNET_CONFIG
+
+    torch.manual_seed(0)
+    config = dict(SD14_UNET_CONFIG, block_out_channels=(32, 32, 32, 32), cross_attention_dim=32, attention_head_dim=2)
+    unet = UNet2DConditionModel(**config, norm_num_groups=8).eval()
+    objective = compile_objective("a red circle to the left of a blue square")
+    matrix, columns = torch.eye(2).unsqueeze(0), torch.tensor([2, 3])
+    latents, embeds = torch.randn(1, 4, 16, 16), torch.randn(1, 77, 32)
+
+    class Identity:
+        def scale_model_input(self, sample, t):
+            return sample
+
+    weights = GuidanceConfig().loss_weights()
+    grads = []
+    for truncate in (False, True):
+        with trace(unet, (16, 16), columns, levels=2) as store, frozen_weights(unet):
+            if truncate:
+                with no_graph_after(unet, levels=2):
+                    _, grad, *_ = objective_and_gradient(
+                        unet, Identity(), latents, 5, embeds, store, matrix, objective, weights
+                    )
+            else:
+                _, grad, *_ = objective_and_gradient(
+                    unet, Identity(), latents, 5, embeds, store, matrix, objective, weights
+                )
+        grads.append(grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6) and grads[0].abs().sum() > 0
