@@ -237,3 +237,20 @@ def test_no_graph_after_the_captured_levels_keeps_the_gradient():
                 )
         grads.append(grad)
     assert torch.allclose(grads[0], grads[1], atol=1e-6) and grads[0].abs().sum() > 0
+
+
+def test_non_finite_loss_skips_the_update_and_is_recorded(tiny_pipe, monkeypatch):
+    from infsplign_scene.compile import Objective
+
+    evaluate = Objective.evaluate
+
+    def poisoned(self, stats, weights):  # fault injection: the objective turns NaN
+        value = evaluate(self, stats, weights)
+        value.total = value.total * float("nan")
+        return value
+
+    monkeypatch.setattr(Objective, "evaluate", poisoned)
+    result = ScenePipeline(tiny_pipe, GuidanceConfig(eta=100.0))(PROMPT, seed=3, num_inference_steps=2, progress=False)
+    assert all("non-finite" in step["warning"] for step in result.trace)
+    assert all(norm == 0.0 for step in result.trace for norm in step["grad_norm"])
+    assert np.isfinite(np.asarray(result.images[0], dtype=float)).all()
