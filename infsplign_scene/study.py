@@ -65,6 +65,46 @@ class ShapesDetector:
         return located
 
 
+class OwlVitDetector:
+    """Open-vocabulary detection with OWL-ViT (as in VISOR) from a local folder of weights.
+
+    Each object is queried as "a photo of a {name}"; its best box above `threshold` gives the
+    centroid. Load with `OwlVitDetector("path/to/owlvit-base-patch32")` (no network)."""
+
+    def __init__(self, path: str | Path, threshold: float = 0.1, device: str = "cpu") -> None:
+        from transformers import OwlViTForObjectDetection, OwlViTProcessor
+
+        try:
+            self.processor = OwlViTProcessor.from_pretrained(str(path), local_files_only=True)
+            self.model = OwlViTForObjectDetection.from_pretrained(str(path), local_files_only=True).to(device).eval()
+        except (OSError, ValueError) as error:
+            raise InfsplignError(f"cannot load OWL-ViT from {path!r}: {error}") from None
+        self.threshold = threshold
+        self.device = device
+
+    def locate(self, image: Any, graph: SceneGraph) -> dict[str, tuple[float, float] | None]:
+        import torch
+
+        queries = [f"a photo of a {obj.name}" for obj in graph.objects]
+        inputs = self.processor(text=[queries], images=image, return_tensors="pt").to(self.device)
+        with torch.no_grad():
+            outputs = self.model(**inputs)
+        width, height = image.size
+        found = self.processor.image_processor.post_process_object_detection(
+            outputs=outputs, threshold=self.threshold, target_sizes=[(height, width)]
+        )[0]
+        located: dict[str, tuple[float, float] | None] = {obj.id: None for obj in graph.objects}
+        best: dict[int, float] = {}
+        for score, label, box in zip(
+            found["scores"].tolist(), found["labels"].tolist(), found["boxes"].tolist(), strict=True
+        ):
+            if score > best.get(label, -1.0):
+                best[label] = score
+                x0, y0, x1, y1 = box
+                located[graph.objects[label].id] = ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height)
+        return located
+
+
 def holds(subject: tuple[float, float], obj: tuple[float, float], predicate: str, near: float = 0.35) -> bool:
     dx, dy = obj[0] - subject[0], obj[1] - subject[1]
     return {
