@@ -101,7 +101,8 @@ class OwlVitDetector:
             if score > best.get(label, -1.0):
                 best[label] = score
                 x0, y0, x1, y1 = box
-                located[graph.objects[label].id] = ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height)
+                centre = ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height)
+                located[graph.objects[label].id] = tuple(min(max(c, 0.0), 1.0) for c in centre)
         return located
 
 
