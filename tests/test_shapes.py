@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+
+from infsplign_scene.shapes.detector import classify_shape, detect, relation_holds
+from infsplign_scene.shapes.model import VOCABULARY, WEIGHTS_DIR, build_tokenizer
+from infsplign_scene.shapes.scenes import COLORS, SHAPES, caption, render, sample_count, sample_objects, shape_mask
+
+
+def test_generated_scenes_have_distinct_colours_no_overlap_and_no_relation_words():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        objects = sample_objects(rng, sample_count(rng))
+        assert len({o.color for o in objects}) == len(objects)
+        image, index = render(objects)
+        for k, obj in enumerate(objects):
+            assert (index == k).sum() == shape_mask(obj.shape, obj.center, obj.radius).sum()
+        text, order = caption(objects, rng)
+        assert sorted(order) == list(range(len(objects)))
+        assert not {"left", "right", "above", "below", "near"} & set(text.split())
+
+
+def test_detector_finds_ground_truth_objects():
+    rng = np.random.default_rng(1)
+    total = correct = 0
+    for _ in range(2000 // 3):
+        objects = sample_objects(rng, sample_count(rng))
+        image, _ = render(objects)
+        found = detect(image)
+        assert found.artifact_pixels == 0
+        for obj in objects:
+            total += 1
+            hit = found.find(obj.color, obj.shape)
+            correct += hit is not None and abs(hit.centroid[0] * 32 - obj.center[0]) < 1.5
+    assert correct / total >= 0.98
+
+
+def test_shape_classification_by_template_fit():
+    for shape in SHAPES:
+        assert classify_shape(shape_mask(shape, (16.0, 16.0), 6.0))[0] == shape
+
+
+def test_relation_judgement_from_detections():
+    image, _ = render(
+        [
+            type(sample_objects(np.random.default_rng(0), 1)[0])("red", "circle", (8.0, 8.0), 5.0),
+            type(sample_objects(np.random.default_rng(0), 1)[0])("blue", "square", (24.0, 10.0), 5.0),
+        ]
+    )
+    found = detect(image)
+    red, blue = found.objects["red"], found.objects["blue"]
+    assert relation_holds(red, blue, "left_of") and not relation_holds(red, blue, "right_of")
+    assert relation_holds(red, blue, "above") and not relation_holds(red, blue, "above", strict=True)
+    assert not relation_holds(red, blue, "near")
+
+
+def test_tokenizer_is_word_level_with_clip_style_ends():
+    tokenizer = build_tokenizer()
+    ids = tokenizer("a red circle and a blue square", padding="max_length", max_length=77).input_ids
+    assert len(ids) == 77 and ids[0] == tokenizer.bos_token_id and tokenizer.pad_token_id == 0
+    assert tokenizer.decode(ids[1:8]) == "a red circle and a blue square"
+    assert set(COLORS) <= set(VOCABULARY) and len(set(VOCABULARY)) == len(VOCABULARY)
+
+
+def test_training_script_runs_resumes_and_exports_an_sd_folder(tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    from infsplign_scene.shapes.train import main
+
+    main(["--out", str(tmp_path), "--vae-steps", "2", "--unet-steps", "2", "--batch-size", "4", "--threads", "1"])
+    log = (tmp_path / "train_log.jsonl").read_text()
+    assert '"stage": "unet"' in log and (tmp_path / "checkpoint.pt").exists()
+    main(["--out", str(tmp_path), "--vae-steps", "2", "--unet-steps", "3", "--batch-size", "4", "--threads", "1"])
+    pipe = StableDiffusionPipeline.from_pretrained(tmp_path / "model", use_safetensors=True)
+    assert pipe.unet.config.cross_attention_dim == 64 and pipe.vae.config.scaling_factor > 0
+
+
+@pytest.mark.skipif(not (WEIGHTS_DIR / "model_index.json").exists(), reason="the embedded model's weights are absent")
+def test_embedded_model_composes_and_rejects_unknown_words():
+    from infsplign_scene import VocabularyError, compose
+
+    result = compose("a red circle to the left of a blue square", seed=0, progress=False)
+    assert result.images[0].size == (32, 32)
+    with pytest.raises(VocabularyError, match="circle"):
+        compose("a red dog to the left of a blue square", seed=0)
