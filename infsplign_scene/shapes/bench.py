@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from ..guidance import GuidanceConfig, ScenePipeline
 from ..scene import PREDICATE_PHRASES, SceneGraph
@@ -102,11 +103,14 @@ def make_suite(name: str, images: int, seed: int) -> list[Item]:
     return items
 
 
-def generate(scene_pipe: ScenePipeline, items: list[Item], config: GuidanceConfig, batch_size: int, **sampling):
+def generate(
+    scene_pipe: ScenePipeline, items: list[Item], config: GuidanceConfig, batch_size: int, desc: str = "", **sampling
+):
     """Images for the items, in batches; returns (images, resolved graphs, seconds)."""
     images, graphs = [], []
     started = time.perf_counter()
-    for start in range(0, len(items), batch_size):
+    batches = range(0, len(items), batch_size)
+    for start in tqdm(batches, desc=desc or "images", unit="batch", disable=not desc):
         chunk = items[start : start + batch_size]
         result = scene_pipe(
             [item.graph for item in chunk],
@@ -215,7 +219,9 @@ def run_benchmark(
         entry: dict = {}
         outcomes = {}
         for mode, mode_config in (("unguided", suite_config.model_copy(update={"eta": 0.0})), ("guided", suite_config)):
-            pictures, graphs, seconds = generate(scene_pipe, items, mode_config, batch_size, **SHAPES_SAMPLING)
+            pictures, graphs, seconds = generate(
+                scene_pipe, items, mode_config, batch_size, desc=f"{suite} {mode}", **SHAPES_SAMPLING
+            )
             metrics, outcomes[mode] = score(items, pictures, graphs)
             metrics["seconds_per_image"] = seconds / max(len(items), 1)
             if suite.startswith("d_conflict"):
