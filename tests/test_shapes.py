@@ -82,3 +82,23 @@ def test_embedded_model_composes_and_rejects_unknown_words():
     assert result.images[0].size == (32, 32)
     with pytest.raises(VocabularyError, match="circle"):
         compose("a red dog to the left of a blue square", seed=0)
+
+
+@pytest.mark.skipif(not (WEIGHTS_DIR / "model_index.json").exists(), reason="the embedded model's weights are absent")
+def test_benchmark_json_contract(tmp_path):
+    from infsplign_scene.shapes.bench import run_benchmark
+
+    results = run_benchmark(images=5, seed=0, suites=("a_two_objects", "d_conflict_drop"), grid_path=tmp_path / "g.png")
+    for suite in ("a_two_objects", "d_conflict_drop"):
+        for mode in ("unguided", "guided"):
+            metrics = results[suite][mode]
+            for key in (
+                "object_accuracy",
+                "relation_accuracy",
+                "relation_accuracy_uncond",
+                "all_satisfied",
+                "seconds_per_image",
+            ):
+                assert key in metrics
+        assert set(results[suite]["paired_flips"]) == {"fixed", "broken"}
+    assert (tmp_path / "g.png").exists()
