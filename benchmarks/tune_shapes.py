@@ -4,8 +4,8 @@
 
 Each setting is scored on the same seeded items of suite (a) (two objects, five predicates), on a
 seed range disjoint from the benchmark's (seed 1 here, 0 in `infsplign-scene bench shapes`). The
-chosen default maximises relation accuracy among settings that keep object accuracy within 3
-points of unguided sampling; `SHAPES_GUIDANCE` in infsplign_scene/shapes/model.py records it.
+chosen default maximises relation accuracy among settings that keep colour accuracy (every named
+colour present) within 3 points of unguided sampling; `SHAPES_GUIDANCE` in infsplign_scene/shapes/model.py records it.
 """
 
 from __future__ import annotations
