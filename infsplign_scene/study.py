@@ -107,7 +107,7 @@ class OwlVitDetector:
 
 
 def holds(subject: tuple[float, float], obj: tuple[float, float], predicate: str, near: float = 0.35) -> bool:
-    dx, dy = obj[0] - subject[0], obj[1] - subject[1]
+    dx, dy = float(obj[0] - subject[0]), float(obj[1] - subject[1])
     return {
         "left_of": dx > 0,
         "right_of": dx < 0,

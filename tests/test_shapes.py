@@ -102,3 +102,16 @@ def test_benchmark_json_contract(tmp_path):
                 assert key in metrics
         assert set(results[suite]["paired_flips"]) == {"fixed", "broken"}
     assert (tmp_path / "g.png").exists()
+
+
+def test_judgements_are_plain_python_booleans():
+    import json
+
+    from infsplign_scene.shapes.bench import paired_flips
+
+    rng = np.random.default_rng(3)
+    found = detect(render(sample_objects(rng, 2))[0])
+    first, second = found.objects.values()
+    outcome = relation_holds(first, second, "left_of")
+    assert type(outcome) is bool and type(relation_holds(first, second, "near")) is bool
+    json.dumps(paired_flips([[outcome, None]], [[not outcome, True]]))

@@ -187,8 +187,8 @@ def paired_flips(unguided: list[list[bool | None]], guided: list[list[bool | Non
         for before, after in zip(before_image, after_image, strict=False):
             if before is None or after is None:
                 continue
-            fixed += (not before) and after
-            broken += before and not after
+            fixed += int(not before and after)
+            broken += int(before and not after)
     return {"fixed": fixed, "broken": broken}
 
 

@@ -110,6 +110,6 @@ def relation_holds(subject: Detection, obj: Detection, predicate: str, strict: b
     if predicate == "near":
         gap_x = max(obj.box[0] - subject.box[2], subject.box[0] - obj.box[2], 0.0)
         gap_y = max(obj.box[1] - subject.box[3], subject.box[1] - obj.box[3], 0.0)
-        return float(np.hypot(gap_x, gap_y)) <= NEAR_GAP
+        return bool(np.hypot(gap_x, gap_y) <= NEAR_GAP)
     offset, other = {"left_of": (dx, dy), "right_of": (-dx, dy), "above": (dy, dx), "below": (-dy, dx)}[predicate]
-    return offset > 0 and (not strict or abs(offset) > abs(other))
+    return bool(offset > 0 and (not strict or abs(offset) > abs(other)))
