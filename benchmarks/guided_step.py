@@ -20,6 +20,8 @@ and to JSON. Latents are 32x32 on CPU, 64x64 in float16 on a GPU.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import platform
 import resource
@@ -135,17 +137,44 @@ def reference_processors(unet, capture) -> dict:
     return processors
 
 
+def _status_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def reset_peak_memory(device: str) -> None:
+    """Start peak tracking afresh, so the model's construction peak does not mask the steps'."""
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        return
+    gc.collect()
+    with contextlib.suppress(OSError):  # Linux: writing 5 resets VmHWM (peak RSS) to the current RSS
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 def peak_memory(device: str) -> float:
     if device == "cuda":
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+    try:
+        return _status_mib("VmHWM")
+    except (OSError, RuntimeError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+
+
+def current_memory(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.memory_allocated() / 2**20
+    return _status_mib("VmRSS")
 
 
 def memory_child(relations: int, steps: int, latent: int, device: str) -> None:
     """Run `steps` guided steps with a scheduler in this process; print the peak memory (MiB)."""
     dtype = torch.float16 if device == "cuda" else torch.float32
     unet, scheduler, cond, uncond, latents = setup(latent, device, dtype)
-    baseline = peak_memory(device)
+    reset_peak_memory(device)
+    baseline = current_memory(device)
     objective = compile_objective(relation_graph(relations))
     matrix, columns = token_matrix(objective)
     weights = GuidanceConfig().loss_weights()
@@ -167,12 +196,37 @@ def child_memory(relations: int, steps: int, latent: int, device: str) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
+def measure_memory(latent: int, steps_latent: int, device: str) -> dict:
+    return {
+        "r1": child_memory(1, 5, latent, device),
+        "r32": child_memory(32, 5, latent, device),
+        "steps5": child_memory(1, 5, steps_latent, device),
+        "steps50": child_memory(1, 50, steps_latent, device),
+    }
+
+
+def memory_ratios(memory: dict) -> dict:
+    """Peak memory during the steps (model included) and its rise above the loaded model."""
+
+    def rise(entry: dict) -> float:
+        return max(entry["peak_mib"] - entry["baseline_mib"], 1e-9)
+
+    return {
+        "memory_mib": memory,
+        "r32_over_r1_memory": memory["r32"]["peak_mib"] / memory["r1"]["peak_mib"],
+        "steps50_over_steps5_memory": memory["steps50"]["peak_mib"] / memory["steps5"]["peak_mib"],
+        "r32_over_r1_memory_above_model": rise(memory["r32"]) / rise(memory["r1"]),
+        "steps50_over_steps5_memory_above_model": rise(memory["steps50"]) / rise(memory["steps5"]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats; finishes in minutes on 2 CPU cores")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--latent", type=int, default=None, help="latent side (default 32 on CPU, 64 on GPU)")
+    parser.add_argument("--memory-only", action="store_true", help="only the memory measurements")
     parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -183,6 +237,12 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.float16 if device == "cuda" else torch.float32
     latent = args.latent or (64 if device == "cuda" else 32)
+    if args.memory_only:
+        memory = measure_memory(latent, latent, device)
+        print(json.dumps(memory_ratios(memory), indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(memory_ratios(memory), indent=2))
+        return
     repeats = args.repeats or (3 if args.quick else 7)
     unet, scheduler, cond, uncond, latents = setup(latent, device, dtype)
     t = scheduler.timesteps[10]
@@ -229,18 +289,7 @@ def main() -> None:
                 times[name].append(time.perf_counter() - started)
     median = {name: statistics.median(values) for name, values in times.items()}
     memory_latent = min(latent, 16) if args.quick else latent
-    memory = {
-        "r1": child_memory(1, 5, latent, device),
-        "r32": child_memory(32, 5, latent, device),
-        "steps5": child_memory(1, 5, memory_latent, device),
-        "steps50": child_memory(1, 50, memory_latent, device),
-    }
-
-    def ratio(a: dict, b: dict, key: str = "peak_mib") -> float:
-        return a[key] / b[key]
-
-    def delta_ratio(a: dict, b: dict) -> float:
-        return (a["peak_mib"] - a["baseline_mib"]) / max(b["peak_mib"] - b["baseline_mib"], 1e-9)
+    memory = measure_memory(latent, memory_latent, device)
 
     results = {
         "machine": {
@@ -252,15 +301,11 @@ def main() -> None:
             "repeats": repeats,
         },
         "median_seconds": median,
-        "memory_mib": memory,
         "guided_over_plain": median["guided"] / median["plain"],
         "guided_bf16_over_plain": median["guided_bf16"] / median["plain"],
         "reference_over_guided": median["reference"] / median["guided"],
         "r32_over_r1_time": median["guided_r32"] / median["guided"],
-        "r32_over_r1_memory": ratio(memory["r32"], memory["r1"]),
-        "steps50_over_steps5_memory": ratio(memory["steps50"], memory["steps5"]),
-        "r32_over_r1_memory_above_model": delta_ratio(memory["r32"], memory["r1"]),
-        "steps50_over_steps5_memory_above_model": delta_ratio(memory["steps50"], memory["steps5"]),
+        **memory_ratios(memory),
         "memory_latent_for_steps": memory_latent,
     }
     print(f"{'variant':<14} {'median s':>9} {'x plain':>8}")
