@@ -471,7 +471,7 @@ def compose(
         scene_pipe = pipe
     else:
         scene_pipe = ScenePipeline(pipe)
-    defaults = _sampling_defaults(scene_pipe.pipe)
+    defaults = sampling_defaults(scene_pipe.pipe)
     return scene_pipe(
         scene,
         seed=seed,
@@ -482,7 +482,8 @@ def compose(
     )
 
 
-def _sampling_defaults(pipe: Any) -> dict:
+def sampling_defaults(pipe: Any) -> dict:
+    """Steps and CFG scale of the pipeline's model family (the embedded model: 25 and 4; SD: 50 and 7.5)."""
     from .shapes.model import SHAPES_SAMPLING, is_shapes_model
 
     return dict(SHAPES_SAMPLING) if is_shapes_model(pipe) else {"num_inference_steps": 50, "guidance_scale": 7.5}
