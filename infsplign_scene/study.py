@@ -51,7 +51,9 @@ class Detector(Protocol):
 
 
 class ShapesDetector:
-    """The exact colour/shape detector of the embedded model (objects named "<colour> <shape>")."""
+    """The exact detector of the embedded model (objects named "<colour> <shape>"). Colours are
+    distinct within an image, so an object is located by its colour, as in the shapes benchmark
+    (the model draws colours but not shapes; see docs/shapes.md)."""
 
     def locate(self, image: Any, graph: SceneGraph) -> dict[str, tuple[float, float] | None]:
         from .shapes.detector import detect
@@ -59,8 +61,7 @@ class ShapesDetector:
         found = detect(np.asarray(image))
         located = {}
         for obj in graph.objects:
-            words = obj.name.lower().split()
-            detection = found.find(words[0], words[-1]) if len(words) >= 2 else None
+            detection = found.find(obj.name.lower().split()[0])
             located[obj.id] = detection.centroid if detection is not None else None
         return located
 
