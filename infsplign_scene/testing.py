@@ -1,4 +1,4 @@
-"""Model configurations for tests and benchmarks (architectures only; weights are random)."""
+"""Model configurations and assembly helpers for tests, benchmarks and training (weights are random)."""
 
 from __future__ import annotations
 
@@ -15,3 +15,19 @@ SD14_UNET_CONFIG: dict = {
     "cross_attention_dim": 768,
     "attention_head_dim": 8,
 }
+
+
+def assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler):
+    """A `StableDiffusionPipeline` from parts, without safety checker or feature extractor."""
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )

@@ -67,10 +67,11 @@ def clip_tokenizer(tmp_path_factory):
 def build_tiny_pipeline(tokenizer=None, seed: int = 0):
     """A StableDiffusionPipeline small enough for CPU tests: 8x8 latents, decoder cross-attention
     at 4x4 (coarse) and 8x8 (middle), a 2-layer CLIP text encoder, a 2x AutoencoderKL."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from infsplign_scene.shapes.model import build_tokenizer
+    from infsplign_scene.testing import assemble_pipeline
 
     tokenizer = tokenizer or build_tokenizer()
     torch.manual_seed(seed)
@@ -113,16 +114,7 @@ def build_tiny_pipeline(tokenizer=None, seed: int = 0):
     scheduler = DDIMScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, steps_offset=1
     )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipe = assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

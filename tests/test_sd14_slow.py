@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from infsplign_scene.guidance import GuidanceConfig, ScenePipeline
-from infsplign_scene.testing import SD14_UNET_CONFIG
+from infsplign_scene.testing import SD14_UNET_CONFIG, assemble_pipeline
 
 
 @pytest.mark.slow
 def test_two_guided_steps_on_the_sd14_unet_configuration():
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from infsplign_scene.shapes.model import build_tokenizer
@@ -36,16 +36,8 @@ def test_two_guided_steps_on_the_sd14_unet_configuration():
         latent_channels=4,
         norm_num_groups=4,
     )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1)
+    pipe = assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler)
     result = ScenePipeline(pipe, GuidanceConfig())(
         "a red circle to the left of a blue square",
         seed=0,

@@ -228,23 +228,15 @@ def main(argv: list[str] | None = None) -> None:
 
 def export(folder: Path, vae, text_encoder, unet, tokenizer, scaling: float) -> None:
     """Write a `StableDiffusionPipeline.from_pretrained`-loadable folder (safetensors)."""
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from diffusers import DDIMScheduler
+
+    from ..testing import assemble_pipeline
 
     vae.register_to_config(scaling_factor=scaling)
     scheduler = DDIMScheduler(
         **scheduler_config(), clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="trailing"
     )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(folder, safe_serialization=True)
+    assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler).save_pretrained(folder, safe_serialization=True)
 
 
 if __name__ == "__main__":
