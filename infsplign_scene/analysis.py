@@ -16,7 +16,7 @@ import networkx as nx
 
 from .errors import ConflictError, SceneGraphError
 from .parsing import load_scene
-from .scene import Relation, SceneGraph
+from .scene import Relation, SceneGraph, canonical_triple
 
 Policy = Literal["error", "drop", "keep"]
 POLICIES: tuple[str, ...] = ("error", "drop", "keep")
@@ -156,14 +156,7 @@ def _find_conflicts(axes: dict[str, nx.DiGraph], relations: list[Relation]) -> l
 def _duplicates(relations: list[Relation]) -> list[tuple[Relation, ...]]:
     groups: dict[tuple[str, str, str], list[Relation]] = {}
     for relation in relations:
-        a, b = relation.subject, relation.object
-        if relation.predicate in ("right_of", "below"):
-            key = (b, "left_of" if relation.predicate == "right_of" else "above", a)
-        elif relation.predicate == "near":
-            key = (min(a, b), "near", max(a, b))
-        else:
-            key = (a, relation.predicate, b)
-        groups.setdefault(key, []).append(relation)
+        groups.setdefault(canonical_triple(relation.subject, relation.predicate, relation.object), []).append(relation)
     return [tuple(group) for group in groups.values() if len(group) > 1]
 
 
