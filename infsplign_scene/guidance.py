@@ -169,8 +169,8 @@ class ScenePipeline:
         self,
         scene: SceneGraph | dict | str | Path | list,
         *,
-        num_inference_steps: int = 50,
-        guidance_scale: float = 7.5,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         seed: int | list[int] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         config: GuidanceConfig | None = None,
@@ -183,9 +183,14 @@ class ScenePipeline:
         progress: bool = True,
         record_maps: bool = False,
     ) -> ComposeResult:
-        """Sample one image per scene; a list of scenes is sampled as one batch."""
+        """Sample one image per scene; a list of scenes is sampled as one batch.
+
+        Steps and CFG scale default to the model family's (`sampling_defaults`)."""
         started = time.perf_counter()
         config = config or self.config
+        defaults = sampling_defaults(self.pipe)
+        num_inference_steps = defaults["num_inference_steps"] if num_inference_steps is None else num_inference_steps
+        guidance_scale = defaults["guidance_scale"] if guidance_scale is None else guidance_scale
         if num_inference_steps < 1:
             raise InfsplignError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
         if guidance_scale < 0:
@@ -220,7 +225,7 @@ class ScenePipeline:
         columns = token_matrix[1]
         weights = config.loss_weights()
         records: list[dict] = []
-        self._maps: dict[int, dict[int, torch.Tensor]] = {}
+        maps: dict[int, dict[int, torch.Tensor]] | None = {} if record_maps else None
         guide_any = objective.num_relations > 0 and config.eta > 0
         settled = False  # every relation held with margin at the last measured step
         with (
@@ -245,7 +250,7 @@ class ScenePipeline:
                         weights,
                         config,
                         record,
-                        record_maps,
+                        maps,
                     )
                 else:
                     measure = in_window and config.skip_satisfied  # keep checking, at no backward's cost
@@ -288,7 +293,7 @@ class ScenePipeline:
             trace=records,
             config=config,
             seconds=time.perf_counter() - started,
-            maps=self._maps,
+            maps=maps or {},
         )
 
     def _token_matrix(self, objective: Objective, config: GuidanceConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -319,7 +324,7 @@ class ScenePipeline:
         weights,
         config,
         record,
-        record_maps,
+        maps,
     ) -> tuple[torch.Tensor, ObjectiveValue]:
         unet, scheduler = self.pipe.unet, self.pipe.scheduler
         if negative_embeds is not None:
@@ -356,8 +361,8 @@ class ScenePipeline:
             cosine=report.cosine.tolist(),
             opposed=report.opposed.tolist(),
         )
-        if record_maps:
-            self._maps[record["step"]] = {h: m.detach().cpu() for h, m in levels.items()}
+        if maps is not None:
+            maps[record["step"]] = {h: m.detach().cpu() for h, m in levels.items()}
         if not finite.all():
             skipped = [b for b, ok in enumerate(finite.tolist()) if not ok]
             record["warning"] = f"non-finite loss or gradient for images {skipped}: their update was skipped"
@@ -471,12 +476,11 @@ def compose(
         scene_pipe = pipe
     else:
         scene_pipe = ScenePipeline(pipe)
-    defaults = sampling_defaults(scene_pipe.pipe)
     return scene_pipe(
         scene,
         seed=seed,
-        num_inference_steps=num_inference_steps or defaults["num_inference_steps"],
-        guidance_scale=guidance_scale if guidance_scale is not None else defaults["guidance_scale"],
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
         config=config,
         **kwargs,
     )

@@ -32,7 +32,7 @@ import numpy as np
 
 from .analysis import analyze
 from .errors import ConflictError, InfsplignError
-from .guidance import GuidanceConfig, ScenePipeline, sampling_defaults
+from .guidance import GuidanceConfig, ScenePipeline
 from .parsing import load_scene
 from .scene import SceneGraph
 
@@ -148,7 +148,7 @@ def run_study(
     scene_pipe = scene_pipe or ScenePipeline.from_pretrained(spec.get("model"))
     detector = detector or ShapesDetector()
     base = GuidanceConfig.for_pipeline(scene_pipe.pipe).model_dump() | spec.get("config", {})
-    sampling = sampling_defaults(scene_pipe.pipe) | spec.get("sampling", {})
+    sampling = spec.get("sampling", {})  # unset fields take the model family's defaults
     results_path = out / "results.jsonl"
     rows = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
     done = {(r["graph"], r["seed"], r["policy"]) for r in rows}
