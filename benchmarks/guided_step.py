@@ -12,6 +12,8 @@ In one process, alternating the variants and repeating them, it times:
    all 77 tokens on the six up_blocks.1/2 cross-attention layers resized to 64x64, backward
    through both halves (weights frozen as well, so the comparison is about structure);
 4. our guided step with R = 1, 4, 16, 32 relations over 8 objects;
+5. the parts of our guided step: the unconditional forward, the conditional forward recording
+   the graph, and the backward, each against the plain step (where the time goes);
 and, each in a fresh child process, peak memory (RSS on CPU, `torch.cuda.max_memory_allocated`
 on GPU) for 1 vs 32 relations and for 5 vs 50 guided steps. Medians and ratios go to a table
 and to JSON. Latents are 32x32 on CPU, 64x64 in float16 on a GPU.
@@ -36,7 +38,8 @@ import torch.nn.functional as F
 
 from infsplign_scene.attention import cross_attention_layers, no_graph_after, trace
 from infsplign_scene.compile import compile_objective
-from infsplign_scene.guidance import GuidanceConfig, frozen_weights, objective_and_gradient
+from infsplign_scene.compile import statistics as statistics_of
+from infsplign_scene.guidance import GuidanceConfig, frozen_weights, object_maps, objective_and_gradient
 from infsplign_scene.losses import centroids_and_variances, spatial_loss
 from infsplign_scene.scene import SceneGraph
 from infsplign_scene.testing import SD14_UNET_CONFIG
@@ -94,6 +97,21 @@ def guided_step(unet, scheduler, latents, t, cond, uncond, store, matrix, object
         unet, scheduler, latents, t, cond, store, matrix.to(latents.device), objective, weights, precision
     )
     return noise_uncond + 7.5 * (noise_text - noise_uncond) + 1000 * grad.to(latents.dtype)
+
+
+def guided_parts(unet, scheduler, latents, t, cond, store, matrix, objective, weights) -> tuple[float, float]:
+    """Seconds of the guided step's conditional forward (recording the graph) and of its backward."""
+    with torch.enable_grad():
+        started = time.perf_counter()
+        guided = latents.detach().requires_grad_(True)
+        store.reset()
+        store.active = True
+        unet(scheduler.scale_model_input(guided, t), t, encoder_hidden_states=cond)
+        store.active = False
+        loss = objective.evaluate(statistics_of(object_maps(store, matrix)), weights).total.sum()
+        forward_done = time.perf_counter()
+        torch.autograd.grad(loss, guided)
+    return forward_done - started, time.perf_counter() - forward_done
 
 
 class ReferenceCapture:
@@ -265,8 +283,24 @@ def main() -> None:
         finally:
             unet.set_attn_processor(dict(ours))
 
+    parts: dict[str, list[float]] = {"conditional_forward": [], "backward": []}
+
+    def run_parts():
+        objective = objectives[1]
+        matrix, columns = token_matrix(objective)
+        with trace(unet, (latent, latent), columns.to(device), levels=2) as store, no_graph_after(unet):
+            forward, backward = guided_parts(unet, scheduler, latents, t, cond, store, matrix, objective, weights)
+        parts["conditional_forward"].append(forward)
+        parts["backward"].append(backward)
+
+    def run_unconditional():
+        with torch.no_grad():
+            unet(latents, t, encoder_hidden_states=uncond)
+
     variants = {
         "plain": lambda: plain_step(unet, scheduler, latents, t, cond, uncond),
+        "unconditional_forward": run_unconditional,
+        "guided_parts": run_parts,
         "guided": lambda: run_guided(1),
         "guided_bf16": lambda: run_guided(1, "bfloat16"),
         "reference": run_reference,
@@ -287,7 +321,10 @@ def main() -> None:
                 if device == "cuda":
                     torch.cuda.synchronize()
                 times[name].append(time.perf_counter() - started)
+    del times["guided_parts"]
     median = {name: statistics.median(values) for name, values in times.items()}
+    # the parts' first entries come from the warm-up
+    median.update({name: statistics.median(values[1:]) for name, values in parts.items()})
     memory_latent = min(latent, 16) if args.quick else latent
     memory = measure_memory(latent, memory_latent, device)
 
@@ -305,12 +342,16 @@ def main() -> None:
         "guided_bf16_over_plain": median["guided_bf16"] / median["plain"],
         "reference_over_guided": median["reference"] / median["guided"],
         "r32_over_r1_time": median["guided_r32"] / median["guided"],
+        # where a guided step's time goes, in units of the plain step
+        "unconditional_over_plain": median["unconditional_forward"] / median["plain"],
+        "conditional_forward_over_plain": median["conditional_forward"] / median["plain"],
+        "backward_over_plain": median["backward"] / median["plain"],
         **memory_ratios(memory),
         "memory_latent_for_steps": memory_latent,
     }
-    print(f"{'variant':<14} {'median s':>9} {'x plain':>8}")
+    print(f"{'variant':<22} {'median s':>9} {'x plain':>8}")
     for name, value in median.items():
-        print(f"{name:<14} {value:9.3f} {value / median['plain']:8.2f}")
+        print(f"{name:<22} {value:9.3f} {value / median['plain']:8.2f}")
     for key, value in results.items():
         if isinstance(value, float):
             print(f"{key:<40} {value:.3f}")

@@ -1,5 +1,9 @@
+import json
+import math
+
 import numpy as np
 import pytest
+import torch
 
 from infsplign_scene.shapes.detector import classify_shape, detect, relation_holds
 from infsplign_scene.shapes.model import VOCABULARY, WEIGHTS_DIR, build_tokenizer
@@ -72,6 +76,44 @@ def test_training_script_runs_resumes_and_exports_an_sd_folder(tmp_path):
     main(["--out", str(tmp_path), "--vae-steps", "2", "--unet-steps", "3", "--batch-size", "4", "--threads", "1"])
     pipe = StableDiffusionPipeline.from_pretrained(tmp_path / "model", use_safetensors=True)
     assert pipe.unet.config.cross_attention_dim == 64 and pipe.vae.config.scaling_factor > 0
+
+    tuned = tmp_path / "tuned"
+    args = ["--out", str(tuned), "--vae-from", str(tmp_path / "model"), "--unet-steps", "2", "--batch-size", "4"]
+    main([*args, "--attribute-weight", "0.1", "--edge-weight", "3", "--threads", "1"])
+    log = [json.loads(line) for line in (tuned / "train_log.jsonl").read_text().splitlines()]
+    assert all(record["stage"] == "unet" for record in log) and math.isfinite(log[0]["attribute"])
+    tuned_pipe = StableDiffusionPipeline.from_pretrained(tuned / "model", use_safetensors=True)
+    assert tuned_pipe.vae.config.scaling_factor == pipe.vae.config.scaling_factor
+
+
+def test_training_batches_label_each_word_with_its_object_and_attribute():
+    from infsplign_scene.shapes.train import scene_batch
+
+    tokenizer = build_tokenizer()
+    pixels, masks, token_object, ids, token_attribute = scene_batch(np.random.default_rng(3), 16, tokenizer)
+    vocabulary = list(VOCABULARY)
+    attribute_names = [*COLORS, *SHAPES]
+    for b in range(16):
+        for position in np.nonzero(token_object[b].numpy() >= 0)[0]:
+            word = vocabulary[int(ids[b, position])]
+            assert attribute_names[int(token_attribute[b, position])] == word
+            mask = masks[b, int(token_object[b, position])].bool()
+            if word in COLORS:  # the word's object is the one drawn in that colour
+                drawn = (pixels[b, :, mask].mean(1) + 1) * 127.5
+                assert torch.allclose(drawn, torch.tensor(COLORS[word], dtype=torch.float), atol=1)
+        assert (token_attribute[b][token_object[b] < 0] == -100).all()
+
+
+def test_edge_weights_mark_object_outlines_only():
+    from infsplign_scene.shapes.train import edge_weights
+
+    masks = torch.zeros(1, 4, 32, 32)
+    masks[0, 0, 8:24, 8:24] = 1  # a 16-pixel square
+    weights = edge_weights(masks, 3.0)[0, 0]
+    assert weights.shape == (16, 16)
+    assert weights[8, 8] == 1 and weights[0, 0] == 1  # interior and background
+    assert weights[4, 8] > 1 and weights[8, 4] > 1  # on the outline
+    assert torch.equal(edge_weights(masks, 0.0), torch.ones(1, 1, 16, 16))
 
 
 @pytest.mark.skipif(not (WEIGHTS_DIR / "model_index.json").exists(), reason="the embedded model's weights are absent")

@@ -91,5 +91,5 @@ def caption(objects: list[ShapeObject], rng: np.random.Generator) -> tuple[str, 
 
 
 def sample_count(rng: np.random.Generator) -> int:
-    """1-4 objects, mostly two or three: the benchmark suites use 2-4."""
-    return int(rng.choice([1, 2, 3, 4], p=[0.1, 0.4, 0.3, 0.2]))
+    """1-4 objects, mostly two to four: the benchmark suites use 2-4."""
+    return int(rng.choice([1, 2, 3, 4], p=[0.1, 0.3, 0.3, 0.3]))

@@ -1,12 +1,16 @@
 """Train the embedded shape-scenes model and save it as a Stable Diffusion folder.
 
-    python -m infsplign_scene.shapes.train --out runs/shapes [--vae-steps 1500 --unet-steps 5000]
+    python -m infsplign_scene.shapes.train --out runs/shapes [--vae-steps 800 --unet-steps 5000]
 
-Stages: (1) an AutoencoderKL, 32x32x3 -> 16x16x4, on fresh random scenes; (2) the UNet and a
-small CLIP text encoder, jointly, on fresh scenes encoded by the frozen VAE: epsilon loss with
-min-SNR weighting, 10% empty captions (for classifier-free guidance), EMA weights, and a
+Stages: (1) an AutoencoderKL, 32x32x3 -> 16x16x4, on fresh random scenes (or the VAE of an
+existing model folder, `--vae-from`); (2) the UNet and a small CLIP text encoder, jointly, on
+fresh scenes encoded by the frozen VAE: epsilon loss with min-SNR weighting and extra weight on
+the objects' outlines, 10% empty captions (for classifier-free guidance), EMA weights, a
 TokenCompose-style grounding loss (each object word's attention mass inside its object's mask),
-which gives this small model the localised cross-attention that real SD has from scale.
+which gives this small model the localised cross-attention that real SD has from scale, and a
+linear probe that must tell every colour and shape word apart from the text encoder's output
+(without it the encoder let the shape words collapse onto one vector and the model drew a random
+shape whatever the prompt said).
 Seeded; resumable from `OUT/checkpoint.pt`; writes a loss log to `OUT/train_log.jsonl`.
 """
 
@@ -32,14 +36,20 @@ from .model import (
     build_vae,
     scheduler_config,
 )
-from .scenes import IMAGE_SIZE, MAX_OBJECTS, caption, render, sample_count, sample_objects
+from .scenes import COLORS, IMAGE_SIZE, MAX_OBJECTS, SHAPES, caption, render, sample_count, sample_objects
+
+ATTRIBUTE_CLASSES = len(COLORS) + len(SHAPES)
 
 
 def scene_batch(rng: np.random.Generator, size: int, tokenizer, dropout: float = 0.1):
-    """Images [B,3,32,32] in [-1,1], object masks [B,K,32,32], token->object map [B,77], input ids."""
+    """Images [B,3,32,32] in [-1,1], object masks [B,K,32,32], token->object map [B,77], input ids,
+    and token->attribute class [B,77] (colour index, or len(COLORS) + shape index; -100 = none)."""
     images = np.empty((size, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
     index_maps = np.empty((size, IMAGE_SIZE, IMAGE_SIZE), dtype=np.int8)
     token_object = np.full((size, 77), -1, dtype=np.int64)
+    token_attribute = np.full((size, 77), -100, dtype=np.int64)
+    color_class = {color: i for i, color in enumerate(COLORS)}
+    shape_class = {shape: len(COLORS) + i for i, shape in enumerate(SHAPES)}
     captions = []
     for b in range(size):
         objects = sample_objects(rng, sample_count(rng))
@@ -55,11 +65,13 @@ def scene_batch(rng: np.random.Generator, size: int, tokenizer, dropout: float =
         for mention, object_index in enumerate(order):
             # "<start> a red circle and a blue square": mention j's colour and shape are tokens 2+4j, 3+4j
             token_object[b, 2 + 4 * mention : 4 + 4 * mention] = object_index
+            token_attribute[b, 2 + 4 * mention] = color_class[objects[object_index].color]
+            token_attribute[b, 3 + 4 * mention] = shape_class[objects[object_index].shape]
     ids = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
     index_tensor = torch.from_numpy(index_maps.astype(np.int64))
     masks = torch.stack([(index_tensor == k) for k in range(MAX_OBJECTS)], dim=1).float()
-    return pixels, masks, torch.from_numpy(token_object), ids
+    return pixels, masks, torch.from_numpy(token_object), ids, torch.from_numpy(token_attribute)
 
 
 def grounding_loss(
@@ -82,6 +94,18 @@ def grounding_loss(
             inside = (attention * token_masks).sum((2, 3)) / attention.sum((2, 3)).clamp_min(1e-8)
             losses.append(((1 - inside) * valid).sum() / valid.sum())
     return torch.stack(losses).mean()
+
+
+def edge_weights(masks: torch.Tensor, strength: float) -> torch.Tensor:
+    """Per-latent-pixel loss weights [B,1,h,w]: 1 + strength on the objects' outlines.
+
+    masks: [B,K,H,W]. The outline (a two-pixel band at image resolution) is where circle, square
+    and triangle differ; weighting it keeps the shape words from being ignored next to the colours,
+    which decide far more of the plain squared error."""
+    dilated = F.max_pool2d(masks, 3, stride=1, padding=1)
+    eroded = -F.max_pool2d(-masks, 3, stride=1, padding=1)
+    band = (dilated - eroded).amax(1, keepdim=True)
+    return 1 + strength * F.adaptive_avg_pool2d(band, LATENT_SIZE)
 
 
 def train_vae(vae, rng, tokenizer, steps: int, start: int, optimizer, log, save) -> None:
@@ -110,6 +134,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--grounding-weight", type=float, default=0.3)
     parser.add_argument("--ema-decay", type=float, default=0.999)
+    parser.add_argument(
+        "--attribute-weight",
+        type=float,
+        default=0.1,
+        help="weight of a linear probe's cross-entropy that keeps colour and shape words apart in the text encoder",
+    )
+    parser.add_argument("--edge-weight", type=float, default=3.0, help="extra denoising-loss weight on object outlines")
+    parser.add_argument(
+        "--vae-from", type=Path, default=None, help="take the VAE of this SD-format folder and skip the VAE stage"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -127,11 +161,17 @@ def main(argv: list[str] | None = None) -> None:
 
     tokenizer = build_tokenizer()
     vae, text_encoder, unet = build_vae(), build_text_encoder(), build_unet()
+    state = {"stage": "vae", "step": 0, "scaling_factor": None}
+    if args.vae_from is not None:
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(args.vae_from / "vae")
+        state = {"stage": "unet", "step": 0, "scaling_factor": vae.config.scaling_factor}
+    attribute_probe = torch.nn.Linear(text_encoder.config.hidden_size, ATTRIBUTE_CLASSES)
     ema = [p.detach().clone() for p in list(unet.parameters()) + list(text_encoder.parameters())]
     vae_optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3)
     unet_params = list(unet.parameters()) + list(text_encoder.parameters())
-    optimizer = torch.optim.AdamW(unet_params, lr=args.lr, weight_decay=1e-2)
-    state = {"stage": "vae", "step": 0, "scaling_factor": None}
+    optimizer = torch.optim.AdamW(unet_params + list(attribute_probe.parameters()), lr=args.lr, weight_decay=1e-2)
     rng = np.random.default_rng(args.seed)
 
     if checkpoint_path.exists():
@@ -139,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         vae.load_state_dict(saved["vae"])
         unet.load_state_dict(saved["unet"])
         text_encoder.load_state_dict(saved["text_encoder"])
+        attribute_probe.load_state_dict(saved["attribute_probe"])
         vae_optimizer.load_state_dict(saved["vae_optimizer"])
         optimizer.load_state_dict(saved["optimizer"])
         for target, value in zip(ema, saved["ema"], strict=False):
@@ -155,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
                 "vae": vae.state_dict(),
                 "unet": unet.state_dict(),
                 "text_encoder": text_encoder.state_dict(),
+                "attribute_probe": attribute_probe.state_dict(),
                 "vae_optimizer": vae_optimizer.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "ema": ema,
@@ -193,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
             lr = args.lr * min(1.0, (step + 1) / warmup) * (0.5 * (1 + math.cos(math.pi * step / args.unet_steps)))
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            pixels, masks, token_object, ids = scene_batch(rng, args.batch_size, tokenizer)
+            pixels, masks, token_object, ids, token_attribute = scene_batch(rng, args.batch_size, tokenizer)
             with torch.no_grad():
                 latents = vae.encode(pixels).latent_dist.sample() * scaling
             noise = torch.randn_like(latents)
@@ -201,11 +243,18 @@ def main(argv: list[str] | None = None) -> None:
             a = alphas_cumprod[timesteps].sqrt()[:, None, None, None]
             s = (1 - alphas_cumprod[timesteps]).sqrt()[:, None, None, None]
             store.reset()
-            prediction = unet(a * latents + s * noise, timesteps, text_encoder(ids)[0]).sample
+            text = text_encoder(ids)[0]
+            prediction = unet(a * latents + s * noise, timesteps, text).sample
             weights = snr[timesteps].clamp(max=5.0) / snr[timesteps]  # min-SNR-5 for epsilon prediction
-            denoise = (weights * (prediction - noise).pow(2).mean((1, 2, 3))).mean()
+            squared_error = (prediction - noise).pow(2) * edge_weights(masks, args.edge_weight)
+            denoise = (weights * squared_error.mean((1, 2, 3))).mean()
             ground = grounding_loss(store.maps, masks, token_object)
-            loss = denoise + args.grounding_weight * ground
+            attribute = (
+                F.cross_entropy(attribute_probe(text).flatten(0, 1), token_attribute.flatten())
+                if (token_attribute >= 0).any()
+                else text.new_zeros(())
+            )
+            loss = denoise + args.grounding_weight * ground + args.attribute_weight * attribute
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(unet_params, 1.0)
@@ -215,7 +264,16 @@ def main(argv: list[str] | None = None) -> None:
                 for shadow, param in zip(ema, unet_params, strict=False):
                     shadow.lerp_(param.detach(), 1 - decay)
             if step % 25 == 0:
-                log({"stage": "unet", "step": step, "denoise": denoise.item(), "grounding": ground.item(), "lr": lr})
+                log(
+                    {
+                        "stage": "unet",
+                        "step": step,
+                        "denoise": denoise.item(),
+                        "grounding": ground.item(),
+                        "attribute": attribute.item(),
+                        "lr": lr,
+                    }
+                )
             if (step + 1) % 250 == 0:
                 save("unet", step + 1)
     save("done", args.unet_steps)
