@@ -245,6 +245,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--latent", type=int, default=None, help="latent side (default 32 on CPU, 64 on GPU)")
     parser.add_argument("--memory-only", action="store_true", help="only the memory measurements")
+    parser.add_argument(
+        "--time-only",
+        metavar="VARIANTS",
+        help="only these timed variants, comma-separated (e.g. plain,unconditional_forward,guided_parts,guided), "
+        "no memory runs: for large latents on CPU",
+    )
     parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -308,6 +314,8 @@ def main() -> None:
         "guided_r16": lambda: run_guided(16),
         "guided_r32": lambda: run_guided(32),
     }
+    if args.time_only:
+        variants = {name: variants[name] for name in args.time_only.split(",")}
     times: dict[str, list[float]] = {name: [] for name in variants}
     with frozen_weights(unet):
         for run in variants.values():  # warm-up
@@ -321,12 +329,12 @@ def main() -> None:
                 if device == "cuda":
                     torch.cuda.synchronize()
                 times[name].append(time.perf_counter() - started)
-    del times["guided_parts"]
+    times.pop("guided_parts", None)
     median = {name: statistics.median(values) for name, values in times.items()}
     # the parts' first entries come from the warm-up
-    median.update({name: statistics.median(values[1:]) for name, values in parts.items()})
+    median.update({name: statistics.median(values[1:]) for name, values in parts.items() if values})
     memory_latent = min(latent, 16) if args.quick else latent
-    memory = measure_memory(latent, memory_latent, device)
+    memory = {} if args.time_only else measure_memory(latent, memory_latent, device)
 
     results = {
         "machine": {
@@ -338,17 +346,22 @@ def main() -> None:
             "repeats": repeats,
         },
         "median_seconds": median,
-        "guided_over_plain": median["guided"] / median["plain"],
-        "guided_bf16_over_plain": median["guided_bf16"] / median["plain"],
-        "reference_over_guided": median["reference"] / median["guided"],
-        "r32_over_r1_time": median["guided_r32"] / median["guided"],
-        # where a guided step's time goes, in units of the plain step
-        "unconditional_over_plain": median["unconditional_forward"] / median["plain"],
-        "conditional_forward_over_plain": median["conditional_forward"] / median["plain"],
-        "backward_over_plain": median["backward"] / median["plain"],
-        **memory_ratios(memory),
-        "memory_latent_for_steps": memory_latent,
     }
+    ratios = {
+        "guided_over_plain": ("guided", "plain"),
+        "guided_bf16_over_plain": ("guided_bf16", "plain"),
+        "reference_over_guided": ("reference", "guided"),
+        "r32_over_r1_time": ("guided_r32", "guided"),
+        # where a guided step's time goes, in units of the plain step
+        "unconditional_over_plain": ("unconditional_forward", "plain"),
+        "conditional_forward_over_plain": ("conditional_forward", "plain"),
+        "backward_over_plain": ("backward", "plain"),
+    }
+    for key, (numerator, denominator) in ratios.items():
+        if numerator in median and denominator in median:
+            results[key] = median[numerator] / median[denominator]
+    if memory:
+        results.update(memory_ratios(memory), memory_latent_for_steps=memory_latent)
     print(f"{'variant':<22} {'median s':>9} {'x plain':>8}")
     for name, value in median.items():
         print(f"{name:<22} {value:9.3f} {value / median['plain']:8.2f}")
