@@ -127,53 +127,58 @@ def generate(
 def score(items: list[Item], images: list, graphs: list[SceneGraph]) -> tuple[dict, list[list[bool | None]]]:
     """Metrics of one suite in one mode, and each relation's outcome (None when an object is missing).
 
-    Colours are distinct within an image, so an object is *located* by its colour; it is *found*
-    when its shape is right too. Relations are judged between located objects; `object_accuracy`
-    and `all_satisfied` require found objects (right colour and shape)."""
+    An object is *found* when the detector sees its colour with the named shape (colours are
+    distinct within an image, so the colour identifies it). Relations are judged between found
+    objects (VISOR_cond style); the `_color` variants locate objects by colour alone, which shows
+    placement even where a shape came out wrong."""
     detections: list[DetectionResult] = [detect(np.asarray(image)) for image in images]
     objects_ok = colors_ok = all_ok = all_ok_color = shapes_right = shapes_seen = 0
-    located_pairs = satisfied = strict = total_relations = artifacts = 0
+    found_pairs = satisfied = strict = total_relations = artifacts = located_pairs = satisfied_color = 0
     outcomes: list[list[bool | None]] = []
-    for item, graph, found in zip(items, graphs, detections, strict=True):
+    for item, graph, detection in zip(items, graphs, detections, strict=True):
         wanted = {o.id: (o.attributes[0], o.noun) for o in item.graph.objects}
-        located = {object_id: found.find(color) for object_id, (color, _) in wanted.items()}
-        right_shape = {
-            object_id: located[object_id] is not None and located[object_id].shape == shape
-            for object_id, (_, shape) in wanted.items()
-        }
+        located = {object_id: detection.find(color) for object_id, (color, _) in wanted.items()}
+        found = {object_id: detection.find(color, shape) for object_id, (color, shape) in wanted.items()}
         shapes_seen += sum(d is not None for d in located.values())
-        shapes_right += sum(right_shape.values())
+        shapes_right += sum(d is not None for d in found.values())
         every_color = all(d is not None for d in located.values())
-        every = all(right_shape.values())
+        every = all(d is not None for d in found.values())
         objects_ok += every
         colors_ok += every_color
-        artifacts += found.artifact_pixels >= ARTIFACT_PIXELS
-        image_outcomes = []
+        artifacts += detection.artifact_pixels >= ARTIFACT_PIXELS
+        image_outcomes, color_outcomes = [], []
         for relation in item.graph.relations:
-            subject, obj = located[relation.subject], located[relation.object]
             total_relations += 1
+            subject, obj = located[relation.subject], located[relation.object]
+            color_holds = None if subject is None or obj is None else relation_holds(subject, obj, relation.predicate)
+            color_outcomes.append(color_holds)
+            if color_holds is not None:
+                located_pairs += 1
+                satisfied_color += color_holds
+            subject, obj = found[relation.subject], found[relation.object]
             if subject is None or obj is None:
                 image_outcomes.append(None)
                 continue
             holds = relation_holds(subject, obj, relation.predicate)
-            located_pairs += 1
+            found_pairs += 1
             satisfied += holds
             strict += relation_holds(subject, obj, relation.predicate, strict=True)
             image_outcomes.append(holds)
         outcomes.append(image_outcomes)
         resolved = {str(r) for r in graph.relations}
-        kept = [o for r, o in zip(item.graph.relations, image_outcomes, strict=True) if str(r) in resolved]
-        all_ok += every and all(kept)
-        all_ok_color += every_color and all(kept)
+        kept = [str(r) in resolved for r in item.graph.relations]
+        all_ok += every and all(o for o, k in zip(image_outcomes, kept, strict=True) if k)
+        all_ok_color += every_color and all(o for o, k in zip(color_outcomes, kept, strict=True) if k)
     n = max(len(items), 1)
     metrics = {
         "images": len(items),
         "object_accuracy": objects_ok / n,
         "color_accuracy": colors_ok / n,
         "shape_accuracy": shapes_right / max(shapes_seen, 1),
-        "relation_accuracy": satisfied / max(located_pairs, 1),
-        "relation_accuracy_strict": strict / max(located_pairs, 1),
+        "relation_accuracy": satisfied / max(found_pairs, 1),
+        "relation_accuracy_strict": strict / max(found_pairs, 1),
         "relation_accuracy_uncond": satisfied / max(total_relations, 1),
+        "relation_accuracy_color": satisfied_color / max(located_pairs, 1),
         "all_satisfied": all_ok / n,
         "all_satisfied_color": all_ok_color / n,
         "artifact_rate": artifacts / n,
