@@ -3,7 +3,8 @@
     python benchmarks/tune_shapes.py [--images 50] [--json PATH]
 
 Each setting is scored on the same seeded items of suite (a) (two objects, five predicates), on a
-seed range disjoint from the benchmark's (seed 1 here, 0 in `infsplign-scene bench shapes`). The
+seed range disjoint from the benchmark's (seed 1 here, 0 in `infsplign-scene bench shapes`), with
+the benchmark's default prompts (objects named, relations in the graph only). The
 chosen default maximises relation accuracy among settings that keep object accuracy (every named
 object drawn with its colour and shape) within 3 points of unguided sampling;
 `SHAPES_GUIDANCE` in infsplign_scene/shapes/model.py records it.

@@ -129,6 +129,13 @@ def bench_shapes_command(
     ] = None,
     suites: Annotated[str, typer.Option(help="Comma-separated suites (default: all).")] = "",
     eta: Annotated[float | None, typer.Option(help="Override the model family's default eta.")] = None,
+    prompt: Annotated[
+        str,
+        typer.Option(
+            help="'objects': prompts name the objects only, as in training ('a red circle and a blue square'); "
+            "'relations': the relations are written into the prompt too (words the model never saw)."
+        ),
+    ] = "objects",
 ) -> None:
     """Unguided vs guided on the embedded shapes model, scored by the exact detector."""
     from .shapes.bench import SUITES, run_benchmark
@@ -137,13 +144,15 @@ def bench_shapes_command(
     unknown = [s for s in chosen if s not in SUITES]
     if unknown:
         _fail(InfsplignError(f"unknown suite(s) {unknown}; choose from {', '.join(SUITES)}"))
+    if prompt not in ("objects", "relations"):
+        _fail(InfsplignError(f"unknown prompt style {prompt!r}; choose 'objects' or 'relations'"))
     config = None
     if eta is not None:
         from .guidance import GuidanceConfig, ScenePipeline
 
         scene_pipe = ScenePipeline.from_pretrained(None)
         config = GuidanceConfig(**(GuidanceConfig.for_pipeline(scene_pipe.pipe).model_dump() | {"eta": eta}))
-    results = run_benchmark(images=images, seed=seed, suites=chosen, config=config, grid_path=grid_path)
+    results = run_benchmark(images=images, seed=seed, suites=chosen, config=config, grid_path=grid_path, prompt=prompt)
     text = json.dumps(results, indent=2)
     if json_path is not None:
         json_path.write_text(text)

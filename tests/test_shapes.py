@@ -157,3 +157,16 @@ def test_judgements_are_plain_python_booleans():
     outcome = relation_holds(first, second, "left_of")
     assert type(outcome) is bool and type(relation_holds(first, second, "near")) is bool
     json.dumps(paired_flips([[outcome, None]], [[not outcome, True]]))
+
+
+def test_suites_name_objects_only_or_write_relations_into_the_prompt():
+    from infsplign_scene.shapes.bench import make_suite
+
+    for item in make_suite("b_three_objects", 5, 0):
+        prompt = item.graph.prompt
+        assert prompt == " and ".join(f"a {o.name}" for o in item.graph.objects)
+        assert len(item.graph.relations) == 2  # the relations live in the graph
+        for obj in item.graph.objects:
+            assert prompt[obj.span[0] : obj.span[1]] == obj.name
+    for item in make_suite("b_three_objects", 5, 0, prompt="relations"):
+        assert any(word in item.graph.prompt for word in ("left of", "right of", "above", "below"))

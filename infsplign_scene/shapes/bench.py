@@ -38,22 +38,32 @@ def _objects(rng: np.random.Generator, count: int) -> list[tuple[str, str]]:
     return [(str(c), str(rng.choice(SHAPES))) for c in colors]
 
 
-def _graph(objects: list[tuple[str, str]], relations: list[tuple[int, str, int]], weights=None) -> SceneGraph:
+def _graph(
+    objects: list[tuple[str, str]], relations: list[tuple[int, str, int]], weights=None, prompt: str = "objects"
+) -> SceneGraph:
+    """The item's scene graph. prompt "objects" names the objects only, in the training captions'
+    form ("a red circle and a blue square"); "relations" writes the relations into the prompt
+    ("a red circle to the left of a blue square"), words this model never saw in training."""
     ids = [f"{color}_{shape}" for color, shape in objects]
-    clauses, spans, text = [], {}, ""
-    for _n, (s, predicate, o) in enumerate(relations):
-        subject_name, object_name = " ".join(objects[s]), " ".join(objects[o])
-        clause_start = len(text) + (2 if text else 0)
-        subject_text = ("the " if s in spans else "a ") + subject_name
-        object_text = ("the " if o in spans else "a ") + object_name
-        clause = f"{subject_text} {PREDICATE_PHRASES[predicate]} {object_text}"
-        if s not in spans:
-            spans[s] = (clause_start + 2, clause_start + 2 + len(subject_name))
-        if o not in spans:
-            start = clause_start + len(clause) - len(object_name)
-            spans[o] = (start, start + len(object_name))
-        text += (", " if text else "") + clause
-        clauses.append(clause)
+    spans, text = {}, ""
+    if prompt == "objects":
+        for k, obj in enumerate(objects):
+            text += (" and " if text else "") + "a "
+            spans[k] = (len(text), len(text) + len(" ".join(obj)))
+            text += " ".join(obj)
+    else:
+        for s, predicate, o in relations:
+            subject_name, object_name = " ".join(objects[s]), " ".join(objects[o])
+            clause_start = len(text) + (2 if text else 0)
+            subject_text = ("the " if s in spans else "a ") + subject_name
+            object_text = ("the " if o in spans else "a ") + object_name
+            clause = f"{subject_text} {PREDICATE_PHRASES[predicate]} {object_text}"
+            if s not in spans:
+                spans[s] = (clause_start + 2, clause_start + 2 + len(subject_name))
+            if o not in spans:
+                start = clause_start + len(clause) - len(object_name)
+                spans[o] = (start, start + len(object_name))
+            text += (", " if text else "") + clause
     return SceneGraph(
         prompt=text,
         objects=[
@@ -67,7 +77,7 @@ def _graph(objects: list[tuple[str, str]], relations: list[tuple[int, str, int]]
     )
 
 
-def make_suite(name: str, images: int, seed: int) -> list[Item]:
+def make_suite(name: str, images: int, seed: int, prompt: str = "objects") -> list[Item]:
     """The fixed, seeded items of a suite."""
     rng = np.random.default_rng([seed, SUITES.index(name)])
     items = []
@@ -97,9 +107,8 @@ def make_suite(name: str, images: int, seed: int) -> list[Item]:
             relations = [(0, predicate, 1), (1, predicate, 2), (2, predicate, 0)]
             weights = [1.0, 1.0, 1.0]
             weights[int(rng.integers(0, 3))] = 0.5
-        items.append(
-            Item(_graph(objects, relations, weights), seed * 1_000_000 + SUITES.index(name) * 10_000 + i, objects)
-        )
+        item_seed = seed * 1_000_000 + SUITES.index(name) * 10_000 + i
+        items.append(Item(_graph(objects, relations, weights, prompt), item_seed, objects))
     return items
 
 
@@ -223,16 +232,25 @@ def run_benchmark(
     batch_size: int = 50,
     grid_path: Path | None = None,
     grid_columns: int = 10,
+    prompt: str = "objects",
 ) -> dict:
-    """Run the suites unguided and guided on the same seeds; return the JSON-ready results."""
+    """Run the suites unguided and guided on the same seeds; return the JSON-ready results.
+
+    prompt: "objects" (the relations come from the graph only) or "relations" (also written into
+    the prompt, in words the model never saw in training); see `_graph`."""
     scene_pipe = scene_pipe or ScenePipeline.from_pretrained(None)
     config = config or GuidanceConfig.for_pipeline(scene_pipe.pipe)
     from .model import SHAPES_SAMPLING
 
-    results: dict = {"config": config.model_dump(), "sampling": dict(SHAPES_SAMPLING), "images_per_suite": images}
+    results: dict = {
+        "config": config.model_dump(),
+        "sampling": dict(SHAPES_SAMPLING),
+        "images_per_suite": images,
+        "prompt": prompt,
+    }
     grid_rows = []
     for suite in suites:
-        items = make_suite(suite, images, seed)
+        items = make_suite(suite, images, seed, prompt)
         policy = "drop" if suite == "d_conflict_drop" else config.policy
         suite_config = config.model_copy(update={"policy": policy})
         entry: dict = {}

@@ -165,8 +165,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.vae_from is not None:
         from diffusers import AutoencoderKL
 
-        vae = AutoencoderKL.from_pretrained(args.vae_from / "vae")
-        state = {"stage": "unet", "step": 0, "scaling_factor": vae.config.scaling_factor}
+        trained = AutoencoderKL.from_pretrained(args.vae_from / "vae")
+        vae.load_state_dict(trained.state_dict())  # into our own build: no foreign config keys
+        state = {"stage": "unet", "step": 0, "scaling_factor": trained.config.scaling_factor}
     attribute_probe = torch.nn.Linear(text_encoder.config.hidden_size, ATTRIBUTE_CLASSES)
     ema = [p.detach().clone() for p in list(unet.parameters()) + list(text_encoder.parameters())]
     vae_optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3)
