@@ -140,7 +140,14 @@ def scheduler_config() -> dict:
 
 
 # Defaults of this model family (tuned by `benchmarks/tune_shapes.py`; see docs/shapes.md).
-SHAPES_GUIDANCE: dict = {"eta": 60.0, "margin": 0.3, "start": 0.0, "end": 0.6, "include_attributes": True}
+SHAPES_GUIDANCE: dict = {
+    "eta": 30.0,
+    "margin": 0.3,
+    "start": 0.0,
+    "end": 1.0,
+    "lambda_presence": 0.1,
+    "include_attributes": True,
+}
 SHAPES_SAMPLING: dict = {"num_inference_steps": 25, "guidance_scale": 4.0}
 
 
