@@ -213,7 +213,8 @@ class ScenePipeline:
             generators = [torch.Generator(device).manual_seed(s) for s in seeds]
             generator = generators[0] if len(generators) == 1 else generators
         do_cfg = guidance_scale > 1
-        prompt_embeds, negative_embeds = pipe.encode_prompt(prompts, device, 1, do_cfg, negative_prompt)
+        with torch.no_grad():  # else the text encoder's weights tie every step's output into one graph
+            prompt_embeds, negative_embeds = pipe.encode_prompt(prompts, device, 1, do_cfg, negative_prompt)
         token_matrix = self._token_matrix(objective, config)
         scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = scheduler.timesteps
@@ -259,7 +260,8 @@ class ScenePipeline:
                     model_input = torch.cat([latents] * 2) if do_cfg else latents
                     model_input = scheduler.scale_model_input(model_input, t)
                     embeds = torch.cat([negative_embeds, prompt_embeds]) if do_cfg else prompt_embeds
-                    noise_pred = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+                    with torch.no_grad():
+                        noise_pred = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
                     store.active = False
                     if do_cfg:
                         noise_uncond, noise_text = noise_pred.chunk(2)

@@ -32,6 +32,16 @@ def test_eta_zero_or_no_relation_matches_plain_diffusers(tiny_pipe, prompt):
     assert np.array_equal(np.asarray(ours.images[0]), np.asarray(plain))
 
 
+@pytest.mark.parametrize("eta", [0.0, 50.0])
+def test_sampling_records_no_autograd_graph_across_steps(tiny_pipe, eta):
+    # a graph carried from step to step would grow with the number of steps (memory and time)
+    config = GuidanceConfig(eta=eta)
+    result = ScenePipeline(tiny_pipe, config)(
+        PROMPT, seed=0, num_inference_steps=3, guidance_scale=4.0, output_type="latent", progress=False
+    )
+    assert result.images.grad_fn is None and not result.images.requires_grad
+
+
 def test_guidance_changes_the_image_and_writes_a_json_trace(tiny_pipe):
     config = GuidanceConfig(eta=200.0)
     result = ScenePipeline(tiny_pipe, config)(PROMPT, seed=3, num_inference_steps=3, guidance_scale=4.0, progress=False)
