@@ -17,7 +17,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..guidance import GuidanceConfig, ScenePipeline
-from ..scene import PREDICATE_PHRASES, SceneGraph
+from ..scene import SceneGraph
 from .detector import DetectionResult, detect, relation_holds
 from .scenes import COLORS, SHAPES
 
@@ -45,29 +45,18 @@ def _graph(
     form ("a red circle and a blue square"); "relations" writes the relations into the prompt
     ("a red circle to the left of a blue square"), words this model never saw in training."""
     ids = [f"{color}_{shape}" for color, shape in objects]
-    spans, text = {}, ""
+    spans: dict[int, tuple[int, int]] = {}
+    text = None  # SceneGraph writes the relations into the prompt itself
     if prompt == "objects":
+        text = ""
         for k, obj in enumerate(objects):
             text += (" and " if text else "") + "a "
             spans[k] = (len(text), len(text) + len(" ".join(obj)))
             text += " ".join(obj)
-    else:
-        for s, predicate, o in relations:
-            subject_name, object_name = " ".join(objects[s]), " ".join(objects[o])
-            clause_start = len(text) + (2 if text else 0)
-            subject_text = ("the " if s in spans else "a ") + subject_name
-            object_text = ("the " if o in spans else "a ") + object_name
-            clause = f"{subject_text} {PREDICATE_PHRASES[predicate]} {object_text}"
-            if s not in spans:
-                spans[s] = (clause_start + 2, clause_start + 2 + len(subject_name))
-            if o not in spans:
-                start = clause_start + len(clause) - len(object_name)
-                spans[o] = (start, start + len(object_name))
-            text += (", " if text else "") + clause
     return SceneGraph(
         prompt=text,
         objects=[
-            {"id": ids[k], "name": " ".join(obj), "noun": obj[1], "attributes": [obj[0]], "span": spans[k]}
+            {"id": ids[k], "name": " ".join(obj), "noun": obj[1], "attributes": [obj[0]], "span": spans.get(k)}
             for k, obj in enumerate(objects)
         ],
         relations=[
