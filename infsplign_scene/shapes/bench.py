@@ -130,9 +130,10 @@ def score(items: list[Item], images: list, graphs: list[SceneGraph]) -> tuple[di
     objects (VISOR_cond style); the `_color` variants locate objects by colour alone, which shows
     placement even where a shape came out wrong."""
     detections: list[DetectionResult] = [detect(np.asarray(image)) for image in images]
-    objects_ok = colors_ok = all_ok = all_ok_color = shapes_right = shapes_seen = 0
-    found_pairs = satisfied = strict = total_relations = artifacts = located_pairs = satisfied_color = 0
+    objects_ok = colors_ok = all_ok = all_ok_color = shapes_right = shapes_seen = artifacts = 0
     outcomes: list[list[bool | None]] = []
+    strict_outcomes: list[bool | None] = []
+    color_outcomes: list[bool | None] = []
     for item, graph, detection in zip(items, graphs, detections, strict=True):
         wanted = {o.id: (o.attributes[0], o.noun) for o in item.graph.objects}
         located = {object_id: detection.find(color) for object_id, (color, _) in wanted.items()}
@@ -144,44 +145,44 @@ def score(items: list[Item], images: list, graphs: list[SceneGraph]) -> tuple[di
         objects_ok += every
         colors_ok += every_color
         artifacts += detection.artifact_pixels >= ARTIFACT_PIXELS
-        image_outcomes, color_outcomes = [], []
-        for relation in item.graph.relations:
-            total_relations += 1
-            subject, obj = located[relation.subject], located[relation.object]
-            color_holds = None if subject is None or obj is None else relation_holds(subject, obj, relation.predicate)
-            color_outcomes.append(color_holds)
-            if color_holds is not None:
-                located_pairs += 1
-                satisfied_color += color_holds
-            subject, obj = found[relation.subject], found[relation.object]
-            if subject is None or obj is None:
-                image_outcomes.append(None)
-                continue
-            holds = relation_holds(subject, obj, relation.predicate)
-            found_pairs += 1
-            satisfied += holds
-            strict += relation_holds(subject, obj, relation.predicate, strict=True)
-            image_outcomes.append(holds)
+        relations = item.graph.relations
+        image_outcomes = _judge(relations, found)
+        image_color_outcomes = _judge(relations, located)
         outcomes.append(image_outcomes)
+        strict_outcomes += _judge(relations, found, strict=True)
+        color_outcomes += image_color_outcomes
         resolved = {str(r) for r in graph.relations}
-        kept = [str(r) in resolved for r in item.graph.relations]
+        kept = [str(r) in resolved for r in relations]
         all_ok += every and all(o for o, k in zip(image_outcomes, kept, strict=True) if k)
-        all_ok_color += every_color and all(o for o, k in zip(color_outcomes, kept, strict=True) if k)
+        all_ok_color += every_color and all(o for o, k in zip(image_color_outcomes, kept, strict=True) if k)
+    judged = [o for image in outcomes for o in image if o is not None]
+    total_relations = sum(len(image) for image in outcomes)
+    judged_color = [o for o in color_outcomes if o is not None]
     n = max(len(items), 1)
     metrics = {
         "images": len(items),
         "object_accuracy": objects_ok / n,
         "color_accuracy": colors_ok / n,
         "shape_accuracy": shapes_right / max(shapes_seen, 1),
-        "relation_accuracy": satisfied / max(found_pairs, 1),
-        "relation_accuracy_strict": strict / max(found_pairs, 1),
-        "relation_accuracy_uncond": satisfied / max(total_relations, 1),
-        "relation_accuracy_color": satisfied_color / max(located_pairs, 1),
+        "relation_accuracy": sum(judged) / max(len(judged), 1),
+        "relation_accuracy_strict": sum(o for o in strict_outcomes if o) / max(len(judged), 1),
+        "relation_accuracy_uncond": sum(judged) / max(total_relations, 1),
+        "relation_accuracy_color": sum(judged_color) / max(len(judged_color), 1),
         "all_satisfied": all_ok / n,
         "all_satisfied_color": all_ok_color / n,
         "artifact_rate": artifacts / n,
     }
     return metrics, outcomes
+
+
+def _judge(relations, objects: dict, strict: bool = False) -> list[bool | None]:
+    """Each relation's outcome between the given detections (None when either object is missing)."""
+    outcomes = []
+    for relation in relations:
+        subject, obj = objects[relation.subject], objects[relation.object]
+        missing = subject is None or obj is None
+        outcomes.append(None if missing else relation_holds(subject, obj, relation.predicate, strict=strict))
+    return outcomes
 
 
 def paired_flips(unguided: list[list[bool | None]], guided: list[list[bool | None]]) -> dict:
