@@ -38,7 +38,8 @@ from .model import (
 )
 from .scenes import COLORS, IMAGE_SIZE, MAX_OBJECTS, SHAPES, caption, render, sample_count, sample_objects
 
-ATTRIBUTE_CLASSES = len(COLORS) + len(SHAPES)
+# the attribute probe's classes: each colour, then each shape
+ATTRIBUTE_CLASS = {word: i for i, word in enumerate([*COLORS, *SHAPES])}
 
 
 def scene_batch(rng: np.random.Generator, size: int, tokenizer, dropout: float = 0.1):
@@ -48,8 +49,6 @@ def scene_batch(rng: np.random.Generator, size: int, tokenizer, dropout: float =
     index_maps = np.empty((size, IMAGE_SIZE, IMAGE_SIZE), dtype=np.int8)
     token_object = np.full((size, 77), -1, dtype=np.int64)
     token_attribute = np.full((size, 77), -100, dtype=np.int64)
-    color_class = {color: i for i, color in enumerate(COLORS)}
-    shape_class = {shape: len(COLORS) + i for i, shape in enumerate(SHAPES)}
     captions = []
     for b in range(size):
         objects = sample_objects(rng, sample_count(rng))
@@ -65,8 +64,8 @@ def scene_batch(rng: np.random.Generator, size: int, tokenizer, dropout: float =
         for mention, object_index in enumerate(order):
             # "<start> a red circle and a blue square": mention j's colour and shape are tokens 2+4j, 3+4j
             token_object[b, 2 + 4 * mention : 4 + 4 * mention] = object_index
-            token_attribute[b, 2 + 4 * mention] = color_class[objects[object_index].color]
-            token_attribute[b, 3 + 4 * mention] = shape_class[objects[object_index].shape]
+            token_attribute[b, 2 + 4 * mention] = ATTRIBUTE_CLASS[objects[object_index].color]
+            token_attribute[b, 3 + 4 * mention] = ATTRIBUTE_CLASS[objects[object_index].shape]
     ids = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
     index_tensor = torch.from_numpy(index_maps.astype(np.int64))
@@ -168,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         trained = AutoencoderKL.from_pretrained(args.vae_from / "vae")
         vae.load_state_dict(trained.state_dict())  # into our own build: no foreign config keys
         state = {"stage": "unet", "step": 0, "scaling_factor": trained.config.scaling_factor}
-    attribute_probe = torch.nn.Linear(text_encoder.config.hidden_size, ATTRIBUTE_CLASSES)
+    attribute_probe = torch.nn.Linear(text_encoder.config.hidden_size, len(ATTRIBUTE_CLASS))
     ema = [p.detach().clone() for p in list(unet.parameters()) + list(text_encoder.parameters())]
     vae_optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3)
     unet_params = list(unet.parameters()) + list(text_encoder.parameters())
