@@ -54,7 +54,9 @@ class GuidanceConfig(BaseModel):
     normalize_gradient: bool = Field(False, description="Scale each image's gradient to unit RMS before eta.")
     redundant_weight: float = Field(0.5, ge=0, description="Weight factor of relations implied by others.")
     skip_satisfied: bool = Field(
-        False, description="Skip the backward while every relation held with margin at the previous step."
+        False,
+        description="No update for an image whose relations all hold with margin; no backward while "
+        "every image's did at the previous step.",
     )
     combination: Combination = Field(
         "sum", description="How relations' gradients combine: sum, pcgrad or priority (see infsplign_scene.conflicts)."
@@ -368,6 +370,8 @@ class ScenePipeline:
         if not finite.all():
             skipped = [b for b, ok in enumerate(finite.tolist()) if not ok]
             record["warning"] = f"non-finite loss or gradient for images {skipped}: their update was skipped"
+        if config.skip_satisfied:  # a settled image keeps its layout; normalising would amplify a vanishing pull
+            grad = grad * (~value.settled).view(-1, *([1] * (grad.dim() - 1)))
         if config.normalize_gradient:
             rms = grad.flatten(1).square().mean(dim=1).sqrt().clamp_min(1e-12)
             grad = grad / rms.view(-1, *([1] * (grad.dim() - 1)))

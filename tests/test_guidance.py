@@ -169,6 +169,20 @@ def test_skip_satisfied_checks_without_backward_once_settled(tiny_pipe):
     assert all("satisfied" in step for step in result.trace)
 
 
+def test_skip_satisfied_leaves_a_settled_image_unguided_in_a_mixed_batch(tiny_pipe):
+    # "near" within 1.5 holds from the first step; "left of" with margin 1 never does
+    prompts = ["a red circle near a blue square", "a red circle left of a blue square"]
+    config = GuidanceConfig(eta=10.0, margin=1.0, near_margin=1.5, skip_satisfied=True, normalize_gradient=True)
+
+    def latents(eta: float):
+        scene = ScenePipeline(tiny_pipe, config.model_copy(update={"eta": eta}))
+        return scene(prompts, seed=[0, 1], num_inference_steps=3, output_type="latent", progress=False).images
+
+    guided, unguided = latents(10.0), latents(0.0)
+    torch.testing.assert_close(guided[0], unguided[0], atol=1e-4, rtol=0)
+    assert (guided[1] - unguided[1]).abs().max() > 1e-2
+
+
 def test_weights_are_frozen_only_during_the_call(tiny_pipe):
     flags = [p.requires_grad for p in tiny_pipe.unet.parameters()]
     ScenePipeline(tiny_pipe, GuidanceConfig(eta=5.0))(PROMPT, seed=0, num_inference_steps=1, progress=False)
