@@ -39,7 +39,7 @@ RAW = [
 ]
 NORMALISED = [
     {"normalize_gradient": True, "skip_satisfied": True, "eta": eta, "margin": margin, "lambda_presence": presence}
-    for eta in (0.06, 0.09, 0.12, 0.16, 0.2)
+    for eta in (0.06, 0.09, 0.12, 0.16)
     for margin in (0.2, 0.3, 0.4)
     for presence in (0.1, 1.0)
 ]
