@@ -19,7 +19,7 @@ print(analyze(graph))
 scene_pipe = ScenePipeline.from_pretrained()  # the embedded model: no download, CPU is fine
 for name, eta in (("unguided", 0.0), ("guided", None)):
     config = scene_pipe.config if eta is None else scene_pipe.config.model_copy(update={"eta": eta})
-    result = scene_pipe(graph, seed=0, num_inference_steps=25, guidance_scale=4.0, config=config, record_maps=True)
+    result = scene_pipe(graph, seed=0, config=config, record_maps=True)  # the model family's steps and CFG
     result.images[0].resize((256, 256), 0).save(out / f"{name}.png")
     if name == "guided":
         result.plot_attention(path=out / "attention.png")

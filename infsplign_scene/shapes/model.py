@@ -141,14 +141,16 @@ def scheduler_config() -> dict:
 
 # Defaults of this model family (tuned by `benchmarks/tune_shapes.py`; see docs/shapes.md).
 SHAPES_GUIDANCE: dict = {
-    "eta": 30.0,
+    "eta": 0.16,
     "margin": 0.3,
     "start": 0.0,
     "end": 1.0,
     "lambda_presence": 0.1,
     "include_attributes": True,
+    "normalize_gradient": True,
+    "skip_satisfied": True,
 }
-SHAPES_SAMPLING: dict = {"num_inference_steps": 25, "guidance_scale": 4.0}
+SHAPES_SAMPLING: dict = {"num_inference_steps": 40, "guidance_scale": 3.0}
 
 
 def is_shapes_model(pipe) -> bool:
