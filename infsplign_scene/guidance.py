@@ -372,6 +372,7 @@ class ScenePipeline:
             record["warning"] = f"non-finite loss or gradient for images {skipped}: their update was skipped"
         if config.skip_satisfied:  # a settled image keeps its layout; normalising would amplify a vanishing pull
             grad = grad * (~value.settled).view(-1, *([1] * (grad.dim() - 1)))
+            record["updated"] = (~value.settled).tolist()
         if config.normalize_gradient:
             rms = grad.flatten(1).square().mean(dim=1).sqrt().clamp_min(1e-12)
             grad = grad / rms.view(-1, *([1] * (grad.dim() - 1)))

@@ -174,11 +174,13 @@ def test_skip_satisfied_leaves_a_settled_image_unguided_in_a_mixed_batch(tiny_pi
     prompts = ["a red circle near a blue square", "a red circle left of a blue square"]
     config = GuidanceConfig(eta=10.0, margin=1.0, near_margin=1.5, skip_satisfied=True, normalize_gradient=True)
 
-    def latents(eta: float):
+    def sample(eta: float):
         scene = ScenePipeline(tiny_pipe, config.model_copy(update={"eta": eta}))
-        return scene(prompts, seed=[0, 1], num_inference_steps=3, output_type="latent", progress=False).images
+        return scene(prompts, seed=[0, 1], num_inference_steps=3, output_type="latent", progress=False)
 
-    guided, unguided = latents(10.0), latents(0.0)
+    guided_result = sample(10.0)
+    guided, unguided = guided_result.images, sample(0.0).images
+    assert [step["updated"] for step in guided_result.trace] == [[False, True]] * 3
     torch.testing.assert_close(guided[0], unguided[0], atol=1e-4, rtol=0)
     assert (guided[1] - unguided[1]).abs().max() > 1e-2
 
