@@ -95,7 +95,8 @@ def plot_attention(result: ComposeResult, step: int | None = None, path: str | P
 
 def plot_trace(result: ComposeResult, path: str | Path | None = None, image: int = 0):
     """Per-relation loss (x where violated), satisfaction, centroid paths in the image plane,
-    gradient norm and opposed share, and the pairwise gradient cosine of relations over steps."""
+    gradient norm and opposed share (steps without an update shaded), and the pairwise gradient
+    cosine of relations over steps."""
     plt = _pyplot()
     guided = [r for r in result.trace if "satisfied" in r]
     if not guided:
@@ -148,8 +149,11 @@ def plot_trace(result: ComposeResult, path: str | Path | None = None, image: int
     axis = axes[1, 0]
     with_grad = [r for r in guided if "grad_norm" in r]
     axis.plot([r["step"] for r in with_grad], [r["grad_norm"][image] for r in with_grad], label="|grad|")
+    for record in guided:  # steps where this image got no update: its relations held with margin
+        if record.get("skipped_backward") or not record.get("updated", [True] * (image + 1))[image]:
+            axis.axvspan(record["step"] - 0.5, record["step"] + 0.5, color="0.85", zorder=0)
     axis.set_xlabel("step")
-    axis.set_title("gradient norm")
+    axis.set_title("gradient norm (grey: settled, no update)")
     twin = axis.twinx()
     twin.plot([r["step"] for r in with_grad], [r["opposed"][image] for r in with_grad], "k--", label="opposed share")
     twin.set_ylim(-0.05, 1.05)

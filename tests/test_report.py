@@ -20,6 +20,20 @@ def test_attention_and_trace_plots_are_written(result, tmp_path):
     assert sorted(result.maps) == [0, 1, 2] and sorted(result.maps[0]) == [4, 8]
 
 
+def test_trace_plot_shades_the_steps_without_update(tiny_pipe):
+    # "near" within 1.5 always holds: with skip_satisfied no step updates the image
+    config = GuidanceConfig(eta=20.0, near_margin=1.5, skip_satisfied=True)
+    settled = ScenePipeline(tiny_pipe, config)(
+        "a red circle near a blue square", seed=0, num_inference_steps=3, progress=False
+    )
+    gradient_axis = settled.plot_trace().axes[3]
+    assert len(gradient_axis.patches) == 3
+    moving = ScenePipeline(tiny_pipe, config.model_copy(update={"margin": 1.0}))(
+        "a red circle left of a blue square", seed=0, num_inference_steps=3, progress=False
+    )
+    assert len(moving.plot_trace().axes[3].patches) == 0
+
+
 def test_plot_attention_explains_missing_maps(tiny_pipe):
     plain = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0))(PROMPT, seed=0, num_inference_steps=1, progress=False)
     with pytest.raises(ValueError, match="record_maps=True"):
