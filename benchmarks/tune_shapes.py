@@ -5,7 +5,7 @@
 Each setting is scored on the same seeded items of suites (a) (two objects, five predicates) and
 (b) (three objects, two relations), on a seed range disjoint from the benchmark's (seed 1 here, 0
 in `infsplign-scene bench shapes`), with the benchmark's default prompts (objects named,
-relations in the graph only). Two stages:
+relations in the graph only). Three stages:
 
 1. sampling, unguided: CFG scale x number of DDIM steps; keeps the setting that draws the named
    objects best (mean object accuracy over both suites; fewer steps on a tie);
@@ -67,8 +67,8 @@ def mean_of(row: dict, key: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=50, help="images per suite and setting")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--seed", type=int, default=1, help="seed of the suites (the benchmark uses 0)")
+    parser.add_argument("--json", type=Path, help="write every row and the choice here")
     parser.add_argument(
         "--windows-only",
         action="store_true",
