@@ -138,14 +138,16 @@ def bench_shapes_command(
     ] = "objects",
 ) -> None:
     """Unguided vs guided on the embedded shapes model, scored by the exact detector."""
-    from .shapes.bench import SUITES, run_benchmark
+    from .shapes.bench import SUITES, check_prompt_style, run_benchmark
 
     chosen = tuple(s for s in suites.split(",") if s) or SUITES
     unknown = [s for s in chosen if s not in SUITES]
     if unknown:
         _fail(InfsplignError(f"unknown suite(s) {unknown}; choose from {', '.join(SUITES)}"))
-    if prompt not in ("objects", "relations"):
-        _fail(InfsplignError(f"unknown prompt style {prompt!r}; choose 'objects' or 'relations'"))
+    try:
+        check_prompt_style(prompt)
+    except InfsplignError as error:
+        _fail(error)
     config = None
     if eta is not None:
         from .guidance import GuidanceConfig, ScenePipeline

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from infsplign_scene.errors import InfsplignError
 from infsplign_scene.shapes.detector import classify_shape, detect, relation_holds
 from infsplign_scene.shapes.model import VOCABULARY, WEIGHTS_DIR, build_tokenizer
 from infsplign_scene.shapes.scenes import COLORS, SHAPES, caption, render, sample_count, sample_objects, shape_mask
@@ -170,3 +171,5 @@ def test_suites_name_objects_only_or_write_relations_into_the_prompt():
             assert prompt[obj.span[0] : obj.span[1]] == obj.name
     for item in make_suite("b_three_objects", 5, 0, prompt="relations"):
         assert any(word in item.graph.prompt for word in ("left of", "right of", "above", "below"))
+    with pytest.raises(InfsplignError, match="unknown prompt style 'relatons'"):
+        make_suite("b_three_objects", 5, 0, prompt="relatons")

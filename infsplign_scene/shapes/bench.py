@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..errors import InfsplignError
 from ..guidance import GuidanceConfig, ScenePipeline
 from ..scene import SceneGraph
 from .detector import DetectionResult, detect, relation_holds
@@ -24,6 +25,7 @@ from .scenes import COLORS, SHAPES
 SUITES = ("a_two_objects", "b_three_objects", "c_four_objects", "d_conflict_drop", "d_conflict_keep")
 DIRECTIONAL = ("left_of", "right_of", "above", "below")
 ARTIFACT_PIXELS = 5  # an image with at least this many stray pixels "has artifacts"
+PROMPT_STYLES = ("objects", "relations")
 
 
 @dataclass
@@ -66,8 +68,14 @@ def _graph(
     )
 
 
+def check_prompt_style(prompt: str) -> None:
+    if prompt not in PROMPT_STYLES:
+        raise InfsplignError(f"unknown prompt style {prompt!r}; choose from {', '.join(PROMPT_STYLES)}")
+
+
 def make_suite(name: str, images: int, seed: int, prompt: str = "objects") -> list[Item]:
     """The fixed, seeded items of a suite."""
+    check_prompt_style(prompt)
     rng = np.random.default_rng([seed, SUITES.index(name)])
     items = []
     for i in range(images):
