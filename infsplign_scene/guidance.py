@@ -354,7 +354,7 @@ class ScenePipeline:
             noise_uncond + guidance_scale * (noise_text - noise_uncond) if negative_embeds is not None else noise_text
         )
         finite = torch.isfinite(value.total) & torch.isfinite(grad).flatten(1).all(dim=1)  # [B]
-        grad = torch.where(finite.view(-1, *([1] * (grad.dim() - 1))), grad, torch.zeros_like(grad))
+        grad = torch.where(_per_image(finite, grad), grad, torch.zeros_like(grad))
         record.update(
             loss=value.total.tolist(),
             relation_loss=value.relation_loss.tolist(),
@@ -371,12 +371,17 @@ class ScenePipeline:
             skipped = [b for b, ok in enumerate(finite.tolist()) if not ok]
             record["warning"] = f"non-finite loss or gradient for images {skipped}: their update was skipped"
         if config.skip_satisfied:  # a settled image keeps its layout; normalising would amplify a vanishing pull
-            grad = grad * (~value.settled).view(-1, *([1] * (grad.dim() - 1)))
+            grad = grad * _per_image(~value.settled, grad)
             record["updated"] = (~value.settled).tolist()
         if config.normalize_gradient:
             rms = grad.flatten(1).square().mean(dim=1).sqrt().clamp_min(1e-12)
-            grad = grad / rms.view(-1, *([1] * (grad.dim() - 1)))
+            grad = grad / _per_image(rms, grad)
         return noise_pred + config.eta * grad.to(noise_pred.dtype), value
+
+
+def _per_image(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """values [B] viewed as [B, 1, ..., 1] to broadcast over `like` [B, ...]."""
+    return values.view(-1, *([1] * (like.dim() - 1)))
 
 
 def _bar_disabled(pipe: Any) -> bool:
