@@ -86,8 +86,10 @@ def main() -> None:
         }
         print(stage, setting, json.dumps(summary), flush=True)
 
-    def keeps_objects(row: dict, unguided_objects: float) -> bool:
-        return row["a_two_objects"]["object_accuracy"] >= unguided_objects - 0.03 - 1e-9
+    def choose(rows: list[dict], unguided_objects: float, tie_break) -> dict:
+        """The best mean all_satisfied among rows that keep (a)'s objects within 3 points of unguided."""
+        eligible = [r for r in rows if r["a_two_objects"]["object_accuracy"] >= unguided_objects - 0.03 - 1e-9]
+        return max(eligible or rows, key=lambda r: (mean_of(r, "all_satisfied"), tie_break(r)))["setting"]
 
     results: dict = {"images_per_suite": args.images, "seed": args.seed}
     if args.windows_only:
@@ -117,10 +119,7 @@ def main() -> None:
             row = evaluate(scene_pipe, items, base.model_copy(update=setting), sampling)
             guidance_rows.append({"setting": setting, **row})
             report("guidance", setting, row)
-        eligible = [r for r in guidance_rows if keeps_objects(r, unguided_objects)] or guidance_rows
-        guidance = max(eligible, key=lambda r: (mean_of(r, "all_satisfied"), mean_of(r, "relation_accuracy")))[
-            "setting"
-        ]
+        guidance = choose(guidance_rows, unguided_objects, lambda r: mean_of(r, "relation_accuracy"))
         results.update(sampling_rows=sampling_rows, guidance_rows=guidance_rows)
 
     window_rows = []
@@ -129,8 +128,7 @@ def main() -> None:
         row = evaluate(scene_pipe, items, base.model_copy(update=setting), sampling)
         window_rows.append({"setting": setting, **row})
         report("window", {"end": end}, row)
-    eligible = [r for r in window_rows if keeps_objects(r, unguided_objects)] or window_rows
-    guidance = max(eligible, key=lambda r: (mean_of(r, "all_satisfied"), -r["setting"]["end"]))["setting"]
+    guidance = choose(window_rows, unguided_objects, lambda r: -r["setting"]["end"])  # the shorter window on a tie
     print("chosen sampling:", sampling, "chosen guidance:", guidance)
     results.update(window_rows=window_rows, chosen={"sampling": sampling, "guidance": guidance})
     if args.json:
