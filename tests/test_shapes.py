@@ -86,6 +86,29 @@ def test_training_script_runs_resumes_and_exports_an_sd_folder(tmp_path):
     tuned_pipe = StableDiffusionPipeline.from_pretrained(tuned / "model", use_safetensors=True)
     assert tuned_pipe.vae.config.scaling_factor == pipe.vae.config.scaling_factor
 
+    # fine-tuning starts every part from the folder: at lr 0 the exported weights are the folder's
+    fine = tmp_path / "fine"
+    args = ["--out", str(fine), "--init-from", str(tuned / "model"), "--unet-steps", "1", "--batch-size", "4"]
+    main([*args, "--lr", "0", "--object-counts", "0,0,0,1", "--threads", "1"])
+    fine_pipe = StableDiffusionPipeline.from_pretrained(fine / "model", use_safetensors=True)
+    for part in ("unet", "text_encoder", "vae"):
+        for (name, before), after in zip(
+            getattr(tuned_pipe, part).state_dict().items(), getattr(fine_pipe, part).state_dict().values(), strict=True
+        ):
+            assert torch.equal(before, after), (part, name)
+
+
+def test_object_counts_are_drawn_as_asked_and_checked():
+    from infsplign_scene.shapes.train import parse_object_counts
+
+    rng = np.random.default_rng(0)
+    assert {sample_count(rng, (0.0, 0.0, 0.0, 1.0)) for _ in range(50)} == {4}
+    assert {sample_count(rng, (0.0, 0.5, 0.5, 0.0)) for _ in range(200)} == {2, 3}
+    assert parse_object_counts("0.1,0.3,0.3,0.3") == (0.1, 0.3, 0.3, 0.3)
+    for bad in ("0.5,0.5", "0.5,0.5,0.5,-0.5", "a,b,c,d", "0.2,0.2,0.2,0.2"):
+        with pytest.raises(SystemExit, match="object-counts"):
+            parse_object_counts(bad)
+
 
 def test_training_batches_label_each_word_with_its_object_and_attribute():
     from infsplign_scene.shapes.train import scene_batch

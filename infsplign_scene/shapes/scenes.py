@@ -90,6 +90,9 @@ def caption(objects: list[ShapeObject], rng: np.random.Generator) -> tuple[str, 
     return " and ".join(f"a {objects[i].name}" for i in order), order
 
 
-def sample_count(rng: np.random.Generator) -> int:
-    """1-4 objects, mostly two to four: the benchmark suites use 2-4."""
-    return int(rng.choice([1, 2, 3, 4], p=[0.1, 0.3, 0.3, 0.3]))
+DEFAULT_OBJECT_COUNTS = (0.1, 0.3, 0.3, 0.3)  # mostly two to four: the benchmark suites use 2-4
+
+
+def sample_count(rng: np.random.Generator, probabilities: tuple[float, ...] | None = None) -> int:
+    """1-4 objects, drawn with `probabilities` (default DEFAULT_OBJECT_COUNTS)."""
+    return int(rng.choice([1, 2, 3, 4], p=list(probabilities or DEFAULT_OBJECT_COUNTS)))

@@ -42,7 +42,20 @@ from .scenes import COLORS, IMAGE_SIZE, MAX_OBJECTS, SHAPES, caption, render, sa
 ATTRIBUTE_CLASS = {word: i for i, word in enumerate([*COLORS, *SHAPES])}
 
 
-def scene_batch(rng: np.random.Generator, size: int, tokenizer, dropout: float = 0.1):
+def parse_object_counts(text: str) -> tuple[float, ...]:
+    """'0.1,0.3,0.3,0.3' -> probabilities of 1..MAX_OBJECTS objects (they must sum to 1)."""
+    try:
+        probabilities = tuple(float(p) for p in text.split(","))
+    except ValueError as error:
+        raise SystemExit(f"--object-counts: {text!r} is not a comma-separated list of numbers") from error
+    if len(probabilities) != MAX_OBJECTS or min(probabilities) < 0 or not math.isclose(sum(probabilities), 1.0):
+        raise SystemExit(f"--object-counts needs {MAX_OBJECTS} non-negative probabilities summing to 1, got {text!r}")
+    return probabilities
+
+
+def scene_batch(
+    rng: np.random.Generator, size: int, tokenizer, dropout: float = 0.1, counts: tuple[float, ...] | None = None
+):
     """Images [B,3,32,32] in [-1,1], object masks [B,K,32,32], token->object map [B,77], input ids,
     and token->attribute class [B,77] (colour index, or len(COLORS) + shape index; -100 = none)."""
     images = np.empty((size, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
@@ -51,7 +64,7 @@ def scene_batch(rng: np.random.Generator, size: int, tokenizer, dropout: float =
     token_attribute = np.full((size, 77), -100, dtype=np.int64)
     captions = []
     for b in range(size):
-        objects = sample_objects(rng, sample_count(rng))
+        objects = sample_objects(rng, sample_count(rng, counts))
         image, index = render(objects)
         if rng.random() < 0.5:  # mirror: captions carry no left/right, so this is free data
             image, index = image[:, ::-1], index[:, ::-1]
@@ -143,10 +156,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--vae-from", type=Path, default=None, help="take the VAE of this SD-format folder and skip the VAE stage"
     )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="fine-tune: start the VAE, text encoder and UNet (and their EMA) from this SD-format folder, "
+        "skipping the VAE stage; the optimiser and the attribute probe start fresh",
+    )
+    parser.add_argument(
+        "--object-counts",
+        type=str,
+        default="0.1,0.3,0.3,0.3",
+        help="probabilities of scenes with 1, 2, 3 and 4 objects, comma-separated",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
+    counts = parse_object_counts(args.object_counts)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -161,12 +188,18 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = build_tokenizer()
     vae, text_encoder, unet = build_vae(), build_text_encoder(), build_unet()
     state = {"stage": "vae", "step": 0, "scaling_factor": None}
-    if args.vae_from is not None:
+    if args.vae_from is not None or args.init_from is not None:
         from diffusers import AutoencoderKL
 
-        trained = AutoencoderKL.from_pretrained(args.vae_from / "vae")
+        trained = AutoencoderKL.from_pretrained((args.init_from or args.vae_from) / "vae")
         vae.load_state_dict(trained.state_dict())  # into our own build: no foreign config keys
         state = {"stage": "unet", "step": 0, "scaling_factor": trained.config.scaling_factor}
+    if args.init_from is not None:
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        unet.load_state_dict(UNet2DConditionModel.from_pretrained(args.init_from / "unet").state_dict())
+        text_encoder.load_state_dict(CLIPTextModel.from_pretrained(args.init_from / "text_encoder").state_dict())
     attribute_probe = torch.nn.Linear(text_encoder.config.hidden_size, len(ATTRIBUTE_CLASS))
     ema = [p.detach().clone() for p in list(unet.parameters()) + list(text_encoder.parameters())]
     vae_optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3)
@@ -235,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
             lr = args.lr * min(1.0, (step + 1) / warmup) * (0.5 * (1 + math.cos(math.pi * step / args.unet_steps)))
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            pixels, masks, token_object, ids, token_attribute = scene_batch(rng, args.batch_size, tokenizer)
+            pixels, masks, token_object, ids, token_attribute = scene_batch(rng, args.batch_size, tokenizer, counts=counts)
             with torch.no_grad():
                 latents = vae.encode(pixels).latent_dist.sample() * scaling
             noise = torch.randn_like(latents)
