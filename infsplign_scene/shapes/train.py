@@ -268,7 +268,9 @@ def main(argv: list[str] | None = None) -> None:
             lr = args.lr * min(1.0, (step + 1) / warmup) * (0.5 * (1 + math.cos(math.pi * step / args.unet_steps)))
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            pixels, masks, token_object, ids, token_attribute = scene_batch(rng, args.batch_size, tokenizer, counts=counts)
+            pixels, masks, token_object, ids, token_attribute = scene_batch(
+                rng, args.batch_size, tokenizer, counts=counts
+            )
             with torch.no_grad():
                 latents = vae.encode(pixels).latent_dist.sample() * scaling
             noise = torch.randn_like(latents)
