@@ -110,6 +110,14 @@ def test_object_counts_are_drawn_as_asked_and_checked():
             parse_object_counts(bad)
 
 
+def test_training_starts_from_one_folder_at_most(tmp_path):
+    from infsplign_scene.shapes.train import main
+
+    with pytest.raises(SystemExit):  # argparse refuses the pair before anything is built
+        main(["--out", str(tmp_path), "--vae-from", str(tmp_path), "--init-from", str(tmp_path)])
+    assert not (tmp_path / "train_log.jsonl").exists()
+
+
 def test_training_batches_label_each_word_with_its_object_and_attribute():
     from infsplign_scene.shapes.train import scene_batch
 

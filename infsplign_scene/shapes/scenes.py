@@ -95,4 +95,4 @@ DEFAULT_OBJECT_COUNTS = (0.1, 0.3, 0.3, 0.3)  # mostly two to four: the benchmar
 
 def sample_count(rng: np.random.Generator, probabilities: tuple[float, ...] | None = None) -> int:
     """1-4 objects, drawn with `probabilities` (default DEFAULT_OBJECT_COUNTS)."""
-    return int(rng.choice([1, 2, 3, 4], p=list(probabilities or DEFAULT_OBJECT_COUNTS)))
+    return int(rng.choice(range(1, MAX_OBJECTS + 1), p=list(probabilities or DEFAULT_OBJECT_COUNTS)))

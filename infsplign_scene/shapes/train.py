@@ -36,7 +36,17 @@ from .model import (
     build_vae,
     scheduler_config,
 )
-from .scenes import COLORS, IMAGE_SIZE, MAX_OBJECTS, SHAPES, caption, render, sample_count, sample_objects
+from .scenes import (
+    COLORS,
+    DEFAULT_OBJECT_COUNTS,
+    IMAGE_SIZE,
+    MAX_OBJECTS,
+    SHAPES,
+    caption,
+    render,
+    sample_count,
+    sample_objects,
+)
 
 # the attribute probe's classes: each colour, then each shape
 ATTRIBUTE_CLASS = {word: i for i, word in enumerate([*COLORS, *SHAPES])}
@@ -153,10 +163,11 @@ def main(argv: list[str] | None = None) -> None:
         help="weight of a linear probe's cross-entropy that keeps colour and shape words apart in the text encoder",
     )
     parser.add_argument("--edge-weight", type=float, default=3.0, help="extra denoising-loss weight on object outlines")
-    parser.add_argument(
+    start_from = parser.add_mutually_exclusive_group()
+    start_from.add_argument(
         "--vae-from", type=Path, default=None, help="take the VAE of this SD-format folder and skip the VAE stage"
     )
-    parser.add_argument(
+    start_from.add_argument(
         "--init-from",
         type=Path,
         default=None,
@@ -166,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--object-counts",
         type=str,
-        default="0.1,0.3,0.3,0.3",
+        default=",".join(str(p) for p in DEFAULT_OBJECT_COUNTS),
         help="probabilities of scenes with 1, 2, 3 and 4 objects, comma-separated",
     )
     parser.add_argument("--seed", type=int, default=0)
