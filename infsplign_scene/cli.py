@@ -76,6 +76,10 @@ def compose_command(
     steps: Annotated[int | None, typer.Option(help="Denoising steps (default per model family).")] = None,
     guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
     eta: Annotated[float | None, typer.Option(help="InfSplign gradient weight; 0 turns guidance off.")] = None,
+    ddim_eta: Annotated[
+        float | None,
+        typer.Option(help="DDIM sampler noise, 0 (deterministic) to 1 (DDPM-like); default per model family."),
+    ] = None,
     policy: Annotated[str, typer.Option(help=f"Conflict policy: {', '.join(POLICIES)}.")] = "keep",
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
     trace_path: Annotated[Path | None, typer.Option("--trace", help="Write the per-step trace as JSON.")] = None,
@@ -96,6 +100,7 @@ def compose_command(
             seed=seed,
             num_inference_steps=steps,
             guidance_scale=guidance_scale,
+            ddim_eta=ddim_eta,
             config=config,
             record_maps=plot is not None,
         )

@@ -173,6 +173,7 @@ class ScenePipeline:
         *,
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
+        ddim_eta: float | None = None,
         seed: int | list[int] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         config: GuidanceConfig | None = None,
@@ -187,16 +188,22 @@ class ScenePipeline:
     ) -> ComposeResult:
         """Sample one image per scene; a list of scenes is sampled as one batch.
 
-        Steps and CFG scale default to the model family's (`sampling_defaults`)."""
+        Steps, CFG scale and `ddim_eta` default to the model family's (`sampling_defaults`).
+        `ddim_eta` is diffusers' `eta` of the DDIM step (0: deterministic; 1: fresh noise at each
+        step, as in DDPM), not the guidance weight `GuidanceConfig.eta`; schedulers without it
+        ignore it."""
         started = time.perf_counter()
         config = config or self.config
         defaults = sampling_defaults(self.pipe)
         num_inference_steps = defaults["num_inference_steps"] if num_inference_steps is None else num_inference_steps
         guidance_scale = defaults["guidance_scale"] if guidance_scale is None else guidance_scale
+        ddim_eta = defaults["ddim_eta"] if ddim_eta is None else ddim_eta
         if num_inference_steps < 1:
             raise InfsplignError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
         if guidance_scale < 0:
             raise InfsplignError(f"guidance_scale must be >= 0, got {guidance_scale}")
+        if not 0 <= ddim_eta <= 1:
+            raise InfsplignError(f"ddim_eta must be between 0 and 1, got {ddim_eta}")
         pipe, unet, scheduler = self.pipe, self.pipe.unet, self.pipe.scheduler
         scenes = scene if isinstance(scene, list) else [scene]
         graphs = [load_scene(s) for s in scenes]
@@ -223,7 +230,7 @@ class ScenePipeline:
         latents = pipe.prepare_latents(
             batch, unet.config.in_channels, height, width, prompt_embeds.dtype, device, generator, latents
         )
-        extra_step_kwargs = pipe.prepare_extra_step_kwargs(generator, 0.0)
+        extra_step_kwargs = pipe.prepare_extra_step_kwargs(generator, ddim_eta)
         latent_size = (latents.shape[-2], latents.shape[-1])
         columns = token_matrix[1]
         weights = config.loss_weights()
@@ -473,6 +480,7 @@ def compose(
     seed: int | list[int] | None = None,
     num_inference_steps: int | None = None,
     guidance_scale: float | None = None,
+    ddim_eta: float | None = None,
     config: GuidanceConfig | None = None,
     **kwargs: Any,
 ) -> ComposeResult:
@@ -493,16 +501,20 @@ def compose(
         seed=seed,
         num_inference_steps=num_inference_steps,
         guidance_scale=guidance_scale,
+        ddim_eta=ddim_eta,
         config=config,
         **kwargs,
     )
 
 
 def sampling_defaults(pipe: Any) -> dict:
-    """Steps and CFG scale of the pipeline's model family (the embedded model: 25 and 4; SD: 50 and 7.5)."""
+    """Steps, CFG scale and DDIM eta of the pipeline's model family (the embedded model:
+    `SHAPES_SAMPLING`; SD: diffusers' 50 steps, CFG 7.5 and deterministic DDIM)."""
     from .shapes.model import SHAPES_SAMPLING, is_shapes_model
 
-    return dict(SHAPES_SAMPLING) if is_shapes_model(pipe) else {"num_inference_steps": 50, "guidance_scale": 7.5}
+    if is_shapes_model(pipe):
+        return dict(SHAPES_SAMPLING)
+    return {"num_inference_steps": 50, "guidance_scale": 7.5, "ddim_eta": 0.0}
 
 
 _EMBEDDED: dict[str, ScenePipeline] = {}

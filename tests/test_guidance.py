@@ -19,16 +19,20 @@ PHRASES = {
 }
 
 
-def run_plain(pipe, prompt, seed, steps=3, scale=4.0):
+def run_plain(pipe, prompt, seed, steps=3, scale=4.0, ddim_eta=0.0):
     generator = torch.Generator().manual_seed(seed)
-    return pipe(prompt, num_inference_steps=steps, guidance_scale=scale, generator=generator).images[0]
+    return pipe(prompt, num_inference_steps=steps, guidance_scale=scale, eta=ddim_eta, generator=generator).images[0]
 
 
+@pytest.mark.parametrize("ddim_eta", [0.0, 1.0])
 @pytest.mark.parametrize("prompt", [PROMPT, "a red circle and a blue square"])
-def test_eta_zero_or_no_relation_matches_plain_diffusers(tiny_pipe, prompt):
+def test_eta_zero_or_no_relation_matches_plain_diffusers(tiny_pipe, prompt, ddim_eta):
+    # also with the stochastic DDIM step: the same generator draws the same noise in the same order
     config = GuidanceConfig(eta=0.0) if "left" in prompt else GuidanceConfig(eta=50.0)
-    ours = ScenePipeline(tiny_pipe, config)(prompt, seed=3, num_inference_steps=3, guidance_scale=4.0, progress=False)
-    plain = run_plain(tiny_pipe, prompt, seed=3)
+    ours = ScenePipeline(tiny_pipe, config)(
+        prompt, seed=3, num_inference_steps=3, guidance_scale=4.0, ddim_eta=ddim_eta, progress=False
+    )
+    plain = run_plain(tiny_pipe, prompt, seed=3, ddim_eta=ddim_eta)
     assert np.array_equal(np.asarray(ours.images[0]), np.asarray(plain))
 
 
@@ -44,7 +48,9 @@ def test_sampling_records_no_autograd_graph_across_steps(tiny_pipe, eta):
 
 def test_guidance_changes_the_image_and_writes_a_json_trace(tiny_pipe):
     config = GuidanceConfig(eta=200.0)
-    result = ScenePipeline(tiny_pipe, config)(PROMPT, seed=3, num_inference_steps=3, guidance_scale=4.0, progress=False)
+    result = ScenePipeline(tiny_pipe, config)(
+        PROMPT, seed=3, num_inference_steps=3, guidance_scale=4.0, ddim_eta=0.0, progress=False
+    )
     plain = run_plain(tiny_pipe, PROMPT, seed=3)
     assert not np.array_equal(np.asarray(result.images[0]), np.asarray(plain))
     assert len(result.trace) == 3
@@ -213,6 +219,8 @@ def test_callback_can_replace_latents_and_bad_settings_are_typed_errors(tiny_pip
     assert seen == [0, 1] and result.images[0].size == (16, 16)
     with pytest.raises(InfsplignError, match="num_inference_steps"):
         ScenePipeline(tiny_pipe)(PROMPT, num_inference_steps=0)
+    with pytest.raises(InfsplignError, match="ddim_eta"):
+        ScenePipeline(tiny_pipe)(PROMPT, ddim_eta=1.5)
     with pytest.raises(InfsplignError, match="StableDiffusionPipeline"):
         ScenePipeline(object())
 

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from infsplign_scene.errors import InfsplignError
 from infsplign_scene.shapes.detector import classify_shape, detect, relation_holds
@@ -156,6 +157,25 @@ def test_embedded_model_composes_and_rejects_unknown_words():
     assert result.images[0].size == (32, 32)
     with pytest.raises(VocabularyError, match="circle"):
         compose("a red dog to the left of a blue square", seed=0)
+
+
+@pytest.mark.skipif(not (WEIGHTS_DIR / "model_index.json").exists(), reason="the embedded model's weights are absent")
+def test_cli_compose_takes_the_sampler_noise_and_rejects_a_bad_one(tmp_path):
+    from typer.testing import CliRunner
+
+    from infsplign_scene.cli import app
+
+    runner = CliRunner()
+    prompt = "a red circle to the left of a blue square"
+    pictures = []
+    for ddim_eta in ("0", "1"):
+        out = tmp_path / f"eta{ddim_eta}.png"
+        result = runner.invoke(app, ["compose", prompt, "-o", str(out), "--ddim-eta", ddim_eta])
+        assert result.exit_code == 0, result.output
+        pictures.append(np.asarray(Image.open(out)))
+    assert not np.array_equal(*pictures)  # the same seed, a different sampler
+    bad = runner.invoke(app, ["compose", prompt, "-o", str(tmp_path / "x.png"), "--ddim-eta", "2"])
+    assert bad.exit_code == 2 and "ddim_eta must be between 0 and 1" in bad.output
 
 
 @pytest.mark.skipif(not (WEIGHTS_DIR / "model_index.json").exists(), reason="the embedded model's weights are absent")

@@ -141,7 +141,7 @@ def scheduler_config() -> dict:
 
 # Defaults of this model family (tuned by `benchmarks/tune_shapes.py`; see docs/shapes.md).
 SHAPES_GUIDANCE: dict = {
-    "eta": 0.16,
+    "eta": 0.12,
     "margin": 0.3,
     "start": 0.0,
     "end": 1.0,
@@ -150,7 +150,7 @@ SHAPES_GUIDANCE: dict = {
     "normalize_gradient": True,
     "skip_satisfied": True,
 }
-SHAPES_SAMPLING: dict = {"num_inference_steps": 40, "guidance_scale": 3.0}
+SHAPES_SAMPLING: dict = {"num_inference_steps": 40, "guidance_scale": 3.0, "ddim_eta": 1.0}
 
 
 def is_shapes_model(pipe) -> bool:
