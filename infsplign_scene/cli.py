@@ -80,6 +80,13 @@ def compose_command(
         float | None,
         typer.Option(help="DDIM sampler noise, 0 (deterministic) to 1 (DDPM-like); default per model family."),
     ] = None,
+    prompt_style: Annotated[
+        str | None,
+        typer.Option(
+            help="'as_written' encodes the prompt; 'objects' encodes one naming the objects only (the "
+            "embedded model's default: it never learned relation words). Relations are guided either way."
+        ),
+    ] = None,
     policy: Annotated[str, typer.Option(help=f"Conflict policy: {', '.join(POLICIES)}.")] = "keep",
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
     trace_path: Annotated[Path | None, typer.Option("--trace", help="Write the per-step trace as JSON.")] = None,
@@ -101,6 +108,7 @@ def compose_command(
             num_inference_steps=steps,
             guidance_scale=guidance_scale,
             ddim_eta=ddim_eta,
+            prompt_style=prompt_style,
             config=config,
             record_maps=plot is not None,
         )

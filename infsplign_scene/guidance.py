@@ -29,6 +29,8 @@ from .parsing import load_scene
 from .scene import SceneGraph
 from .tokens import check_vocabulary, object_token_indices
 
+PROMPT_STYLES = ("as_written", "objects")
+
 
 class GuidanceConfig(BaseModel):
     """Strength, loss weights and schedule of the guidance.
@@ -174,6 +176,7 @@ class ScenePipeline:
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
         ddim_eta: float | None = None,
+        prompt_style: str | None = None,
         seed: int | list[int] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         config: GuidanceConfig | None = None,
@@ -191,22 +194,30 @@ class ScenePipeline:
         Steps, CFG scale and `ddim_eta` default to the model family's (`sampling_defaults`).
         `ddim_eta` is diffusers' `eta` of the DDIM step (0: deterministic; 1: fresh noise at each
         step, as in DDPM), not the guidance weight `GuidanceConfig.eta`; schedulers without it
-        ignore it."""
+        ignore it. `prompt_style` "as_written" encodes each scene's prompt; "objects" encodes a
+        prompt that names the objects only (`SceneGraph.naming_objects_only`), for models trained
+        on such captions (the embedded model: relation words are untrained there and cost it
+        objects); the relations are guided either way."""
         started = time.perf_counter()
         config = config or self.config
         defaults = sampling_defaults(self.pipe)
         num_inference_steps = defaults["num_inference_steps"] if num_inference_steps is None else num_inference_steps
         guidance_scale = defaults["guidance_scale"] if guidance_scale is None else guidance_scale
         ddim_eta = defaults["ddim_eta"] if ddim_eta is None else ddim_eta
+        prompt_style = defaults["prompt_style"] if prompt_style is None else prompt_style
         if num_inference_steps < 1:
             raise InfsplignError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
         if guidance_scale < 0:
             raise InfsplignError(f"guidance_scale must be >= 0, got {guidance_scale}")
         if not 0 <= ddim_eta <= 1:
             raise InfsplignError(f"ddim_eta must be between 0 and 1, got {ddim_eta}")
+        if prompt_style not in PROMPT_STYLES:
+            raise InfsplignError(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {prompt_style!r}")
         pipe, unet, scheduler = self.pipe, self.pipe.unet, self.pipe.scheduler
         scenes = scene if isinstance(scene, list) else [scene]
         graphs = [load_scene(s) for s in scenes]
+        if prompt_style == "objects":
+            graphs = [graph.naming_objects_only() for graph in graphs]
         objective = compile_objective(graphs, policy=config.policy, redundant_weight=config.redundant_weight)
         prompts = [g.prompt or "" for g in objective.graphs]
         for prompt in prompts:
@@ -508,13 +519,14 @@ def compose(
 
 
 def sampling_defaults(pipe: Any) -> dict:
-    """Steps, CFG scale and DDIM eta of the pipeline's model family (the embedded model:
-    `SHAPES_SAMPLING`; SD: diffusers' 50 steps, CFG 7.5 and deterministic DDIM)."""
+    """Steps, CFG scale, DDIM eta and prompt style of the pipeline's model family (the embedded
+    model: `SHAPES_SAMPLING`; SD: diffusers' 50 steps, CFG 7.5, deterministic DDIM, the prompt
+    as written)."""
     from .shapes.model import SHAPES_SAMPLING, is_shapes_model
 
     if is_shapes_model(pipe):
         return dict(SHAPES_SAMPLING)
-    return {"num_inference_steps": 50, "guidance_scale": 7.5, "ddim_eta": 0.0}
+    return {"num_inference_steps": 50, "guidance_scale": 7.5, "ddim_eta": 0.0, "prompt_style": "as_written"}
 
 
 _EMBEDDED: dict[str, ScenePipeline] = {}

@@ -147,6 +147,17 @@ class SceneGraph(BaseModel):
                 )
 
     # ---- convenience -------------------------------------------------------------------------
+    def naming_objects_only(self) -> SceneGraph:
+        """This graph with a prompt that names its objects and nothing else ("a red circle and a
+        blue square"), spans set: the form of the embedded model's training captions. The
+        relations are kept and reach the sampler through the objective alone."""
+        text, objects = "", []
+        for obj in self.objects:
+            text += (" and " if text else "") + _article(obj.name)
+            objects.append(obj.model_copy(update={"span": (len(text), len(text) + len(obj.name))}))
+            text += obj.name
+        return self.model_copy(update={"prompt": text, "objects": objects})
+
     def object_by_id(self, object_id: str) -> SceneObject:
         for obj in self.objects:
             if obj.id == object_id:
@@ -203,8 +214,7 @@ def _write_prompt(graph: SceneGraph) -> tuple[str, list[tuple[int, int]]]:
     def mention(object_id: str) -> None:
         nonlocal text
         obj = by_id[object_id]
-        article = "the " if object_id in spans else ("an " if obj.name[0].lower() in "aeiou" else "a ")
-        text += article
+        text += "the " if object_id in spans else _article(obj.name)
         if object_id not in spans:
             spans[object_id] = (len(text), len(text) + len(obj.name))
         text += obj.name
@@ -220,6 +230,10 @@ def _write_prompt(graph: SceneGraph) -> tuple[str, list[tuple[int, int]]]:
             text += ", " if text else ""
             mention(obj.id)
     return text, [spans[o.id] for o in graph.objects]
+
+
+def _article(name: str) -> str:
+    return "an " if name[0].lower() in "aeiou" else "a "
 
 
 def _format_validation_error(error: ValidationError) -> str:

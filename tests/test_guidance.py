@@ -30,7 +30,13 @@ def test_eta_zero_or_no_relation_matches_plain_diffusers(tiny_pipe, prompt, ddim
     # also with the stochastic DDIM step: the same generator draws the same noise in the same order
     config = GuidanceConfig(eta=0.0) if "left" in prompt else GuidanceConfig(eta=50.0)
     ours = ScenePipeline(tiny_pipe, config)(
-        prompt, seed=3, num_inference_steps=3, guidance_scale=4.0, ddim_eta=ddim_eta, progress=False
+        prompt,
+        seed=3,
+        num_inference_steps=3,
+        guidance_scale=4.0,
+        ddim_eta=ddim_eta,
+        prompt_style="as_written",
+        progress=False,
     )
     plain = run_plain(tiny_pipe, prompt, seed=3, ddim_eta=ddim_eta)
     assert np.array_equal(np.asarray(ours.images[0]), np.asarray(plain))
@@ -49,7 +55,13 @@ def test_sampling_records_no_autograd_graph_across_steps(tiny_pipe, eta):
 def test_guidance_changes_the_image_and_writes_a_json_trace(tiny_pipe):
     config = GuidanceConfig(eta=200.0)
     result = ScenePipeline(tiny_pipe, config)(
-        PROMPT, seed=3, num_inference_steps=3, guidance_scale=4.0, ddim_eta=0.0, progress=False
+        PROMPT,
+        seed=3,
+        num_inference_steps=3,
+        guidance_scale=4.0,
+        ddim_eta=0.0,
+        prompt_style="as_written",
+        progress=False,
     )
     plain = run_plain(tiny_pipe, PROMPT, seed=3)
     assert not np.array_equal(np.asarray(result.images[0]), np.asarray(plain))
@@ -132,6 +144,22 @@ def test_batch_of_scenes_with_different_relation_counts(tiny_pipe):
     assert len(result.images) == 3
     assert [len(r) for r in result.trace[0]["relation_loss"]] == [2, 2, 2]
     assert result.trace[0]["relation_loss"][2] == [0.0, 0.0]
+
+
+def test_shapes_family_encodes_a_prompt_naming_the_objects_only(tiny_pipe):
+    from infsplign_scene import InfsplignError
+
+    scene = ScenePipeline(tiny_pipe, GuidanceConfig(eta=50.0))
+    rewritten = scene(PROMPT, seed=0, num_inference_steps=2, progress=False)
+    assert rewritten.graph.prompt == "a red circle and a blue square"
+    assert [str(r) for r in rewritten.graph.relations] == ["circle left_of square"]
+    same = scene(rewritten.graph, seed=0, num_inference_steps=2, prompt_style="as_written", progress=False)
+    assert np.array_equal(np.asarray(rewritten.images[0]), np.asarray(same.images[0]))
+    written = scene(PROMPT, seed=0, num_inference_steps=2, prompt_style="as_written", progress=False)
+    assert written.graph.prompt == PROMPT
+    assert not np.array_equal(np.asarray(rewritten.images[0]), np.asarray(written.images[0]))
+    with pytest.raises(InfsplignError, match="prompt_style"):
+        scene(PROMPT, prompt_style="relations")
 
 
 def test_seed_is_honoured(tiny_pipe):

@@ -82,3 +82,25 @@ def test_schema_lists_the_contract_fields():
     assert {"prompt", "objects", "relations"} <= set(schema["properties"])
     relation = schema["$defs"]["Relation"]
     assert relation["properties"]["predicate"]["enum"] == ["left_of", "right_of", "above", "below", "near"]
+
+
+def test_a_prompt_naming_the_objects_only_keeps_relations_and_valid_spans():
+    graph = SceneGraph.load(
+        {
+            "prompt": "a red circle left of an apple, the apple above a blue square",
+            "objects": [
+                {"id": "c", "name": "red circle"},
+                {"id": "a", "name": "apple"},
+                {"id": "s", "name": "blue square"},
+            ],
+            "relations": [
+                {"subject": "c", "predicate": "left_of", "object": "a"},
+                {"subject": "a", "predicate": "above", "object": "s"},
+            ],
+        }
+    )
+    named = graph.naming_objects_only()
+    assert named.prompt == "a red circle and an apple and a blue square"
+    assert [named.prompt[slice(*o.span)] for o in named.objects] == ["red circle", "apple", "blue square"]
+    assert named.relations == graph.relations and graph.prompt.startswith("a red circle left of")
+    assert SceneGraph.model_validate(named.model_dump()) == named  # the spans pass the graph's own check

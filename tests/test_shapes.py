@@ -160,7 +160,7 @@ def test_embedded_model_composes_and_rejects_unknown_words():
 
 
 @pytest.mark.skipif(not (WEIGHTS_DIR / "model_index.json").exists(), reason="the embedded model's weights are absent")
-def test_cli_compose_takes_the_sampler_noise_and_rejects_a_bad_one(tmp_path):
+def test_cli_compose_takes_the_sampler_settings_and_rejects_bad_ones(tmp_path):
     from typer.testing import CliRunner
 
     from infsplign_scene.cli import app
@@ -176,6 +176,8 @@ def test_cli_compose_takes_the_sampler_noise_and_rejects_a_bad_one(tmp_path):
     assert not np.array_equal(*pictures)  # the same seed, a different sampler
     bad = runner.invoke(app, ["compose", prompt, "-o", str(tmp_path / "x.png"), "--ddim-eta", "2"])
     assert bad.exit_code == 2 and "ddim_eta must be between 0 and 1" in bad.output
+    bad = runner.invoke(app, ["compose", prompt, "-o", str(tmp_path / "x.png"), "--prompt-style", "words"])
+    assert bad.exit_code == 2 and "prompt_style must be one of as_written, objects" in bad.output
 
 
 @pytest.mark.skipif(not (WEIGHTS_DIR / "model_index.json").exists(), reason="the embedded model's weights are absent")

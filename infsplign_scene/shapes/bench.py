@@ -47,18 +47,9 @@ def _graph(
     form ("a red circle and a blue square"); "relations" writes the relations into the prompt
     ("a red circle to the left of a blue square"), words this model never saw in training."""
     ids = [f"{color}_{shape}" for color, shape in objects]
-    spans: dict[int, tuple[int, int]] = {}
-    text = None  # SceneGraph writes the relations into the prompt itself
-    if prompt == "objects":
-        text = ""
-        for k, obj in enumerate(objects):
-            text += (" and " if text else "") + "a "
-            spans[k] = (len(text), len(text) + len(" ".join(obj)))
-            text += " ".join(obj)
-    return SceneGraph(
-        prompt=text,
+    graph = SceneGraph(  # with no prompt given, SceneGraph writes the relations into one
         objects=[
-            {"id": ids[k], "name": " ".join(obj), "noun": obj[1], "attributes": [obj[0]], "span": spans.get(k)}
+            {"id": ids[k], "name": " ".join(obj), "noun": obj[1], "attributes": [obj[0]]}
             for k, obj in enumerate(objects)
         ],
         relations=[
@@ -66,6 +57,7 @@ def _graph(
             for n, (s, p, o) in enumerate(relations)
         ],
     )
+    return graph.naming_objects_only() if prompt == "objects" else graph
 
 
 def check_prompt_style(prompt: str) -> None:
@@ -240,9 +232,10 @@ def run_benchmark(
     config = config or GuidanceConfig.for_pipeline(scene_pipe.pipe)
     from .model import SHAPES_SAMPLING
 
+    sampling = {**SHAPES_SAMPLING, "prompt_style": "as_written"}  # the suites write their own prompts
     results: dict = {
         "config": config.model_dump(),
-        "sampling": dict(SHAPES_SAMPLING),
+        "sampling": sampling,
         "images_per_suite": images,
         "prompt": prompt,
     }
@@ -255,7 +248,7 @@ def run_benchmark(
         outcomes = {}
         for mode, mode_config in (("unguided", suite_config.model_copy(update={"eta": 0.0})), ("guided", suite_config)):
             pictures, graphs, seconds = generate(
-                scene_pipe, items, mode_config, batch_size, desc=f"{suite} {mode}", **SHAPES_SAMPLING
+                scene_pipe, items, mode_config, batch_size, desc=f"{suite} {mode}", **sampling
             )
             metrics, outcomes[mode] = score(items, pictures, graphs)
             metrics["seconds_per_image"] = seconds / max(len(items), 1)
