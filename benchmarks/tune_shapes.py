@@ -73,6 +73,17 @@ def mean_of(row: dict, key: str, suites: tuple[str, ...] = SUITES) -> float:
     return sum(row[suite][key] for suite in suites) / len(suites)
 
 
+def keeps_objects(row: dict, unguided_objects: float) -> bool:
+    """Whether suite (a)'s object accuracy stays within 3 points of unguided sampling (the issue's bound)."""
+    return row["a_two_objects"]["object_accuracy"] >= unguided_objects - 0.03 - 1e-9
+
+
+def report(stage: str, setting: dict, row: dict) -> None:
+    keys = ("object_accuracy", "relation_accuracy", "all_satisfied")
+    summary = {s: {k: round(m[k], 3) for k in keys} for s, m in row.items() if isinstance(m, dict)}
+    print(stage, setting, json.dumps(summary), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=50, help="images per suite and setting")
@@ -96,16 +107,9 @@ def main() -> None:
         return
     items = {suite: make_suite(suite, args.images, args.seed) for suite in SUITES}
 
-    def report(stage: str, setting: dict, row: dict) -> None:
-        summary = {
-            s: {k: round(row[s][k], 3) for k in ("object_accuracy", "relation_accuracy", "all_satisfied")}
-            for s in SUITES
-        }
-        print(stage, setting, json.dumps(summary), flush=True)
-
     def choose(rows: list[dict], unguided_objects: float, tie_break) -> dict:
         """The best mean all_satisfied among rows that keep (a)'s objects within 3 points of unguided."""
-        eligible = [r for r in rows if r["a_two_objects"]["object_accuracy"] >= unguided_objects - 0.03 - 1e-9]
+        eligible = [r for r in rows if keeps_objects(r, unguided_objects)]
         return max(eligible or rows, key=lambda r: (mean_of(r, "all_satisfied"), tie_break(r)))["setting"]
 
     results: dict = {"images_per_suite": args.images, "seed": args.seed}
@@ -162,24 +166,19 @@ def sweep_sampler(scene_pipe: ScenePipeline, base: GuidanceConfig, args: argpars
         sampling = {**SHAPES_SAMPLING, "ddim_eta": ddim_eta}
         unguided = evaluate(scene_pipe, items, base.model_copy(update={"eta": 0.0}), sampling)
         unguided_rows.append({"setting": {"ddim_eta": ddim_eta, "eta": 0.0}, **unguided})
-        print("unguided", {"ddim_eta": ddim_eta}, _summary(unguided), flush=True)
+        report("unguided", {"ddim_eta": ddim_eta}, unguided)
         for eta in SAMPLER_GUIDANCE_ETAS:
             row = evaluate(scene_pipe, items, base.model_copy(update={"eta": eta}), sampling)
             row["unguided_objects_a"] = unguided["a_two_objects"]["object_accuracy"]
             rows.append({"setting": {"ddim_eta": ddim_eta, "eta": eta}, **row})
-            print("guided", rows[-1]["setting"], _summary(row), flush=True)
-    eligible = [r for r in rows if r["a_two_objects"]["object_accuracy"] >= r["unguided_objects_a"] - 0.03 - 1e-9]
+            report("guided", rows[-1]["setting"], row)
+    eligible = [r for r in rows if keeps_objects(r, r["unguided_objects_a"])]
     chosen = max(eligible or rows, key=lambda r: mean_of(r, "all_satisfied", SAMPLER_SUITES))["setting"]
     print("chosen:", chosen)
     if args.json:
         results = {"images_per_suite": args.images, "seed": args.seed, "suites": list(SAMPLER_SUITES)}
         results.update(unguided_rows=unguided_rows, rows=rows, chosen=chosen)
         args.json.write_text(json.dumps(results, indent=2))
-
-
-def _summary(row: dict) -> str:
-    keys = ("object_accuracy", "relation_accuracy", "all_satisfied")
-    return json.dumps({s: {k: round(m[k], 3) for k in keys} for s, m in row.items() if isinstance(m, dict)})
 
 
 if __name__ == "__main__":

@@ -491,15 +491,14 @@ def compose(
     seed: int | list[int] | None = None,
     num_inference_steps: int | None = None,
     guidance_scale: float | None = None,
-    ddim_eta: float | None = None,
     config: GuidanceConfig | None = None,
     **kwargs: Any,
 ) -> ComposeResult:
     """Parse (if needed), analyse, compile and sample with guidance.
 
     `pipe` is a diffusers `StableDiffusionPipeline` or a `ScenePipeline`; None uses the embedded
-    shapes model. Other keyword arguments (height, width, negative_prompt, generator, ...) pass
-    through to `ScenePipeline.__call__`.
+    shapes model. Other keyword arguments (ddim_eta, prompt_style, height, width,
+    negative_prompt, generator, ...) pass through to `ScenePipeline.__call__`.
     """
     if pipe is None:
         scene_pipe = _embedded_pipeline()
@@ -512,7 +511,6 @@ def compose(
         seed=seed,
         num_inference_steps=num_inference_steps,
         guidance_scale=guidance_scale,
-        ddim_eta=ddim_eta,
         config=config,
         **kwargs,
     )
