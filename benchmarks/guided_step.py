@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from infsplign_scene.attention import cross_attention_layers, no_graph_after, trace
 from infsplign_scene.compile import compile_objective
 from infsplign_scene.compile import statistics as statistics_of
-from infsplign_scene.guidance import GuidanceConfig, frozen_weights, object_maps, objective_and_gradient
+from infsplign_scene.guidance import GuidanceConfig, frozen_weights, guided_step, object_maps
 from infsplign_scene.losses import centroids_and_variances, spatial_loss
 from infsplign_scene.scene import SceneGraph
 from infsplign_scene.testing import SD14_UNET_CONFIG
@@ -90,13 +90,23 @@ def plain_step(unet, scheduler, latents, t, cond, uncond, scale=7.5):
         return noise_uncond + scale * (noise_text - noise_uncond)
 
 
-def guided_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision="model"):
-    with torch.no_grad():
-        noise_uncond = unet(latents, t, encoder_hidden_states=uncond).sample
-    value, grad, noise_text, *_ = objective_and_gradient(
-        unet, scheduler, latents, t, cond, store, matrix.to(latents.device), objective, weights, precision
+def our_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision="model"):
+    """The pipeline's guided step (`infsplign_scene.guidance.guided_step`) with CFG and the update."""
+    step = guided_step(
+        unet,
+        scheduler,
+        latents,
+        t,
+        cond,
+        store,
+        matrix.to(latents.device),
+        objective,
+        weights,
+        negative_embeds=uncond,
+        precision=precision,
     )
-    return noise_uncond + 7.5 * (noise_text - noise_uncond) + 1000 * grad.to(latents.dtype)
+    noise_uncond = step.noise_uncond
+    return noise_uncond + 7.5 * (step.noise_text - noise_uncond) + 1000 * step.grad.to(latents.dtype)
 
 
 def guided_parts(unet, scheduler, latents, t, cond, store, matrix, objective, weights) -> tuple[float, float]:
@@ -203,7 +213,7 @@ def memory_child(relations: int, steps: int, latent: int, device: str) -> None:
         no_graph_after(unet),
     ):
         for t in scheduler.timesteps:
-            noise = guided_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights)
+            noise = our_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights)
             latents = scheduler.step(noise, t, latents).prev_sample
     print(json.dumps({"peak_mib": peak_memory(device), "baseline_mib": baseline}))
 
@@ -280,7 +290,7 @@ def main() -> None:
         objective = objectives[relations]
         matrix, columns = token_matrix(objective)
         with trace(unet, (latent, latent), columns.to(device), levels=2) as store, no_graph_after(unet):
-            guided_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision)
+            our_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision)
 
     def run_reference():
         unet.set_attn_processor(dict(reference))  # diffusers empties the dict it is given

@@ -57,8 +57,8 @@ class GuidanceConfig(BaseModel):
     redundant_weight: float = Field(0.5, ge=0, description="Weight factor of relations implied by others.")
     skip_satisfied: bool = Field(
         False,
-        description="No update for an image whose relations all hold with margin; no backward while "
-        "every image's did at the previous step.",
+        description="No update for an image whose relations all hold with margin, and no graph or backward "
+        "for it at the next step (it is only measured there).",
     )
     combination: Combination = Field(
         "sum", description="How relations' gradients combine: sum, pcgrad or priority (see infsplign_scene.conflicts)."
@@ -248,7 +248,7 @@ class ScenePipeline:
         records: list[dict] = []
         maps: dict[int, dict[int, torch.Tensor]] | None = {} if record_maps else None
         guide_any = objective.num_relations > 0 and config.eta > 0
-        settled = False  # every relation held with margin at the last measured step
+        settled = torch.zeros(batch, dtype=torch.bool, device=device)  # per image, at the last guided step
         with (
             trace(unet, latent_size, columns, levels=2) as store,  # coarse and middle levels only
             frozen_weights(unet),
@@ -257,8 +257,9 @@ class ScenePipeline:
         ):
             for i, t in enumerate(timesteps):
                 record: dict[str, Any] = {"step": i, "timestep": int(t)}
-                in_window = guide_any and config.guided(i, len(timesteps))
-                if in_window and not (config.skip_satisfied and settled):
+                if guide_any and config.guided(i, len(timesteps)):
+                    # an image settled at the last step is only measured now: no graph, no backward
+                    backward_rows = ~settled if config.skip_satisfied else torch.ones_like(settled)
                     noise_pred, value = self._guided_noise(
                         latents,
                         t,
@@ -270,28 +271,20 @@ class ScenePipeline:
                         objective,
                         weights,
                         config,
+                        backward_rows,
                         record,
                         maps,
                     )
+                    settled = value.settled
                 else:
-                    measure = in_window and config.skip_satisfied  # keep checking, at no backward's cost
-                    store.active = measure
-                    store.reset()
                     model_input = torch.cat([latents] * 2) if do_cfg else latents
                     model_input = scheduler.scale_model_input(model_input, t)
                     embeds = torch.cat([negative_embeds, prompt_embeds]) if do_cfg else prompt_embeds
                     with torch.no_grad():
                         noise_pred = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
-                    store.active = False
                     if do_cfg:
                         noise_uncond, noise_text = noise_pred.chunk(2)
                         noise_pred = noise_uncond + guidance_scale * (noise_text - noise_uncond)
-                    if measure:
-                        value = objective(object_maps(store, token_matrix[0], conditional_rows=batch), weights)
-                        record.update(satisfied=value.satisfied.tolist(), skipped_backward=True)
-                    store.reset()
-                if in_window and "satisfied" in record:
-                    settled = bool(value.settled.all())
                 latents = scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
                 records.append(record)
                 if callback_on_step_end is not None:  # as in diffusers: it may hand back new latents
@@ -345,18 +338,13 @@ class ScenePipeline:
         objective,
         weights,
         config,
+        backward_rows,
         record,
         maps,
     ) -> tuple[torch.Tensor, ObjectiveValue]:
-        unet, scheduler = self.pipe.unet, self.pipe.scheduler
-        if negative_embeds is not None:
-            with torch.no_grad():
-                noise_uncond = unet(
-                    scheduler.scale_model_input(latents, t), t, encoder_hidden_states=negative_embeds
-                ).sample
-        value, grad, noise_text, levels, report = objective_and_gradient(
-            unet,
-            scheduler,
+        step = guided_step(
+            self.pipe.unet,
+            self.pipe.scheduler,
             latents,
             t,
             prompt_embeds,
@@ -364,12 +352,16 @@ class ScenePipeline:
             token_matrix,
             objective,
             weights,
+            negative_embeds=negative_embeds,
+            backward_rows=backward_rows,
             precision=config.guidance_precision,
             combination=config.combination,
         )
-        store.reset()
+        value, grad, noise_text = step.value, step.grad, step.noise_text
         noise_pred = (
-            noise_uncond + guidance_scale * (noise_text - noise_uncond) if negative_embeds is not None else noise_text
+            step.noise_uncond + guidance_scale * (noise_text - step.noise_uncond)
+            if step.noise_uncond is not None
+            else noise_text
         )
         finite = torch.isfinite(value.total) & torch.isfinite(grad).flatten(1).all(dim=1)  # [B]
         grad = torch.where(_per_image(finite, grad), grad, torch.zeros_like(grad))
@@ -379,18 +371,20 @@ class ScenePipeline:
             satisfied=value.satisfied.tolist(),
             centroids={str(h): c.tolist() for h, c in value.centroids.items()},
             variances={str(h): v.tolist() for h, v in value.variances.items()},
+            backward=step.backward.tolist(),
             grad_norm=grad.flatten(1).norm(dim=1).tolist(),
-            cosine=report.cosine.tolist(),
-            opposed=report.opposed.tolist(),
+            cosine=step.report.cosine.tolist(),
+            opposed=step.report.opposed.tolist(),
         )
         if maps is not None:
-            maps[record["step"]] = {h: m.detach().cpu() for h, m in levels.items()}
+            maps[record["step"]] = {h: m.cpu() for h, m in step.levels.items()}
         if not finite.all():
             skipped = [b for b, ok in enumerate(finite.tolist()) if not ok]
             record["warning"] = f"non-finite loss or gradient for images {skipped}: their update was skipped"
         if config.skip_satisfied:  # a settled image keeps its layout; normalising would amplify a vanishing pull
-            grad = grad * _per_image(~value.settled, grad)
-            record["updated"] = (~value.settled).tolist()
+            updated = step.backward & ~value.settled
+            grad = grad * _per_image(updated, grad)
+            record["updated"] = updated.tolist()
         if config.normalize_gradient:
             rms = grad.flatten(1).square().mean(dim=1).sqrt().clamp_min(1e-12)
             grad = grad / _per_image(rms, grad)
@@ -421,7 +415,20 @@ def object_maps(store, token_matrix: torch.Tensor, conditional_rows: int | None 
     return levels
 
 
-def objective_and_gradient(
+@dataclass
+class GuidedStep:
+    """What one guided step computed; every tensor has batch first."""
+
+    value: ObjectiveValue
+    grad: torch.Tensor  # [B, C, h, w] float32 gradient of the objective; zero on rows without backward
+    noise_text: torch.Tensor  # [B, C, h, w] conditional noise prediction, detached
+    noise_uncond: torch.Tensor | None  # [B, C, h, w] unconditional one, when negative embeddings were given
+    levels: dict[int, torch.Tensor]  # height -> [B, K, h, w] object maps, detached
+    report: ConflictReport
+    backward: torch.Tensor  # [B] bool, the rows whose gradient was computed
+
+
+def guided_step(
     unet,
     scheduler,
     latents,
@@ -431,44 +438,87 @@ def objective_and_gradient(
     token_matrix,
     objective,
     weights,
+    *,
+    negative_embeds=None,
+    backward_rows=None,
     precision: str = "model",
     combination: Combination = "sum",
-) -> tuple[ObjectiveValue, torch.Tensor, torch.Tensor, dict[int, torch.Tensor], ConflictReport]:
-    """Conditional forward with grad on the latents, capturing maps; the objective and its gradient.
+) -> GuidedStep:
+    """The model passes of one guided step, the objective on every image, and its gradient.
 
-    The relations' gradients are taken with respect to the objects' centroids and variances (a few
-    numbers each), combined there (`conflicts.combine`), and pushed through the UNet with one
-    vector-Jacobian product. latents [B,C,h,w]; token_matrix [B,K,T] averages the captured token
-    columns into object maps. precision "bfloat16" runs this forward and backward under bfloat16
-    autocast (the loss stays float32). Returns the objective value, the gradient with respect to
-    the latents (float32), the conditional noise prediction (detached), the object maps per level
-    and the gradient-conflict report."""
-    autocast = torch.autocast(latents.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+    Rows in `backward_rows` ([B] bool; default all) get a conditional forward with grad on the
+    latents and a backward; the other rows' conditional forward runs without grad, batched with
+    the unconditional forward (`negative_embeds`, if given), and is only measured. The relations'
+    gradients are taken with respect to the objects' centroids and variances (a few numbers each),
+    combined there (`conflicts.combine`), and pushed through the UNet with one vector-Jacobian
+    product. latents [B,C,h,w]; token_matrix [B,K,T] averages the captured token columns into
+    object maps. precision "bfloat16" runs the graph-recording forward and the backward under
+    bfloat16 autocast (the loss stays float32)."""
+    batch = latents.shape[0]
+    if backward_rows is None:
+        backward_rows = torch.ones(batch, dtype=torch.bool, device=latents.device)
+    graph_rows, plain_rows = backward_rows.nonzero().flatten(), (~backward_rows).nonzero().flatten()
+    text_parts, map_parts = [], []
+    noise_uncond = None
     with torch.enable_grad():
-        guided_latents = latents.detach().requires_grad_(True)
-        store.reset()
-        store.active = True
-        try:
-            with autocast:
+        if graph_rows.numel():
+            guided_latents = latents[graph_rows].detach().requires_grad_(True)
+            autocast = torch.autocast(latents.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+            with _capturing(store), autocast:
                 model_input = scheduler.scale_model_input(guided_latents, t)
-                noise_text = unet(model_input, t, encoder_hidden_states=prompt_embeds).sample
-        finally:
-            store.active = False
-        levels = object_maps(store, token_matrix)
+                text_parts.append(unet(model_input, t, encoder_hidden_states=prompt_embeds[graph_rows]).sample)
+            map_parts.append(object_maps(store, token_matrix[graph_rows]))
+        # one forward without grad: the unconditional rows and the conditional rows only measured
+        inputs = ([latents] if negative_embeds is not None else []) + [latents[plain_rows]]
+        embeds = ([negative_embeds] if negative_embeds is not None else []) + [prompt_embeds[plain_rows]]
+        if sum(len(x) for x in inputs):
+            with _capturing(store, active=bool(plain_rows.numel())), torch.no_grad():
+                model_input = scheduler.scale_model_input(torch.cat(inputs), t)
+                noise = unet(model_input, t, encoder_hidden_states=torch.cat(embeds)).sample
+            if negative_embeds is not None:
+                noise_uncond, noise = noise[:batch], noise[batch:]
+            if plain_rows.numel():
+                text_parts.append(noise)
+                map_parts.append(object_maps(store, token_matrix[plain_rows], conditional_rows=len(plain_rows)))
+        store.reset()
+        order = torch.argsort(torch.cat([graph_rows, plain_rows]))  # back to the batch's order
+        noise_text = torch.cat([part.detach().to(latents.dtype) for part in text_parts])[order]
+        levels = {height: torch.cat([part[height] for part in map_parts])[order] for height in map_parts[0]}
         stats = statistics(levels)
         leaves = {h: (c.detach().requires_grad_(True), v.detach().requires_grad_(True)) for h, (c, v) in stats.items()}
         value = objective.evaluate(leaves, weights)
         flat_leaves = [x for pair in leaves.values() for x in pair]
         per_relation = relation_gradients(value.relation_loss, flat_leaves)  # [B, R, D]
         combined, report = combine(per_relation, objective.weight.to(per_relation.device), combination)
-        sizes = [leaf[0].numel() for leaf in flat_leaves]
-        grad_outputs = [
-            g.reshape(leaf.shape) for g, leaf in zip(combined.split(sizes, dim=1), flat_leaves, strict=True)
-        ]
-        outputs = [x for pair in stats.values() for x in pair]
-        grad = torch.autograd.grad(outputs, guided_latents, grad_outputs=grad_outputs)[0].float()
+        grad = torch.zeros_like(latents, dtype=torch.float32)
+        if graph_rows.numel():
+            sizes = [leaf[0].numel() for leaf in flat_leaves]
+            grad_outputs = [
+                g.reshape(leaf.shape) for g, leaf in zip(combined.split(sizes, dim=1), flat_leaves, strict=True)
+            ]
+            outputs = [x for pair in stats.values() for x in pair]
+            grad[graph_rows] = torch.autograd.grad(outputs, guided_latents, grad_outputs=grad_outputs)[0].float()
     value.total, value.relation_loss = value.total.detach(), value.relation_loss.detach()
-    return value, grad, noise_text.detach().to(latents.dtype), levels, report
+    return GuidedStep(
+        value=value,
+        grad=grad,
+        noise_text=noise_text,
+        noise_uncond=noise_uncond,
+        levels={h: m.detach() for h, m in levels.items()},
+        report=report,
+        backward=backward_rows,
+    )
+
+
+@contextmanager
+def _capturing(store, active: bool = True) -> Iterator[None]:
+    """Maps are captured from a fresh store during the block (and never outside it)."""
+    store.reset()
+    store.active = active
+    try:
+        yield
+    finally:
+        store.active = False
 
 
 @contextmanager

@@ -150,7 +150,7 @@ def plot_trace(result: ComposeResult, path: str | Path | None = None, image: int
     with_grad = [r for r in guided if "grad_norm" in r]
     axis.plot([r["step"] for r in with_grad], [r["grad_norm"][image] for r in with_grad], label="|grad|")
     for record in guided:  # steps where this image got no update: its relations held with margin
-        if record.get("skipped_backward") or ("updated" in record and not record["updated"][image]):
+        if "updated" in record and not record["updated"][image]:
             axis.axvspan(record["step"] - 0.5, record["step"] + 0.5, color="0.85", zorder=0)
     axis.set_xlabel("step")
     axis.set_title("gradient norm (grey: settled, no update)")

@@ -7,7 +7,7 @@ import torch
 from infsplign_scene import VocabularyError
 from infsplign_scene.attention import cross_attention_layers, trace
 from infsplign_scene.compile import compile_objective
-from infsplign_scene.guidance import GuidanceConfig, ScenePipeline, compose, objective_and_gradient
+from infsplign_scene.guidance import GuidanceConfig, ScenePipeline, compose, guided_step
 
 PROMPT = "a red circle to the left of a blue square"
 PHRASES = {
@@ -123,17 +123,44 @@ def test_one_gradient_step_lowers_the_objective_for_every_predicate(tiny_pipe, p
     torch.manual_seed(0)
     latents = torch.randn(1, 4, 8, 8)
     with trace(pipe.unet, (8, 8), columns) as store:
-        value, grad, *_ = objective_and_gradient(
-            pipe.unet, pipe.scheduler, latents, t, embeds, store, token_matrix, objective, weights
-        )
-        step = 0.05 * grad / grad.norm()
-        lower, *_ = objective_and_gradient(
-            pipe.unet, pipe.scheduler, latents - step, t, embeds, store, token_matrix, objective, weights
-        )
-        higher, *_ = objective_and_gradient(
-            pipe.unet, pipe.scheduler, latents + step, t, embeds, store, token_matrix, objective, weights
-        )
-    assert lower.total.item() < value.total.item() < higher.total.item()
+
+        def objective_at(x):
+            return guided_step(pipe.unet, pipe.scheduler, x, t, embeds, store, token_matrix, objective, weights)
+
+        step = objective_at(latents)
+        move = 0.05 * step.grad / step.grad.norm()
+        lower, higher = objective_at(latents - move).value, objective_at(latents + move).value
+    assert lower.total.item() < step.value.total.item() < higher.total.item()
+
+
+def test_rows_without_backward_are_measured_alike_and_get_no_gradient(tiny_pipe):
+    pipe = tiny_pipe
+    prompts = [PROMPT, "a red circle above a blue square"]
+    scene = ScenePipeline(pipe, GuidanceConfig(eta=1.0))
+    objective = compile_objective(prompts)
+    token_matrix, columns = scene._token_matrix(objective, scene.config)
+    embeds, negative = pipe.encode_prompt(prompts, "cpu", 1, True)
+    pipe.scheduler.set_timesteps(10)
+    t, weights = pipe.scheduler.timesteps[2], scene.config.loss_weights()
+    latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    steps = {}
+    with trace(pipe.unet, (8, 8), columns, levels=2) as store:
+        for rows in ([True, True], [False, True], [False, False]):
+            steps[tuple(rows)] = guided_step(
+                pipe.unet, pipe.scheduler, latents, t, embeds, store, token_matrix, objective, weights,
+                negative_embeds=negative, backward_rows=torch.tensor(rows),
+            )  # fmt: skip
+    full, mixed, none = steps[True, True], steps[False, True], steps[False, False]
+    assert full.grad[0].abs().sum() > 0 and full.grad[1].abs().sum() > 0
+    torch.testing.assert_close(mixed.grad[1], full.grad[1], atol=1e-5, rtol=1e-4)
+    assert mixed.grad[0].abs().sum() == 0 and none.grad.abs().sum() == 0
+    for step in (mixed, none):
+        torch.testing.assert_close(step.value.total, full.value.total, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(step.noise_text, full.noise_text, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(step.noise_uncond, full.noise_uncond, atol=1e-5, rtol=1e-4)
+        for height, maps in full.levels.items():
+            torch.testing.assert_close(step.levels[height], maps, atol=1e-6, rtol=1e-4)
+    assert mixed.backward.tolist() == [False, True]
 
 
 def test_batch_of_scenes_with_different_relation_counts(tiny_pipe):
@@ -198,8 +225,8 @@ def test_skip_satisfied_checks_without_backward_once_settled(tiny_pipe):
     result = ScenePipeline(tiny_pipe, config)(
         "a red circle near a blue square", seed=0, num_inference_steps=4, progress=False
     )
-    assert "grad_norm" in result.trace[0]
-    assert all(step.get("skipped_backward") for step in result.trace[1:])
+    assert result.trace[0]["backward"] == [True]
+    assert all(step["backward"] == [False] and step["updated"] == [False] for step in result.trace[1:])
     assert all("satisfied" in step for step in result.trace)
 
 
@@ -215,6 +242,7 @@ def test_skip_satisfied_leaves_a_settled_image_unguided_in_a_mixed_batch(tiny_pi
     guided_result = sample(10.0)
     guided, unguided = guided_result.images, sample(0.0).images
     assert [step["updated"] for step in guided_result.trace] == [[False, True]] * 3
+    assert [step["backward"] for step in guided_result.trace] == [[True, True]] + [[False, True]] * 2
     torch.testing.assert_close(guided[0], unguided[0], atol=1e-4, rtol=0)
     assert (guided[1] - unguided[1]).abs().max() > 1e-2
 
@@ -290,14 +318,10 @@ def test_no_graph_after_the_captured_levels_keeps_the_gradient():
         with trace(unet, (16, 16), columns, levels=2) as store, frozen_weights(unet):
             if truncate:
                 with no_graph_after(unet, levels=2):
-                    _, grad, *_ = objective_and_gradient(
-                        unet, Identity(), latents, 5, embeds, store, matrix, objective, weights
-                    )
+                    step = guided_step(unet, Identity(), latents, 5, embeds, store, matrix, objective, weights)
             else:
-                _, grad, *_ = objective_and_gradient(
-                    unet, Identity(), latents, 5, embeds, store, matrix, objective, weights
-                )
-        grads.append(grad)
+                step = guided_step(unet, Identity(), latents, 5, embeds, store, matrix, objective, weights)
+        grads.append(step.grad)
     assert torch.allclose(grads[0], grads[1], atol=1e-6) and grads[0].abs().sum() > 0
 
 
