@@ -3,7 +3,9 @@
 At each guided step: the unconditional forward runs without grad; the conditional forward runs
 with grad on the latents while the decoder's cross-attention maps of the objects' tokens are
 captured; the compiled objective (float32) is differentiated with respect to the latents and
-the classifier-free-guided noise prediction is shifted: ``noise_pred += eta * grad``.
+the classifier-free-guided noise prediction is shifted: ``noise_pred += eta * grad``. With
+`skip_satisfied`, an image whose relations all hold with margin gets no update, and once at least
+half the batch was settled the step measures first and runs the backward only where it is needed.
 Unguided steps are exactly the diffusers loop, so eta = 0 reproduces the plain pipeline.
 """
 
@@ -57,8 +59,13 @@ class GuidanceConfig(BaseModel):
     redundant_weight: float = Field(0.5, ge=0, description="Weight factor of relations implied by others.")
     skip_satisfied: bool = Field(
         False,
-        description="No update for an image whose relations all hold with margin, and no graph or backward "
-        "for it at the next step (it is only measured there).",
+        description="No update for an image whose relations all hold with margin at this step's maps.",
+    )
+    measure_first: bool = Field(
+        True,
+        description="With skip_satisfied, once at least half the batch was settled at the previous step: "
+        "measure every image without grad first, then run the backward only for the unsettled ones "
+        "(the same images, less work).",
     )
     combination: Combination = Field(
         "sum", description="How relations' gradients combine: sum, pcgrad or priority (see infsplign_scene.conflicts)."
@@ -258,8 +265,10 @@ class ScenePipeline:
             for i, t in enumerate(timesteps):
                 record: dict[str, Any] = {"step": i, "timestep": int(t)}
                 if guide_any and config.guided(i, len(timesteps)):
-                    # an image settled at the last step is only measured now: no graph, no backward
-                    backward_rows = ~settled if config.skip_satisfied else torch.ones_like(settled)
+                    # most of the batch settled at the last step: measure first, backward only where needed
+                    measure_first = (
+                        config.skip_satisfied and config.measure_first and settled.float().mean().item() >= 0.5
+                    )
                     noise_pred, value = self._guided_noise(
                         latents,
                         t,
@@ -271,20 +280,18 @@ class ScenePipeline:
                         objective,
                         weights,
                         config,
-                        backward_rows,
+                        measure_first,
                         record,
                         maps,
                     )
                     settled = value.settled
                 else:
-                    model_input = torch.cat([latents] * 2) if do_cfg else latents
-                    model_input = scheduler.scale_model_input(model_input, t)
-                    embeds = torch.cat([negative_embeds, prompt_embeds]) if do_cfg else prompt_embeds
                     with torch.no_grad():
-                        noise_pred = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+                        noise_uncond, noise_pred = _unconditional_and_conditional(
+                            unet, scheduler, latents, t, prompt_embeds, negative_embeds if do_cfg else None
+                        )
                     if do_cfg:
-                        noise_uncond, noise_text = noise_pred.chunk(2)
-                        noise_pred = noise_uncond + guidance_scale * (noise_text - noise_uncond)
+                        noise_pred = noise_uncond + guidance_scale * (noise_pred - noise_uncond)
                 latents = scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
                 records.append(record)
                 if callback_on_step_end is not None:  # as in diffusers: it may hand back new latents
@@ -338,7 +345,7 @@ class ScenePipeline:
         objective,
         weights,
         config,
-        backward_rows,
+        measure_first,
         record,
         maps,
     ) -> tuple[torch.Tensor, ObjectiveValue]:
@@ -353,7 +360,7 @@ class ScenePipeline:
             objective,
             weights,
             negative_embeds=negative_embeds,
-            backward_rows=backward_rows,
+            measure_first=measure_first,
             precision=config.guidance_precision,
             combination=config.combination,
         )
@@ -382,9 +389,8 @@ class ScenePipeline:
             skipped = [b for b, ok in enumerate(finite.tolist()) if not ok]
             record["warning"] = f"non-finite loss or gradient for images {skipped}: their update was skipped"
         if config.skip_satisfied:  # a settled image keeps its layout; normalising would amplify a vanishing pull
-            updated = step.backward & ~value.settled
-            grad = grad * _per_image(updated, grad)
-            record["updated"] = updated.tolist()
+            grad = grad * _per_image(~value.settled, grad)
+            record["updated"] = (~value.settled).tolist()
         if config.normalize_gradient:
             rms = grad.flatten(1).square().mean(dim=1).sqrt().clamp_min(1e-12)
             grad = grad / _per_image(rms, grad)
@@ -440,50 +446,53 @@ def guided_step(
     weights,
     *,
     negative_embeds=None,
-    backward_rows=None,
+    measure_first: bool = False,
     precision: str = "model",
     combination: Combination = "sum",
 ) -> GuidedStep:
     """The model passes of one guided step, the objective on every image, and its gradient.
 
-    Rows in `backward_rows` ([B] bool; default all) get a conditional forward with grad on the
-    latents and a backward; the other rows' conditional forward runs without grad, batched with
-    the unconditional forward (`negative_embeds`, if given), and is only measured. The relations'
-    gradients are taken with respect to the objects' centroids and variances (a few numbers each),
-    combined there (`conflicts.combine`), and pushed through the UNet with one vector-Jacobian
-    product. latents [B,C,h,w]; token_matrix [B,K,T] averages the captured token columns into
-    object maps. precision "bfloat16" runs the graph-recording forward and the backward under
-    bfloat16 autocast (the loss stays float32)."""
+    By default the conditional forward runs with grad on the latents for every image and the
+    unconditional one (`negative_embeds`, if given) without. With `measure_first`, one forward
+    without grad (the CFG batch) measures every image first, and only the images whose relations
+    do not all hold with margin get the conditional forward with grad and the backward; the
+    others' gradient is left at zero (a settled image gets no update anyway), so images come out
+    the same, at less cost when most of the batch is settled. The relations' gradients are taken
+    with respect to the objects' centroids and variances (a few numbers each), combined there
+    (`conflicts.combine`), and pushed through the UNet with one vector-Jacobian product.
+    latents [B,C,h,w]; token_matrix [B,K,T] averages the captured token columns into object maps.
+    precision "bfloat16" runs the graph-recording forward and the backward under bfloat16
+    autocast (the loss stays float32)."""
     batch = latents.shape[0]
-    if backward_rows is None:
-        backward_rows = torch.ones(batch, dtype=torch.bool, device=latents.device)
-    graph_rows, plain_rows = backward_rows.nonzero().flatten(), (~backward_rows).nonzero().flatten()
-    text_parts, map_parts = [], []
     noise_uncond = None
+    graph_rows = torch.arange(batch, device=latents.device)
     with torch.enable_grad():
+        if measure_first:
+            with _capturing(store), torch.no_grad():
+                noise_uncond, noise_text = _unconditional_and_conditional(
+                    unet, scheduler, latents, t, prompt_embeds, negative_embeds
+                )
+            measured = object_maps(store, token_matrix, conditional_rows=batch)
+            graph_rows = (~objective.evaluate(statistics(measured), weights).settled).nonzero().flatten()
         if graph_rows.numel():
             guided_latents = latents[graph_rows].detach().requires_grad_(True)
             autocast = torch.autocast(latents.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
             with _capturing(store), autocast:
                 model_input = scheduler.scale_model_input(guided_latents, t)
-                text_parts.append(unet(model_input, t, encoder_hidden_states=prompt_embeds[graph_rows]).sample)
-            map_parts.append(object_maps(store, token_matrix[graph_rows]))
-        # one forward without grad: the unconditional rows and the conditional rows only measured
-        inputs = ([latents] if negative_embeds is not None else []) + [latents[plain_rows]]
-        embeds = ([negative_embeds] if negative_embeds is not None else []) + [prompt_embeds[plain_rows]]
-        if sum(len(x) for x in inputs):
-            with _capturing(store, active=bool(plain_rows.numel())), torch.no_grad():
-                model_input = scheduler.scale_model_input(torch.cat(inputs), t)
-                noise = unet(model_input, t, encoder_hidden_states=torch.cat(embeds)).sample
-            if negative_embeds is not None:
-                noise_uncond, noise = noise[:batch], noise[batch:]
-            if plain_rows.numel():
-                text_parts.append(noise)
-                map_parts.append(object_maps(store, token_matrix[plain_rows], conditional_rows=len(plain_rows)))
+                noise_graph = unet(model_input, t, encoder_hidden_states=prompt_embeds[graph_rows]).sample
+            graph_maps = object_maps(store, token_matrix[graph_rows])
         store.reset()
-        order = torch.argsort(torch.cat([graph_rows, plain_rows]))  # back to the batch's order
-        noise_text = torch.cat([part.detach().to(latents.dtype) for part in text_parts])[order]
-        levels = {height: torch.cat([part[height] for part in map_parts])[order] for height in map_parts[0]}
+        if measure_first:
+            levels = measured
+            if graph_rows.numel():
+                levels = {h: maps.index_copy(0, graph_rows, graph_maps[h]) for h, maps in measured.items()}
+        else:
+            levels, noise_text = graph_maps, noise_graph.detach().to(latents.dtype)
+            if negative_embeds is not None:
+                with torch.no_grad():
+                    noise_uncond = unet(
+                        scheduler.scale_model_input(latents, t), t, encoder_hidden_states=negative_embeds
+                    ).sample
         stats = statistics(levels)
         leaves = {h: (c.detach().requires_grad_(True), v.detach().requires_grad_(True)) for h, (c, v) in stats.items()}
         value = objective.evaluate(leaves, weights)
@@ -499,6 +508,8 @@ def guided_step(
             outputs = [x for pair in stats.values() for x in pair]
             grad[graph_rows] = torch.autograd.grad(outputs, guided_latents, grad_outputs=grad_outputs)[0].float()
     value.total, value.relation_loss = value.total.detach(), value.relation_loss.detach()
+    backward = torch.zeros(batch, dtype=torch.bool, device=latents.device)
+    backward[graph_rows] = True
     return GuidedStep(
         value=value,
         grad=grad,
@@ -506,8 +517,17 @@ def guided_step(
         noise_uncond=noise_uncond,
         levels={h: m.detach() for h, m in levels.items()},
         report=report,
-        backward=backward_rows,
+        backward=backward,
     )
+
+
+def _unconditional_and_conditional(unet, scheduler, latents, t, prompt_embeds, negative_embeds):
+    """Both noise predictions from one forward of the CFG batch (the unconditional one is None without CFG)."""
+    cfg = negative_embeds is not None
+    model_input = scheduler.scale_model_input(torch.cat([latents] * 2) if cfg else latents, t)
+    embeds = torch.cat([negative_embeds, prompt_embeds]) if cfg else prompt_embeds
+    noise = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+    return noise.chunk(2) if cfg else (None, noise)
 
 
 @contextmanager

@@ -133,34 +133,44 @@ def test_one_gradient_step_lowers_the_objective_for_every_predicate(tiny_pipe, p
     assert lower.total.item() < step.value.total.item() < higher.total.item()
 
 
-def test_rows_without_backward_are_measured_alike_and_get_no_gradient(tiny_pipe):
+def test_measuring_first_skips_the_backward_of_settled_images_only(tiny_pipe):
+    # "near" within 1.5 always holds (settled); "left of" with margin 1 never does
     pipe = tiny_pipe
-    prompts = [PROMPT, "a red circle above a blue square"]
-    scene = ScenePipeline(pipe, GuidanceConfig(eta=1.0))
+    prompts = ["a red circle near a blue square", "a red circle left of a blue square"]
+    scene = ScenePipeline(pipe, GuidanceConfig(eta=1.0, margin=1.0, near_margin=1.5))
     objective = compile_objective(prompts)
     token_matrix, columns = scene._token_matrix(objective, scene.config)
     embeds, negative = pipe.encode_prompt(prompts, "cpu", 1, True)
     pipe.scheduler.set_timesteps(10)
     t, weights = pipe.scheduler.timesteps[2], scene.config.loss_weights()
     latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-    steps = {}
     with trace(pipe.unet, (8, 8), columns, levels=2) as store:
-        for rows in ([True, True], [False, True], [False, False]):
-            steps[tuple(rows)] = guided_step(
-                pipe.unet, pipe.scheduler, latents, t, embeds, store, token_matrix, objective, weights,
-                negative_embeds=negative, backward_rows=torch.tensor(rows),
+        full, measured = (
+            guided_step(
+                pipe.unet,
+                pipe.scheduler,
+                latents,
+                t,
+                embeds,
+                store,
+                token_matrix,
+                objective,
+                weights,
+                negative_embeds=negative,
+                measure_first=first,
             )  # fmt: skip
-    full, mixed, none = steps[True, True], steps[False, True], steps[False, False]
-    assert full.grad[0].abs().sum() > 0 and full.grad[1].abs().sum() > 0
-    torch.testing.assert_close(mixed.grad[1], full.grad[1], atol=1e-5, rtol=1e-4)
-    assert mixed.grad[0].abs().sum() == 0 and none.grad.abs().sum() == 0
-    for step in (mixed, none):
-        torch.testing.assert_close(step.value.total, full.value.total, atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(step.noise_text, full.noise_text, atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(step.noise_uncond, full.noise_uncond, atol=1e-5, rtol=1e-4)
-        for height, maps in full.levels.items():
-            torch.testing.assert_close(step.levels[height], maps, atol=1e-6, rtol=1e-4)
-    assert mixed.backward.tolist() == [False, True]
+            for first in (False, True)
+        )
+    assert full.value.settled.tolist() == [True, False] and full.backward.tolist() == [True, True]
+    assert measured.backward.tolist() == [False, True]
+    assert full.grad[0].abs().sum() > 0  # presence and balance still pull the settled image
+    assert measured.grad[0].abs().sum() == 0
+    torch.testing.assert_close(measured.grad[1], full.grad[1], atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(measured.value.total, full.value.total, atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(measured.noise_text, full.noise_text, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(measured.noise_uncond, full.noise_uncond, atol=1e-5, rtol=1e-4)
+    for height, maps in full.levels.items():
+        torch.testing.assert_close(measured.levels[height], maps, atol=1e-6, rtol=1e-4)
 
 
 def test_batch_of_scenes_with_different_relation_counts(tiny_pipe):
@@ -235,14 +245,17 @@ def test_skip_satisfied_leaves_a_settled_image_unguided_in_a_mixed_batch(tiny_pi
     prompts = ["a red circle near a blue square", "a red circle left of a blue square"]
     config = GuidanceConfig(eta=10.0, margin=1.0, near_margin=1.5, skip_satisfied=True, normalize_gradient=True)
 
-    def sample(eta: float):
-        scene = ScenePipeline(tiny_pipe, config.model_copy(update={"eta": eta}))
+    def sample(eta: float, measure_first: bool = True):
+        scene = ScenePipeline(tiny_pipe, config.model_copy(update={"eta": eta, "measure_first": measure_first}))
         return scene(prompts, seed=[0, 1], num_inference_steps=3, output_type="latent", progress=False)
 
-    guided_result = sample(10.0)
+    guided_result, every_backward = sample(10.0), sample(10.0, measure_first=False)
     guided, unguided = guided_result.images, sample(0.0).images
     assert [step["updated"] for step in guided_result.trace] == [[False, True]] * 3
+    # half the batch settled at the first step: from then on it is measured first, one backward only
     assert [step["backward"] for step in guided_result.trace] == [[True, True]] + [[False, True]] * 2
+    assert [step["backward"] for step in every_backward.trace] == [[True, True]] * 3
+    torch.testing.assert_close(every_backward.images, guided, atol=1e-4, rtol=0)
     torch.testing.assert_close(guided[0], unguided[0], atol=1e-4, rtol=0)
     assert (guided[1] - unguided[1]).abs().max() > 1e-2
 

@@ -102,9 +102,17 @@ def make_suite(name: str, images: int, seed: int, prompt: str = "objects") -> li
 
 
 def generate(
-    scene_pipe: ScenePipeline, items: list[Item], config: GuidanceConfig, batch_size: int, desc: str = "", **sampling
+    scene_pipe: ScenePipeline,
+    items: list[Item],
+    config: GuidanceConfig,
+    batch_size: int,
+    desc: str = "",
+    traces: list | None = None,
+    **sampling,
 ):
-    """Images for the items, in batches; returns (images, resolved graphs, seconds)."""
+    """Images for the items, in batches; returns (images, resolved graphs, seconds).
+
+    Each batch's step records (`ComposeResult.trace`) are appended to `traces` when it is given."""
     images, graphs = [], []
     started = time.perf_counter()
     batches = range(0, len(items), batch_size)
@@ -119,6 +127,8 @@ def generate(
         )
         images += result.images
         graphs += result.graphs
+        if traces is not None:
+            traces.append(result.trace)
     return images, graphs, time.perf_counter() - started
 
 
