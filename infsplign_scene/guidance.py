@@ -531,10 +531,10 @@ def _unconditional_and_conditional(unet, scheduler, latents, t, prompt_embeds, n
 
 
 @contextmanager
-def _capturing(store, active: bool = True) -> Iterator[None]:
-    """Maps are captured from a fresh store during the block (and never outside it)."""
+def _capturing(store) -> Iterator[None]:
+    """Maps are captured into a fresh store during the block, and never outside it."""
     store.reset()
-    store.active = active
+    store.active = True
     try:
         yield
     finally:
