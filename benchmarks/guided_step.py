@@ -114,10 +114,8 @@ def guided_parts(unet, scheduler, latents, t, cond, store, matrix, objective, we
     with torch.enable_grad():
         started = time.perf_counter()
         guided = latents.detach().requires_grad_(True)
-        store.reset()
-        store.active = True
-        unet(scheduler.scale_model_input(guided, t), t, encoder_hidden_states=cond)
-        store.active = False
+        with store.capturing():
+            unet(scheduler.scale_model_input(guided, t), t, encoder_hidden_states=cond)
         loss = objective.evaluate(statistics_of(object_maps(store, matrix)), weights).total.sum()
         forward_done = time.perf_counter()
         torch.autograd.grad(loss, guided)

@@ -36,6 +36,16 @@ class AttentionStore:
     def reset(self) -> None:
         self.maps = {}
 
+    @contextmanager
+    def capturing(self) -> Iterator[None]:
+        """Capture into a fresh store during the block, and never outside it (also on error)."""
+        self.reset()
+        self.active = True
+        try:
+            yield
+        finally:
+            self.active = False
+
     def add(self, probs: torch.Tensor, heads: int) -> None:
         """probs: [B*heads, Q, K] attention probabilities of one layer."""
         batch_heads, queries, keys = probs.shape
@@ -148,7 +158,8 @@ def trace(
     """Install capturing processors on the chosen cross-attention layers for the duration of the block.
 
     >>> with trace(pipe.unet, (64, 64), columns) as store:
-    ...     store.active = True; store.reset(); pipe.unet(latents, t, embeddings)
+    ...     with store.capturing():
+    ...         pipe.unet(latents, t, embeddings)
     ...     coarse = store.level(store.resolutions()[0])
     """
     store = AttentionStore(latent_size, columns)

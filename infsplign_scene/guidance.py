@@ -468,7 +468,7 @@ def guided_step(
     graph_rows = torch.arange(batch, device=latents.device)
     with torch.enable_grad():
         if measure_first:
-            with _capturing(store), torch.no_grad():
+            with store.capturing(), torch.no_grad():
                 noise_uncond, noise_text = _unconditional_and_conditional(
                     unet, scheduler, latents, t, prompt_embeds, negative_embeds
                 )
@@ -477,7 +477,7 @@ def guided_step(
         if graph_rows.numel():
             guided_latents = latents[graph_rows].detach().requires_grad_(True)
             autocast = torch.autocast(latents.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
-            with _capturing(store), autocast:
+            with store.capturing(), autocast:
                 model_input = scheduler.scale_model_input(guided_latents, t)
                 noise_graph = unet(model_input, t, encoder_hidden_states=prompt_embeds[graph_rows]).sample
             graph_maps = object_maps(store, token_matrix[graph_rows])
@@ -528,17 +528,6 @@ def _unconditional_and_conditional(unet, scheduler, latents, t, prompt_embeds, n
     embeds = torch.cat([negative_embeds, prompt_embeds]) if cfg else prompt_embeds
     noise = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
     return noise.chunk(2) if cfg else (None, noise)
-
-
-@contextmanager
-def _capturing(store) -> Iterator[None]:
-    """Maps are captured into a fresh store during the block, and never outside it."""
-    store.reset()
-    store.active = True
-    try:
-        yield
-    finally:
-        store.active = False
 
 
 @contextmanager
