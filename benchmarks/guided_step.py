@@ -14,9 +14,12 @@ In one process, alternating the variants and repeating them, it times:
 4. our guided step with R = 1, 4, 16, 32 relations over 8 objects;
 5. the parts of our guided step: the unconditional forward, the conditional forward recording
    the graph, and the backward, each against the plain step (where the time goes);
-and, each in a fresh child process, peak memory (RSS on CPU, `torch.cuda.max_memory_allocated`
-on GPU) for 1 vs 32 relations and for 5 vs 50 guided steps. Medians and ratios go to a table
-and to JSON. Latents are 32x32 on CPU, 64x64 in float16 on a GPU.
+and, in fresh child processes, peak memory (RSS on CPU, `torch.cuda.max_memory_allocated` on
+GPU) for 1 vs 32 relations and for 5 vs 50 guided steps (the peaks after the 5th and after the
+last step of one 50-step run). Medians and ratios go to a table
+and to JSON. Latents are 32x32 on CPU, 64x64 in float16 on a GPU; `--quick` on CPU measures the
+peak memory at latent 8 (a step's cost there is mostly reading the weights, and a leak of a step's
+graph, maps or trace would show at any size).
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ def setup(latent: int, device: str, dtype: torch.dtype):
     from diffusers import DDIMScheduler, UNet2DConditionModel
 
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(**SD14_UNET_CONFIG).to(device, dtype).eval()
+    unet = UNet2DConditionModel(**SD14_UNET_CONFIG).to(device).eval()
+    if dtype != torch.float32:
+        unet = unet.to(dtype)
     scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1)
     scheduler.set_timesteps(50)
     cond = torch.randn(1, 77, 768, device=device, dtype=dtype)
@@ -196,7 +201,8 @@ def current_memory(device: str) -> float:
 
 
 def memory_child(relations: int, steps: int, latent: int, device: str) -> None:
-    """Run `steps` guided steps with a scheduler in this process; print the peak memory (MiB)."""
+    """Run `steps` guided steps with a scheduler in this process; print the peak memory (MiB)
+    after the 5th step and after the last one."""
     dtype = torch.float16 if device == "cuda" else torch.float32
     unet, scheduler, cond, uncond, latents = setup(latent, device, dtype)
     reset_peak_memory(device)
@@ -205,29 +211,51 @@ def memory_child(relations: int, steps: int, latent: int, device: str) -> None:
     matrix, columns = token_matrix(objective)
     weights = GuidanceConfig().loss_weights()
     scheduler.set_timesteps(steps)
+    peaks = {}
     with (
         trace(unet, (latent, latent), columns.to(device), levels=2) as store,
         frozen_weights(unet),
         no_graph_after(unet),
     ):
-        for t in scheduler.timesteps:
+        for number, t in enumerate(scheduler.timesteps, start=1):
             noise = our_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights)
             latents = scheduler.step(noise, t, latents).prev_sample
-    print(json.dumps({"peak_mib": peak_memory(device), "baseline_mib": baseline}))
+            if number in (5, steps):
+                peaks[number] = peak_memory(device)
+    print(json.dumps({"peak_mib_after_steps": peaks, "baseline_mib": baseline}))
+
+
+_STARTED = time.perf_counter()
+
+
+def progress(message: str) -> None:
+    """A line on stderr with the time since start: the run takes minutes."""
+    print(f"[{time.perf_counter() - _STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 def child_memory(relations: int, steps: int, latent: int, device: str) -> dict:
+    progress(f"peak memory: {relations} relation(s), {steps} steps, latent {latent}, in a fresh process")
     command = [sys.executable, __file__, "--memory-child", str(relations), str(steps), str(latent), device]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
-def measure_memory(latent: int, steps_latent: int, device: str) -> dict:
+def measure_memory(latent: int, device: str) -> dict:
+    """Peak memory with 1 and 32 relations over 5 steps, and with 1 relation over 5 and 50 steps.
+
+    The 5- and 50-step peaks come from one 50-step run (the peak after its 5th step and after its
+    last): whatever a step kept for later would make the second exceed the first."""
+
+    def entry(run: dict, steps: int) -> dict:
+        return {"peak_mib": run["peak_mib_after_steps"][str(steps)], "baseline_mib": run["baseline_mib"]}
+
+    one_relation = child_memory(1, 50, latent, device)
+    many_relations = child_memory(32, 5, latent, device)
     return {
-        "r1": child_memory(1, 5, latent, device),
-        "r32": child_memory(32, 5, latent, device),
-        "steps5": child_memory(1, 5, steps_latent, device),
-        "steps50": child_memory(1, 50, steps_latent, device),
+        "r1": entry(one_relation, 5),
+        "r32": entry(many_relations, 5),
+        "steps5": entry(one_relation, 5),
+        "steps50": entry(one_relation, 50),
     }
 
 
@@ -251,7 +279,8 @@ def main() -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="fewer repeats, no bfloat16 variant on CPU; finishes in minutes on 2 CPU cores",
+        help="3 repeats, R = 1 and 32 only; on CPU peak memory at latent 8 and no bfloat16 variant: "
+        "minutes on 2 CPU cores",
     )
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--repeats", type=int, default=None)
@@ -273,14 +302,16 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.float16 if device == "cuda" else torch.float32
     latent = args.latent or (64 if device == "cuda" else 32)
+    memory_latent = 8 if args.quick and device == "cpu" else latent
     if args.memory_only:
-        memory = measure_memory(latent, latent, device)
+        memory = measure_memory(memory_latent, device)
         print(json.dumps(memory_ratios(memory), indent=2))
         if args.json:
             args.json.write_text(json.dumps(memory_ratios(memory), indent=2))
         return
     repeats = args.repeats or (3 if args.quick else 7)
     unet, scheduler, cond, uncond, latents = setup(latent, device, dtype)
+    progress(f"SD 1.4 UNet built; latent {latent}, {repeats} repeats after a warm-up")
     t = scheduler.timesteps[10]
     weights = GuidanceConfig().loss_weights()
     objectives = {r: compile_objective(relation_graph(r)) for r in (1, 4, 16, 32)}
@@ -328,14 +359,20 @@ def main() -> None:
     }
     if args.time_only:
         variants = {name: variants[name] for name in args.time_only.split(",")}
-    elif args.quick and device == "cpu":
-        # bfloat16 is a GPU option; CPUs without native bfloat16 (no AVX512-BF16/AMX) take minutes per step
-        variants.pop("guided_bf16")
+    elif args.quick:
+        # R = 1 and 32 give the ratio; 4 and 16 show the curve in a full run
+        variants.pop("guided_r4")
+        variants.pop("guided_r16")
+        if device == "cpu":
+            # bfloat16 is a GPU option; CPUs without native bfloat16 (no AVX512-BF16/AMX) take minutes per step
+            variants.pop("guided_bf16")
     times: dict[str, list[float]] = {name: [] for name in variants}
     with frozen_weights(unet):
-        for run in variants.values():  # warm-up
-            run()
-        for _ in range(repeats):
+        for name, run in variants.items():  # warm-up; the R variants take the path "guided" warms
+            if not (name.startswith("guided_r") and "guided" in variants):
+                run()
+        for repeat in range(repeats):
+            progress(f"timing round {repeat + 1} of {repeats}: {', '.join(variants)}")
             for name, run in variants.items():
                 if device == "cuda":
                     torch.cuda.synchronize()
@@ -348,8 +385,8 @@ def main() -> None:
     median = {name: statistics.median(values) for name, values in times.items()}
     # the parts' first entries come from the warm-up
     median.update({name: statistics.median(values[1:]) for name, values in parts.items() if values})
-    memory_latent = min(latent, 16) if args.quick else latent
-    memory = {} if args.time_only else measure_memory(latent, memory_latent, device)
+    memory = {} if args.time_only else measure_memory(memory_latent, device)
+    progress("done")
 
     results = {
         "machine": {
@@ -376,7 +413,7 @@ def main() -> None:
         if numerator in median and denominator in median:
             results[key] = median[numerator] / median[denominator]
     if memory:
-        results.update(memory_ratios(memory), memory_latent_for_steps=memory_latent)
+        results.update(memory_ratios(memory), memory_latent=memory_latent)
     print(f"{'variant':<22} {'median s':>9} {'x plain':>8}")
     for name, value in median.items():
         print(f"{name:<22} {value:9.3f} {value / median['plain']:8.2f}")
