@@ -14,6 +14,8 @@ In one process, alternating the variants and repeating them, it times:
 4. our guided step with R = 1, 4, 16, 32 relations over 8 objects;
 5. the parts of our guided step: the unconditional forward, the conditional forward recording
    the graph, and the backward, each against the plain step (where the time goes);
+6. on CPU (not with `--quick`), the plain and the guided step again with PyTorch's own
+   convolution kernels instead of oneDNN's (`torch.backends.mkldnn.enabled = False`);
 and, in fresh child processes, peak memory (RSS on CPU, `torch.cuda.max_memory_allocated` on
 GPU) for 1 vs 32 relations and for 5 vs 50 guided steps (the peaks after the 5th and after the
 last step of one 50-step run). Medians and ratios go to a table
@@ -225,6 +227,24 @@ def memory_child(relations: int, steps: int, latent: int, device: str) -> None:
     print(json.dumps({"peak_mib_after_steps": peaks, "baseline_mib": baseline}))
 
 
+def with_native_convolutions(run):
+    """`run` with PyTorch's own CPU convolution kernels instead of oneDNN's.
+
+    PyTorch hands a float32 convolution to oneDNN for batches above 1 (and for large batch-1
+    inputs); oneDNN then reorders the weight into its blocked layout on every call, which costs
+    more than the convolution itself for big weights on small maps (the deep UNet levels)."""
+
+    def run_native():
+        previous = torch.backends.mkldnn.enabled
+        torch.backends.mkldnn.enabled = False  # not mkldnn.flags(), which also warns about TF32
+        try:
+            run()
+        finally:
+            torch.backends.mkldnn.enabled = previous
+
+    return run_native
+
+
 _STARTED = time.perf_counter()
 
 
@@ -279,8 +299,8 @@ def main() -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="3 repeats, R = 1 and 32 only; on CPU peak memory at latent 8 and no bfloat16 variant: "
-        "minutes on 2 CPU cores",
+        help="3 repeats, R = 1 and 32 only; on CPU peak memory at latent 8, no bfloat16 and no "
+        "native-convolution variants: minutes on 2 CPU cores",
     )
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--repeats", type=int, default=None)
@@ -357,6 +377,9 @@ def main() -> None:
         "guided_r16": lambda: run_guided(16),
         "guided_r32": lambda: run_guided(32),
     }
+    if device == "cpu" and not args.quick:
+        variants["plain_native_conv"] = with_native_convolutions(variants["plain"])
+        variants["guided_native_conv"] = with_native_convolutions(variants["guided"])
     if args.time_only:
         variants = {name: variants[name] for name in args.time_only.split(",")}
     elif args.quick:
@@ -382,9 +405,9 @@ def main() -> None:
                     torch.cuda.synchronize()
                 times[name].append(time.perf_counter() - started)
     times.pop("guided_parts", None)
-    median = {name: statistics.median(values) for name, values in times.items()}
     # the parts' first entries come from the warm-up
-    median.update({name: statistics.median(values[1:]) for name, values in parts.items() if values})
+    times.update({name: values[1:] for name, values in parts.items() if values})
+    median = {name: statistics.median(values) for name, values in times.items()}
     memory = {} if args.time_only else measure_memory(memory_latent, device)
     progress("done")
 
@@ -398,6 +421,7 @@ def main() -> None:
             "repeats": repeats,
         },
         "median_seconds": median,
+        "seconds": times,  # every timed run: the spread behind each median
     }
     ratios = {
         "guided_over_plain": ("guided", "plain"),
@@ -408,15 +432,20 @@ def main() -> None:
         "unconditional_over_plain": ("unconditional_forward", "plain"),
         "conditional_forward_over_plain": ("conditional_forward", "plain"),
         "backward_over_plain": ("backward", "plain"),
+        # the same two steps with PyTorch's own convolutions (CPU only)
+        "guided_over_plain_native_conv": ("guided_native_conv", "plain_native_conv"),
+        "plain_native_conv_over_plain": ("plain_native_conv", "plain"),
+        "guided_native_conv_over_guided": ("guided_native_conv", "guided"),
     }
     for key, (numerator, denominator) in ratios.items():
         if numerator in median and denominator in median:
             results[key] = median[numerator] / median[denominator]
     if memory:
         results.update(memory_ratios(memory), memory_latent=memory_latent)
-    print(f"{'variant':<22} {'median s':>9} {'x plain':>8}")
+    print(f"{'variant':<22} {'median s':>9} {'min-max s':>13} {'x plain':>8}")
     for name, value in median.items():
-        print(f"{name:<22} {value:9.3f} {value / median['plain']:8.2f}")
+        spread = f"{min(times[name]):.2f}-{max(times[name]):.2f}"
+        print(f"{name:<22} {value:9.3f} {spread:>13} {value / median['plain']:8.2f}")
     for key, value in results.items():
         if isinstance(value, float):
             print(f"{key:<40} {value:.3f}")
