@@ -50,3 +50,29 @@ def test_two_guided_steps_on_the_sd14_unet_configuration():
     assert all("loss" in step for step in result.trace)
     assert set(result.trace[0]["centroids"]) == {"4", "8"}  # up_blocks.1 (coarse) and up_blocks.2 (middle)
     assert all(norm > 0 for step in result.trace for norm in step["grad_norm"])
+
+
+@pytest.mark.slow
+def test_guided_step_benchmark_runs_and_reports_its_ratios(tmp_path):
+    """The benchmark script end to end at a small latent: every timed variant and ratio lands in the JSON."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "guided_step.py"
+    variants = ",".join(
+        ("plain", "unconditional_forward", "guided_parts", "guided", "reference", "guided_r32")
+        + ("plain_native_conv", "guided_native_conv")
+    )
+    out = tmp_path / "perf.json"
+    command = [sys.executable, str(script), "--latent", "8", "--repeats", "1", "--time-only", variants]
+    command += ["--json", str(out)]
+    subprocess.run(command, check=True, capture_output=True)
+    results = json.loads(out.read_text())
+    timed = set(variants.split(",")) - {"guided_parts"} | {"conditional_forward", "backward"}
+    assert set(results["median_seconds"]) == timed
+    assert all(len(results["seconds"][name]) == 1 for name in timed)
+    # a guided step runs two forwards and a backward where the plain step runs one batch-2 forward
+    assert results["guided_over_plain"] > 1.0
+    assert results["reference_over_guided"] > 0 and results["r32_over_r1_time"] > 0
