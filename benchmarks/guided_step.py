@@ -245,6 +245,15 @@ def with_native_convolutions(run):
     return run_native
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what `platform` knows."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 _STARTED = time.perf_counter()
 
 
@@ -413,7 +422,7 @@ def main() -> None:
 
     results = {
         "machine": {
-            "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine(),
+            "device": torch.cuda.get_device_name() if device == "cuda" else cpu_name(),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "latent": latent,
