@@ -474,6 +474,11 @@ def guided_step(
                 )
             measured = object_maps(store, token_matrix, conditional_rows=batch)
             graph_rows = (~objective.evaluate(statistics(measured), weights).settled).nonzero().flatten()
+        elif negative_embeds is not None:
+            # before the graph is recorded, so that its activations never sit beside the graph's
+            with torch.no_grad():
+                model_input = scheduler.scale_model_input(latents, t)
+                noise_uncond = unet(model_input, t, encoder_hidden_states=negative_embeds).sample
         if graph_rows.numel():
             guided_latents = latents[graph_rows].detach().requires_grad_(True)
             autocast = torch.autocast(latents.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
@@ -488,11 +493,6 @@ def guided_step(
                 levels = {h: maps.index_copy(0, graph_rows, graph_maps[h]) for h, maps in measured.items()}
         else:
             levels, noise_text = graph_maps, noise_graph.detach().to(latents.dtype)
-            if negative_embeds is not None:
-                with torch.no_grad():
-                    noise_uncond = unet(
-                        scheduler.scale_model_input(latents, t), t, encoder_hidden_states=negative_embeds
-                    ).sample
         stats = statistics(levels)
         leaves = {h: (c.detach().requires_grad_(True), v.detach().requires_grad_(True)) for h, (c, v) in stats.items()}
         value = objective.evaluate(leaves, weights)
