@@ -20,8 +20,7 @@ and, in fresh child processes, peak memory (RSS on CPU, `torch.cuda.max_memory_a
 GPU) for 1 vs 32 relations and for 5 vs 50 guided steps (the peaks after the 5th and after the
 last step of one 50-step run). Medians and ratios go to a table
 and to JSON. Latents are 32x32 on CPU, 64x64 in float16 on a GPU; `--quick` on CPU measures the
-peak memory at latent 8 (a step's cost there is mostly reading the weights, and a leak of a step's
-graph, maps or trace would show at any size).
+peak memory at latent 8 (a leak of a step's graph, maps or trace would show at any size).
 """
 
 from __future__ import annotations
@@ -454,7 +453,8 @@ def main() -> None:
     print(f"{'variant':<22} {'median s':>9} {'min-max s':>13} {'x plain':>8}")
     for name, value in median.items():
         spread = f"{min(times[name]):.2f}-{max(times[name]):.2f}"
-        print(f"{name:<22} {value:9.3f} {spread:>13} {value / median['plain']:8.2f}")
+        relative = f"{value / median['plain']:8.2f}" if "plain" in median else ""
+        print(f"{name:<22} {value:9.3f} {spread:>13} {relative}")
     for key, value in results.items():
         if isinstance(value, float):
             print(f"{key:<40} {value:.3f}")
