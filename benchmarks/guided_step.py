@@ -96,7 +96,9 @@ def plain_step(unet, scheduler, latents, t, cond, uncond, scale=7.5):
         return noise_uncond + scale * (noise_text - noise_uncond)
 
 
-def our_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision="model"):
+def our_step(
+    unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision="model", joint_cfg=False
+):
     """The pipeline's guided step (`infsplign_scene.guidance.guided_step`) with CFG and the update."""
     step = guided_step(
         unet,
@@ -110,6 +112,7 @@ def our_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective
         weights,
         negative_embeds=uncond,
         precision=precision,
+        joint_cfg=joint_cfg,
     )
     noise_uncond = step.noise_uncond
     return noise_uncond + 7.5 * (step.noise_text - noise_uncond) + 1000 * step.grad.to(latents.dtype)
@@ -154,7 +157,7 @@ def reference_step(unet, scheduler, latents, t, cond, uncond, capture: Reference
         noise = unet(torch.cat([guided] * 2), t, encoder_hidden_states=torch.cat([uncond, cond])).sample
         maps = torch.stack(capture.maps).mean(0)[1:]  # conditional half, [1, 77, 64, 64]
         centroids, _ = centroids_and_variances(maps[:, [2, 5]].float())
-        index = torch.zeros(1, 1, dtype=torch.long)
+        index = torch.zeros(1, 1, dtype=torch.long, device=latents.device)
         loss = spatial_loss(centroids, index, index + 1, index).sum()
         grad = torch.autograd.grad(loss, guided)[0]
     noise_uncond, noise_text = noise.detach().chunk(2)
@@ -201,9 +204,9 @@ def current_memory(device: str) -> float:
     return _status_mib("VmRSS")
 
 
-def memory_child(relations: int, steps: int, latent: int, device: str) -> None:
-    """Run `steps` guided steps with a scheduler in this process; print the peak memory (MiB)
-    after the 5th step and after the last one."""
+def memory_child(relations: int, steps: int, latent: int, device: str, cfg: str) -> None:
+    """Run `steps` guided steps (`cfg` "split" or "joint") with a scheduler in this process; print
+    the peak memory (MiB) after the 5th step and after the last one."""
     dtype = torch.float16 if device == "cuda" else torch.float32
     unet, scheduler, cond, uncond, latents = setup(latent, device, dtype)
     reset_peak_memory(device)
@@ -219,7 +222,9 @@ def memory_child(relations: int, steps: int, latent: int, device: str) -> None:
         no_graph_after(unet),
     ):
         for number, t in enumerate(scheduler.timesteps, start=1):
-            noise = our_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights)
+            noise = our_step(
+                unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, joint_cfg=cfg == "joint"
+            )
             latents = scheduler.step(noise, t, latents).prev_sample
             if number in (5, steps):
                 peaks[number] = peak_memory(device)
@@ -261,9 +266,9 @@ def progress(message: str) -> None:
     print(f"[{time.perf_counter() - _STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
-def child_memory(relations: int, steps: int, latent: int, device: str) -> dict:
-    progress(f"peak memory: {relations} relation(s), {steps} steps, latent {latent}, in a fresh process")
-    command = [sys.executable, __file__, "--memory-child", str(relations), str(steps), str(latent), device]
+def child_memory(relations: int, steps: int, latent: int, device: str, cfg: str = "split") -> dict:
+    progress(f"peak memory: {relations} relation(s), {steps} steps, {cfg} CFG, latent {latent}, in a fresh process")
+    command = [sys.executable, __file__, "--memory-child", str(relations), str(steps), str(latent), device, cfg]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -279,12 +284,15 @@ def measure_memory(latent: int, device: str) -> dict:
 
     one_relation = child_memory(1, 50, latent, device)
     many_relations = child_memory(32, 5, latent, device)
-    return {
+    memory = {
         "r1": entry(one_relation, 5),
         "r32": entry(many_relations, 5),
         "steps5": entry(one_relation, 5),
         "steps50": entry(one_relation, 50),
     }
+    if device == "cuda":  # the pipeline's default there
+        memory["r1_joint"] = entry(child_memory(1, 5, latent, device, "joint"), 5)
+    return memory
 
 
 def memory_ratios(memory: dict) -> dict:
@@ -293,13 +301,17 @@ def memory_ratios(memory: dict) -> dict:
     def rise(entry: dict) -> float:
         return max(entry["peak_mib"] - entry["baseline_mib"], 1e-9)
 
-    return {
+    ratios = {
         "memory_mib": memory,
         "r32_over_r1_memory": memory["r32"]["peak_mib"] / memory["r1"]["peak_mib"],
         "steps50_over_steps5_memory": memory["steps50"]["peak_mib"] / memory["steps5"]["peak_mib"],
         "r32_over_r1_memory_above_model": rise(memory["r32"]) / rise(memory["r1"]),
         "steps50_over_steps5_memory_above_model": rise(memory["steps50"]) / rise(memory["steps5"]),
     }
+    if "r1_joint" in memory:
+        ratios["joint_over_split_memory"] = memory["r1_joint"]["peak_mib"] / memory["r1"]["peak_mib"]
+        ratios["joint_over_split_memory_above_model"] = rise(memory["r1_joint"]) / rise(memory["r1"])
+    return ratios
 
 
 def main() -> None:
@@ -320,11 +332,11 @@ def main() -> None:
         help="only these timed variants, comma-separated (e.g. plain,unconditional_forward,guided_parts,guided), "
         "no memory runs: for large latents on CPU",
     )
-    parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
-        relations, steps, latent, device = args.memory_child
-        memory_child(int(relations), int(steps), int(latent), device)
+        relations, steps, latent, device, cfg = args.memory_child
+        memory_child(int(relations), int(steps), int(latent), device, cfg)
         return
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -347,11 +359,11 @@ def main() -> None:
     ours = dict(unet.attn_processors)
     reference = reference_processors(unet, capture)
 
-    def run_guided(relations: int, precision: str = "model"):
+    def run_guided(relations: int, precision: str = "model", joint_cfg: bool = False):
         objective = objectives[relations]
         matrix, columns = token_matrix(objective)
         with trace(unet, (latent, latent), columns.to(device), levels=2) as store, no_graph_after(unet):
-            our_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision)
+            our_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision, joint_cfg)
 
     def run_reference():
         unet.set_attn_processor(dict(reference))  # diffusers empties the dict it is given
@@ -366,7 +378,9 @@ def main() -> None:
         objective = objectives[1]
         matrix, columns = token_matrix(objective)
         with trace(unet, (latent, latent), columns.to(device), levels=2) as store, no_graph_after(unet):
-            forward, backward = guided_parts(unet, scheduler, latents, t, cond, store, matrix, objective, weights)
+            forward, backward = guided_parts(
+                unet, scheduler, latents, t, cond, store, matrix.to(device), objective, weights
+            )
         parts["conditional_forward"].append(forward)
         parts["backward"].append(backward)
 
@@ -379,6 +393,7 @@ def main() -> None:
         "unconditional_forward": run_unconditional,
         "guided_parts": run_parts,
         "guided": lambda: run_guided(1),
+        "guided_joint": lambda: run_guided(1, joint_cfg=True),
         "guided_bf16": lambda: run_guided(1, "bfloat16"),
         "reference": run_reference,
         "guided_r4": lambda: run_guided(4),
@@ -397,6 +412,7 @@ def main() -> None:
         if device == "cpu":
             # bfloat16 is a GPU option; CPUs without native bfloat16 (no AVX512-BF16/AMX) take minutes per step
             variants.pop("guided_bf16")
+            variants.pop("guided_joint")  # more compute than "guided": a GPU option too
     times: dict[str, list[float]] = {name: [] for name in variants}
     with frozen_weights(unet):
         for name, run in variants.items():  # warm-up; the R variants take the path "guided" warms
@@ -434,6 +450,10 @@ def main() -> None:
     ratios = {
         "guided_over_plain": ("guided", "plain"),
         "guided_bf16_over_plain": ("guided_bf16", "plain"),
+        # CFG's halves in one graph-recording batch (the pipeline's default on CUDA)
+        "guided_joint_over_plain": ("guided_joint", "plain"),
+        "guided_joint_over_guided": ("guided_joint", "guided"),
+        "reference_over_guided_joint": ("reference", "guided_joint"),
         "reference_over_guided": ("reference", "guided"),
         "r32_over_r1_time": ("guided_r32", "guided"),
         # where a guided step's time goes, in units of the plain step
@@ -450,11 +470,11 @@ def main() -> None:
             results[key] = median[numerator] / median[denominator]
     if memory:
         results.update(memory_ratios(memory), memory_latent=memory_latent)
-    print(f"{'variant':<22} {'median s':>9} {'min-max s':>13} {'x plain':>8}")
+    print(f"{'variant':<22} {'median s':>9} {'min-max s':>15} {'x plain':>8}")
     for name, value in median.items():
-        spread = f"{min(times[name]):.2f}-{max(times[name]):.2f}"
+        spread = f"{min(times[name]):.3f}-{max(times[name]):.3f}"
         relative = f"{value / median['plain']:8.2f}" if "plain" in median else ""
-        print(f"{name:<22} {value:9.3f} {spread:>13} {relative}")
+        print(f"{name:<22} {value:9.4f} {spread:>15} {relative}")
     for key, value in results.items():
         if isinstance(value, float):
             print(f"{key:<40} {value:.3f}")

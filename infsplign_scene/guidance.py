@@ -73,6 +73,14 @@ class GuidanceConfig(BaseModel):
     guidance_precision: Literal["model", "bfloat16"] = Field(
         "model", description="Run the guided forward/backward in the model's dtype or under bfloat16 autocast."
     )
+    cfg_forward: Literal["auto", "split", "joint"] = Field(
+        "auto",
+        description="How a guided step runs classifier-free guidance's two halves: 'split' runs the "
+        "unconditional forward without grad and the conditional one with grad (least compute: best on "
+        "CPU); 'joint' runs both as one batch with grad (one forward pass fewer, more activation memory: "
+        "best on a GPU, where a pass at small batch costs the same at batch 1 or 2). 'auto' picks "
+        "'joint' on CUDA, else 'split'. Both give the same images.",
+    )
 
     def loss_weights(self) -> LossWeights:
         return LossWeights(
@@ -363,6 +371,7 @@ class ScenePipeline:
             measure_first=measure_first,
             precision=config.guidance_precision,
             combination=config.combination,
+            joint_cfg=config.cfg_forward == "joint" or (config.cfg_forward == "auto" and latents.device.type == "cuda"),
         )
         value, grad, noise_text = step.value, step.grad, step.noise_text
         noise_pred = (
@@ -449,6 +458,7 @@ def guided_step(
     measure_first: bool = False,
     precision: str = "model",
     combination: Combination = "sum",
+    joint_cfg: bool = False,
 ) -> GuidedStep:
     """The model passes of one guided step, the objective on every image, and its gradient.
 
@@ -462,7 +472,9 @@ def guided_step(
     (`conflicts.combine`), and pushed through the UNet with one vector-Jacobian product.
     latents [B,C,h,w]; token_matrix [B,K,T] averages the captured token columns into object maps.
     precision "bfloat16" runs the graph-recording forward and the backward under bfloat16
-    autocast (the loss stays float32)."""
+    autocast (the loss stays float32). With `joint_cfg` (and not `measure_first`), the
+    unconditional half rides along in the graph-recording forward as a constant: one pass fewer,
+    the same numbers."""
     batch = latents.shape[0]
     noise_uncond = None
     graph_rows = torch.arange(batch, device=latents.device)
@@ -474,7 +486,8 @@ def guided_step(
                 )
             measured = object_maps(store, token_matrix, conditional_rows=batch)
             graph_rows = (~objective.evaluate(statistics(measured), weights).settled).nonzero().flatten()
-        elif negative_embeds is not None:
+        joint = joint_cfg and negative_embeds is not None and not measure_first
+        if not measure_first and negative_embeds is not None and not joint:
             # before the graph is recorded, so that its activations never sit beside the graph's
             with torch.no_grad():
                 model_input = scheduler.scale_model_input(latents, t)
@@ -483,9 +496,15 @@ def guided_step(
             guided_latents = latents[graph_rows].detach().requires_grad_(True)
             autocast = torch.autocast(latents.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
             with store.capturing(), autocast:
-                model_input = scheduler.scale_model_input(guided_latents, t)
-                noise_graph = unet(model_input, t, encoder_hidden_states=prompt_embeds[graph_rows]).sample
-            graph_maps = object_maps(store, token_matrix[graph_rows])
+                if joint:  # not measure_first, so graph_rows holds every image
+                    model_input = scheduler.scale_model_input(torch.cat([latents.detach(), guided_latents]), t)
+                    embeds = torch.cat([negative_embeds, prompt_embeds])
+                    noise_uncond, noise_graph = unet(model_input, t, encoder_hidden_states=embeds).sample.chunk(2)
+                    noise_uncond = noise_uncond.detach().to(latents.dtype)
+                else:
+                    model_input = scheduler.scale_model_input(guided_latents, t)
+                    noise_graph = unet(model_input, t, encoder_hidden_states=prompt_embeds[graph_rows]).sample
+            graph_maps = object_maps(store, token_matrix[graph_rows], conditional_rows=batch if joint else None)
         store.reset()
         if measure_first:
             levels = measured

@@ -173,6 +173,57 @@ def test_measuring_first_skips_the_backward_of_settled_images_only(tiny_pipe):
         torch.testing.assert_close(measured.levels[height], maps, atol=1e-6, rtol=1e-4)
 
 
+def test_joint_cfg_forward_gives_the_split_steps_numbers(tiny_pipe):
+    pipe = tiny_pipe
+    prompts = ["a red circle left of a blue square", "a red circle above a blue square"]
+    scene = ScenePipeline(pipe, GuidanceConfig(eta=1.0))
+    objective = compile_objective(prompts)
+    token_matrix, columns = scene._token_matrix(objective, scene.config)
+    embeds, negative = pipe.encode_prompt(prompts, "cpu", 1, True)
+    pipe.scheduler.set_timesteps(10)
+    t, weights = pipe.scheduler.timesteps[2], scene.config.loss_weights()
+    latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    batches = []
+    hook = pipe.unet.register_forward_hook(lambda module, args, output: batches.append(args[0].shape[0]))
+    with trace(pipe.unet, (8, 8), columns, levels=2) as store:
+        split, joint = (
+            guided_step(
+                pipe.unet,
+                pipe.scheduler,
+                latents,
+                t,
+                embeds,
+                store,
+                token_matrix,
+                objective,
+                weights,
+                negative_embeds=negative,
+                measure_first=False,
+                joint_cfg=together,
+            )  # fmt: skip
+            for together in (False, True)
+        )
+    hook.remove()
+    assert batches == [2, 2, 4]  # split: unconditional then conditional; joint: one CFG batch
+    assert split.grad.abs().sum() > 0
+    torch.testing.assert_close(joint.grad, split.grad, atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(joint.value.total, split.value.total, atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(joint.noise_text, split.noise_text, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(joint.noise_uncond, split.noise_uncond, atol=1e-5, rtol=1e-4)
+    assert not joint.noise_uncond.requires_grad
+
+
+def test_cfg_forward_auto_is_split_on_cpu_and_images_match_joint(tiny_pipe):
+    def sample(cfg_forward: str):
+        config = GuidanceConfig(eta=10.0, cfg_forward=cfg_forward)
+        return ScenePipeline(tiny_pipe, config)(PROMPT, seed=0, num_inference_steps=2, progress=False)
+
+    auto, split, joint = sample("auto"), sample("split"), sample("joint")
+    assert np.array_equal(np.asarray(auto.images[0]), np.asarray(split.images[0]))
+    difference = np.abs(np.asarray(joint.images[0], dtype=int) - np.asarray(split.images[0], dtype=int))
+    assert difference.max() <= 1  # float rounding of a batch of 2 against two batches of 1
+
+
 def test_batch_of_scenes_with_different_relation_counts(tiny_pipe):
     scenes = [PROMPT, "a red circle above a blue square and left of a green triangle", "a red circle"]
     result = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0))(
