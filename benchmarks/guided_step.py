@@ -231,6 +231,51 @@ def memory_child(relations: int, steps: int, latent: int, device: str, cfg: str)
     print(json.dumps({"peak_mib_after_steps": peaks, "baseline_mib": baseline}))
 
 
+def captured(run, warmups: int = 3):
+    """`run` recorded once as a CUDA graph; the returned function replays it. A batch-1 UNet pass
+    on a large GPU waits on the host launching its thousands of kernels; a replay launches none."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up off the default stream, as torch.cuda.graph asks
+        for _ in range(warmups):
+            run()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        run()
+    return graph.replay
+
+
+def cuda_graph_timings(unet, scheduler, latents, t, cond, uncond, objective, weights, repeats) -> dict:
+    """Median seconds of the plain step and of our guided step (joint and split CFG), each
+    replayed from a CUDA graph, alternating; or the error that stopped a capture."""
+    t = t.to(latents.device)  # a host-to-device copy may not run inside a capture
+    objective = objective.to(latents.device)
+    matrix, columns = token_matrix(objective)
+    matrix, side = matrix.to(latents.device), latents.shape[-1]
+    replays = {}
+    try:
+        replays["plain_cuda_graph"] = captured(lambda: plain_step(unet, scheduler, latents, t, cond, uncond))
+        with trace(unet, (side, side), columns.to(latents.device), levels=2) as store, no_graph_after(unet):
+            for name, joint in (("guided_joint_cuda_graph", True), ("guided_cuda_graph", False)):
+                replays[name] = captured(
+                    lambda joint=joint: our_step(
+                        unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, joint_cfg=joint
+                    )
+                )
+    except RuntimeError as error:  # report what a capture met instead of losing the whole run
+        return {"error": f"{type(error).__name__}: {error}"[:2000], "captured": list(replays)}
+    times: dict[str, list[float]] = {name: [] for name in replays}
+    for _ in range(repeats):
+        for name, replay in replays.items():
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            replay()
+            torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - started)
+    return {"median_seconds": {name: statistics.median(v) for name, v in times.items()}, "seconds": times}
+
+
 def with_native_convolutions(run):
     """`run` with PyTorch's own CPU convolution kernels instead of oneDNN's.
 
@@ -432,6 +477,12 @@ def main() -> None:
     # the parts' first entries come from the warm-up
     times.update({name: values[1:] for name, values in parts.items() if values})
     median = {name: statistics.median(values) for name, values in times.items()}
+    graphs = {}
+    if device == "cuda":
+        progress("the plain and guided steps as CUDA graphs")
+        with frozen_weights(unet):
+            graphs = cuda_graph_timings(unet, scheduler, latents, t, cond, uncond, objectives[1], weights, repeats)
+        median.update(graphs.get("median_seconds", {}))
     memory = {} if args.time_only else measure_memory(memory_latent, device)
     progress("done")
 
@@ -445,8 +496,10 @@ def main() -> None:
             "repeats": repeats,
         },
         "median_seconds": median,
-        "seconds": times,  # every timed run: the spread behind each median
+        "seconds": {**times, **graphs.get("seconds", {})},  # every timed run: the spread behind each median
     }
+    if "error" in graphs:
+        results["cuda_graph_error"] = graphs
     ratios = {
         "guided_over_plain": ("guided", "plain"),
         "guided_bf16_over_plain": ("guided_bf16", "plain"),
@@ -464,17 +517,21 @@ def main() -> None:
         "guided_over_plain_native_conv": ("guided_native_conv", "plain_native_conv"),
         "plain_native_conv_over_plain": ("plain_native_conv", "plain"),
         "guided_native_conv_over_guided": ("guided_native_conv", "guided"),
+        # every step replayed from a CUDA graph (GPU only): no kernel launch cost
+        "guided_joint_cuda_graph_over_plain_cuda_graph": ("guided_joint_cuda_graph", "plain_cuda_graph"),
+        "guided_cuda_graph_over_plain_cuda_graph": ("guided_cuda_graph", "plain_cuda_graph"),
+        "plain_cuda_graph_over_plain": ("plain_cuda_graph", "plain"),
     }
     for key, (numerator, denominator) in ratios.items():
         if numerator in median and denominator in median:
             results[key] = median[numerator] / median[denominator]
     if memory:
         results.update(memory_ratios(memory), memory_latent=memory_latent)
-    print(f"{'variant':<22} {'median s':>9} {'min-max s':>15} {'x plain':>8}")
+    print(f"{'variant':<26} {'median s':>9} {'min-max s':>15} {'x plain':>8}")
     for name, value in median.items():
-        spread = f"{min(times[name]):.3f}-{max(times[name]):.3f}"
+        spread = f"{min(results['seconds'][name]):.3f}-{max(results['seconds'][name]):.3f}"
         relative = f"{value / median['plain']:8.2f}" if "plain" in median else ""
-        print(f"{name:<22} {value:9.4f} {spread:>15} {relative}")
+        print(f"{name:<26} {value:9.4f} {spread:>15} {relative}")
     for key, value in results.items():
         if isinstance(value, float):
             print(f"{key:<40} {value:.3f}")

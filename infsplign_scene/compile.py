@@ -20,7 +20,7 @@ Several graphs are stacked into one batched objective by padding relations with 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -71,6 +71,17 @@ class Objective:
     @property
     def num_relations(self) -> int:
         return self.subject.shape[1]
+
+    def to(self, device: torch.device | str) -> Objective:
+        """This objective with its index tensors on `device`: moved once per run, not on every step
+        (a copy from host memory makes the host wait for the GPU)."""
+        return replace(
+            self,
+            subject=self.subject.to(device),
+            obj=self.obj.to(device),
+            predicate=self.predicate.to(device),
+            weight=self.weight.to(device),
+        )
 
     @property
     def num_objects(self) -> int:

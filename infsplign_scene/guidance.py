@@ -263,6 +263,7 @@ class ScenePipeline:
         records: list[dict] = []
         maps: dict[int, dict[int, torch.Tensor]] | None = {} if record_maps else None
         guide_any = objective.num_relations > 0 and config.eta > 0
+        objective_on_device = objective.to(device)
         settled = torch.zeros(batch, dtype=torch.bool, device=device)  # per image, at the last guided step
         with (
             trace(unet, latent_size, columns, levels=2) as store,  # coarse and middle levels only
@@ -285,7 +286,7 @@ class ScenePipeline:
                         guidance_scale,
                         store,
                         token_matrix[0],
-                        objective,
+                        objective_on_device,
                         weights,
                         config,
                         measure_first,

@@ -6,6 +6,8 @@ lie in [0, 1] at cell centres. Relations are index tensors, never Python loops.
 
 from __future__ import annotations
 
+from functools import cache
+
 import torch
 import torch.nn.functional as F
 
@@ -36,9 +38,25 @@ def centroids_and_variances(maps: torch.Tensor, eps: float = 1e-8) -> tuple[torc
 
 
 def pair_gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """values [B, K, ...] gathered at index [B, R] -> [B, R, ...]."""
-    expanded = index.reshape(*index.shape, *([1] * (values.dim() - 2))).expand(*index.shape, *values.shape[2:])
-    return torch.gather(values, 1, expanded)
+    """values [B, K, ...] picked at index [B, R] -> [B, R, ...].
+
+    A one-hot product, not `torch.gather`: `conflicts.relation_gradients` takes one gradient per
+    relation under vmap, where gather's backward falls back to a loop over relations. Elementwise
+    rather than a matmul, so that TF32 never rounds the picked values."""
+    picks = _one_hot(index, values.shape[1], values.dtype)  # [B, R, K]
+    picks = picks.reshape(*picks.shape, *([1] * (values.dim() - 2)))
+    return (picks * values.unsqueeze(1)).sum(2)
+
+
+@cache
+def _predicate_tables(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """_AXIS and _SIGN on `device`, copied once: a copy from host memory makes the host wait for the GPU."""
+    return _AXIS.to(device), _SIGN.to(device, dtype)
+
+
+def _one_hot(index: torch.Tensor, classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """[...] -> [..., classes]. Unlike F.one_hot, no bounds check that waits for the GPU."""
+    return (index.unsqueeze(-1) == torch.arange(classes, device=index.device)).to(dtype)
 
 
 def relation_offsets(centroids: torch.Tensor, subject: torch.Tensor, obj: torch.Tensor, predicate: torch.Tensor):
@@ -46,9 +64,10 @@ def relation_offsets(centroids: torch.Tensor, subject: torch.Tensor, obj: torch.
     centroid distance. centroids [B,K,2]; subject, obj, predicate [B,R] -> d [B,R], distance [B,R]."""
     c_subject, c_object = pair_gather(centroids, subject), pair_gather(centroids, obj)  # [B,R,2]
     delta = c_object - c_subject
-    axis = _AXIS.to(predicate.device)[predicate]
-    sign = _SIGN.to(delta)[predicate]
-    d = sign * torch.gather(delta, -1, axis.unsqueeze(-1)).squeeze(-1)
+    axes, signs = _predicate_tables(delta.device, delta.dtype)
+    on_axis = _one_hot(axes[predicate], 2, delta.dtype)  # [B,R,2]; see pair_gather
+    sign = signs[predicate]
+    d = sign * (delta * on_axis).sum(-1)
     distance = delta.square().sum(-1).add(1e-12).sqrt()
     return d, distance
 
@@ -70,9 +89,16 @@ def spatial_loss(
     together until they are within near_margin (the authors' code pushed them apart instead).
     """
     d, distance = relation_offsets(centroids, subject, obj, predicate)
-    directional = F.gelu(alpha * (margin - d))
+    directional = _gelu(alpha * (margin - d))
     near = F.relu(distance - near_margin)
-    return torch.where(predicate == NEAR, near, directional)
+    is_near = (predicate == NEAR).to(near.dtype)
+    return is_near * near + (1 - is_near) * directional  # not torch.where: see _gelu
+
+
+def _gelu(x: torch.Tensor) -> torch.Tensor:
+    """F.gelu (exact, erf form) in elementwise ops. `conflicts.relation_gradients` takes one gradient
+    per relation under vmap, which loops over relations for gelu's and where's backward."""
+    return 0.5 * x * (1 + torch.erf(x * 0.7071067811865476))
 
 
 def satisfied(
@@ -90,9 +116,9 @@ def satisfied(
 
 def presence_loss(variances: torch.Tensor, subject: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:
     """s2_subject + s2_object per relation [B, R]: compact, present objects. variances [B, K]."""
-    return torch.gather(variances, 1, subject) + torch.gather(variances, 1, obj)
+    return pair_gather(variances, subject) + pair_gather(variances, obj)
 
 
 def balance_loss(variances: torch.Tensor, subject: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:
     """|s2_subject - s2_object| per relation [B, R]: neither object swallows the other."""
-    return (torch.gather(variances, 1, subject) - torch.gather(variances, 1, obj)).abs()
+    return (pair_gather(variances, subject) - pair_gather(variances, obj)).abs()
