@@ -7,7 +7,9 @@ In one process, alternating the variants and repeating them, it times:
 2. our guided step: unconditional forward without grad, conditional forward with grad on the
    latents capturing only the objects' token columns at native resolution on the coarse and middle
    decoder levels, no autograd graph in the decoder blocks after them, backward to the latents
-   only (weights frozen); also under bfloat16 autocast (not with `--quick` on CPU);
+   only (weights frozen); also under bfloat16 autocast, and with both CFG halves in one
+   graph-recording batch (`guided_joint`, the pipeline's default on CUDA) (neither with `--quick`
+   on CPU);
 3. the authors' step structure, reimplemented: the CFG batch of 2 run with grad, probabilities of
    all 77 tokens on the six up_blocks.1/2 cross-attention layers resized to 64x64, backward
    through both halves (weights frozen as well, so the comparison is about structure);
@@ -16,9 +18,10 @@ In one process, alternating the variants and repeating them, it times:
    the graph, and the backward, each against the plain step (where the time goes);
 6. on CPU (not with `--quick`), the plain and the guided step again with PyTorch's own
    convolution kernels instead of oneDNN's (`torch.backends.mkldnn.enabled = False`);
+7. on CUDA, the plain step and both guided steps replayed from CUDA graphs (no launch cost);
 and, in fresh child processes, peak memory (RSS on CPU, `torch.cuda.max_memory_allocated` on
 GPU) for 1 vs 32 relations and for 5 vs 50 guided steps (the peaks after the 5th and after the
-last step of one 50-step run). Medians and ratios go to a table
+last step of one 50-step run), and on CUDA for the joint step. Medians and ratios go to a table
 and to JSON. Latents are 32x32 on CPU, 64x64 in float16 on a GPU; `--quick` on CPU measures the
 peak memory at latent 8 (a leak of a step's graph, maps or trace would show at any size).
 """

@@ -528,8 +528,8 @@ def guided_step(
             outputs = [x for pair in stats.values() for x in pair]
             grad[graph_rows] = torch.autograd.grad(outputs, guided_latents, grad_outputs=grad_outputs)[0].float()
     value.total, value.relation_loss = value.total.detach(), value.relation_loss.detach()
-    backward = torch.zeros(batch, dtype=torch.bool, device=latents.device)
-    backward[graph_rows] = True
+    # index_fill_, not `backward[graph_rows] = True`, whose value travels from host memory
+    backward = torch.zeros(batch, dtype=torch.bool, device=latents.device).index_fill_(0, graph_rows, True)
     return GuidedStep(
         value=value,
         grad=grad,
