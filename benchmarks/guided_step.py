@@ -51,9 +51,6 @@ from infsplign_scene.losses import centroids_and_variances, spatial_loss
 from infsplign_scene.scene import SceneGraph
 from infsplign_scene.testing import SD14_UNET_CONFIG
 
-# Consistent with the objects' index order, so no graph has a contradiction.
-PREDICATES = ("left_of", "above", "near")
-
 
 def setup(latent: int, device: str, dtype: torch.dtype):
     from diffusers import DDIMScheduler, UNet2DConditionModel
@@ -71,18 +68,28 @@ def setup(latent: int, device: str, dtype: torch.dtype):
 
 
 def relation_graph(relations: int, objects: int = 8) -> SceneGraph:
-    """R relations over 8 objects (2 objects when R = 1), in a consistent left-to-right order."""
-    generator = torch.Generator().manual_seed(relations)
+    """R distinct, consistent relations over 8 objects (2 objects when R = 1).
+
+    Object k stands k-th from the left and k-th from the top, so every x-order, y-order and "near"
+    statement about a pair holds together: nothing is dropped as a contradiction or merged as a
+    duplicate, and the objective guides exactly R relations (up to 3 per pair: 84 over 8 objects)."""
     count = 2 if relations == 1 else objects
-    pairs = [(a, b) for a in range(count) for b in range(count) if a < b]
-    chosen = [pairs[int(i)] for i in torch.randperm(len(pairs), generator=generator)[:relations]]
-    return SceneGraph(
-        objects=[{"id": f"o{k}", "name": f"thing{k}"} for k in range(count)],
-        relations=[
-            {"subject": f"o{a}", "predicate": PREDICATES[n % len(PREDICATES)], "object": f"o{b}"}
-            for n, (a, b) in enumerate(chosen)
-        ],
-    )
+    phrasings = {  # per kind, alternating between the two ways of saying it
+        "x": [("left_of", False), ("right_of", True)],
+        "y": [("above", False), ("below", True)],
+        "near": [("near", False)],
+    }
+    candidates = [(a, b, kind) for a in range(count) for b in range(a + 1, count) for kind in phrasings]
+    if relations > len(candidates):
+        raise ValueError(f"at most {len(candidates)} distinct relations over {count} objects, asked for {relations}")
+    order = torch.randperm(len(candidates), generator=torch.Generator().manual_seed(relations))[:relations]
+    chosen = []
+    for n, index in enumerate(order.tolist()):
+        a, b, kind = candidates[index]
+        predicate, reversed_ = phrasings[kind][n % len(phrasings[kind])]
+        subject, obj = (b, a) if reversed_ else (a, b)
+        chosen.append({"subject": f"o{subject}", "predicate": predicate, "object": f"o{obj}"})
+    return SceneGraph(objects=[{"id": f"o{k}", "name": f"thing{k}"} for k in range(count)], relations=chosen)
 
 
 def token_matrix(objective) -> tuple[torch.Tensor, torch.Tensor]:
@@ -403,6 +410,7 @@ def main() -> None:
     t = scheduler.timesteps[10]
     weights = GuidanceConfig().loss_weights()
     objectives = {r: compile_objective(relation_graph(r)) for r in (1, 4, 16, 32)}
+    assert all(objective.num_relations == r for r, objective in objectives.items())
     capture = ReferenceCapture()
     ours = dict(unet.attn_processors)
     reference = reference_processors(unet, capture)
