@@ -214,31 +214,34 @@ def current_memory(device: str) -> float:
     return _status_mib("VmRSS")
 
 
-def memory_child(relations: int, steps: int, latent: int, device: str, cfg: str) -> None:
-    """Run `steps` guided steps (`cfg` "split" or "joint") with a scheduler in this process; print
-    the peak memory (MiB) after the 5th step and after the last one."""
+def memory_child(segments: list[tuple[int, int]], latent: int, device: str, cfg: str) -> None:
+    """Run guided steps (`cfg` "split" or "joint") in this process, segment after segment, each
+    (relations, steps) from the same start latents with its own scheduler; print the peak memory
+    (MiB, model included) after each segment's 5th step and after its last."""
     dtype = torch.float16 if device == "cuda" else torch.float32
-    unet, scheduler, cond, uncond, latents = setup(latent, device, dtype)
+    unet, scheduler, cond, uncond, start = setup(latent, device, dtype)
     reset_peak_memory(device)
     baseline = current_memory(device)
-    objective = compile_objective(relation_graph(relations))
-    matrix, columns = token_matrix(objective)
     weights = GuidanceConfig().loss_weights()
-    scheduler.set_timesteps(steps)
-    peaks = {}
-    with (
-        trace(unet, (latent, latent), columns.to(device), levels=2) as store,
-        frozen_weights(unet),
-        no_graph_after(unet),
-    ):
-        for number, t in enumerate(scheduler.timesteps, start=1):
-            noise = our_step(
-                unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, joint_cfg=cfg == "joint"
-            )
-            latents = scheduler.step(noise, t, latents).prev_sample
-            if number in (5, steps):
-                peaks[number] = peak_memory(device)
-    print(json.dumps({"peak_mib_after_steps": peaks, "baseline_mib": baseline}))
+    joint, peaks = cfg == "joint", []
+    for relations, steps in segments:
+        objective = compile_objective(relation_graph(relations))
+        matrix, columns = token_matrix(objective)
+        scheduler.set_timesteps(steps)
+        latents = start
+        with (
+            trace(unet, (latent, latent), columns.to(device), levels=2) as store,
+            frozen_weights(unet),
+            no_graph_after(unet),
+        ):
+            for number, t in enumerate(scheduler.timesteps, start=1):
+                noise = our_step(
+                    unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, joint_cfg=joint
+                )
+                latents = scheduler.step(noise, t, latents).prev_sample
+                if number in (5, steps):
+                    peaks.append({"relations": relations, "step": number, "peak_mib": peak_memory(device)})
+    print(json.dumps({"peaks": peaks, "baseline_mib": baseline}))
 
 
 def captured(run, warmups: int = 3):
@@ -321,33 +324,38 @@ def progress(message: str) -> None:
     print(f"[{time.perf_counter() - _STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
-def child_memory(relations: int, steps: int, latent: int, device: str, cfg: str = "split") -> dict:
-    progress(f"peak memory: {relations} relation(s), {steps} steps, {cfg} CFG, latent {latent}, in a fresh process")
-    command = [sys.executable, __file__, "--memory-child", str(relations), str(steps), str(latent), device, cfg]
+def child_memory(segments: list[tuple[int, int]], latent: int, device: str, cfg: str = "split") -> dict:
+    described = ", then ".join(f"{relations} relation(s) for {steps} steps" for relations, steps in segments)
+    progress(f"peak memory: {described}, {cfg} CFG, latent {latent}, in a fresh process")
+    plan = ",".join(f"{relations}x{steps}" for relations, steps in segments)
+    command = [sys.executable, __file__, "--memory-child", plan, str(latent), device, cfg]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
 def measure_memory(latent: int, device: str) -> dict:
-    """Peak memory with 1 and 32 relations over 5 steps, and with 1 relation over 5 and 50 steps.
+    """Peak memory with 1 relation after 5 and after 50 steps, and with 32 relations over 5 steps.
 
-    The 5- and 50-step peaks come from one 50-step run (the peak after its 5th step and after its
-    last): whatever a step kept for later would make the second exceed the first."""
-
-    def entry(run: dict, steps: int) -> dict:
-        return {"peak_mib": run["peak_mib_after_steps"][str(steps)], "baseline_mib": run["baseline_mib"]}
-
-    one_relation = child_memory(1, 50, latent, device)
-    many_relations = child_memory(32, 5, latent, device)
+    One process runs 50 steps with 1 relation and then 5 steps with 32: whatever a step kept for
+    later would make the 50-step peak exceed the 5-step one, and the 32-relation peak is the
+    running peak after those 5 steps, so it can only overstate what 32 relations add. One process
+    instead of two saves building the model again (half a minute on 2 CPU cores)."""
+    run = child_memory([(1, 50), (32, 5)], latent, device)
     memory = {
-        "r1": entry(one_relation, 5),
-        "r32": entry(many_relations, 5),
-        "steps5": entry(one_relation, 5),
-        "steps50": entry(one_relation, 50),
+        "r1": peak_entry(run, 1, 5),
+        "r32": peak_entry(run, 32, 5),
+        "steps5": peak_entry(run, 1, 5),
+        "steps50": peak_entry(run, 1, 50),
     }
     if device == "cuda":  # the pipeline's default there
-        memory["r1_joint"] = entry(child_memory(1, 5, latent, device, "joint"), 5)
+        memory["r1_joint"] = peak_entry(child_memory([(1, 5)], latent, device, "joint"), 1, 5)
     return memory
+
+
+def peak_entry(run: dict, relations: int, step: int) -> dict:
+    """The peak a memory child printed after `step` steps of its segment with `relations`."""
+    (peak,) = [p["peak_mib"] for p in run["peaks"] if (p["relations"], p["step"]) == (relations, step)]
+    return {"peak_mib": peak, "baseline_mib": run["baseline_mib"]}
 
 
 def memory_ratios(memory: dict) -> dict:
@@ -374,8 +382,8 @@ def main() -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="3 repeats, R = 1 and 32 only; on CPU peak memory at latent 8, no bfloat16 and no "
-        "native-convolution variants: minutes on 2 CPU cores",
+        help="3 repeats, R = 1 and 32 only, no timing of the step's parts; on CPU peak memory at latent 8, "
+        "no bfloat16, joint-CFG or native-convolution variants: under 5 minutes on 2 CPU cores",
     )
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--repeats", type=int, default=None)
@@ -387,11 +395,12 @@ def main() -> None:
         help="only these timed variants, comma-separated (e.g. plain,unconditional_forward,guided_parts,guided), "
         "no memory runs: for large latents on CPU",
     )
-    parser.add_argument("--memory-child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
-        relations, steps, latent, device, cfg = args.memory_child
-        memory_child(int(relations), int(steps), int(latent), device, cfg)
+        plan, latent, device, cfg = args.memory_child
+        segments = [tuple(int(n) for n in segment.split("x")) for segment in plan.split(",")]
+        memory_child(segments, int(latent), device, cfg)
         return
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -462,9 +471,9 @@ def main() -> None:
     if args.time_only:
         variants = {name: variants[name] for name in args.time_only.split(",")}
     elif args.quick:
-        # R = 1 and 32 give the ratio; 4 and 16 show the curve in a full run
-        variants.pop("guided_r4")
-        variants.pop("guided_r16")
+        # R = 1 and 32 give the ratio; 4 and 16 show the curve, the parts where the time goes, in a full run
+        for name in ("guided_r4", "guided_r16", "unconditional_forward", "guided_parts"):
+            variants.pop(name)
         if device == "cpu":
             # bfloat16 is a GPU option; CPUs without native bfloat16 (no AVX512-BF16/AMX) take minutes per step
             variants.pop("guided_bf16")
