@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from infsplign_scene import VocabularyError
 from infsplign_scene.attention import cross_attention_layers, trace
@@ -211,6 +212,39 @@ def test_joint_cfg_forward_gives_the_split_steps_numbers(tiny_pipe):
     torch.testing.assert_close(joint.noise_text, split.noise_text, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(joint.noise_uncond, split.noise_uncond, atol=1e-5, rtol=1e-4)
     assert not joint.noise_uncond.requires_grad
+
+
+class HostTraffic(TorchDispatchMode):
+    """Records operators that bring host data to the device or read a value back to the host."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten.lift_fresh.default, torch.ops.aten._local_scalar_dense.default):
+            self.seen.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("joint_cfg", [False, True])
+def test_guided_step_neither_copies_from_nor_waits_for_the_host(tiny_pipe, joint_cfg):
+    # each would make the host wait for a GPU, and neither may run inside a CUDA-graph capture
+    pipe = tiny_pipe
+    scene = ScenePipeline(pipe, GuidanceConfig(eta=1.0))
+    objective = compile_objective(["a red circle left of a blue square near a green triangle"])
+    token_matrix, columns = scene._token_matrix(objective, scene.config)
+    embeds, negative = pipe.encode_prompt(objective.graphs[0].prompt, "cpu", 1, True)
+    pipe.scheduler.set_timesteps(10)
+    t, weights = pipe.scheduler.timesteps[2], scene.config.loss_weights()
+    latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with trace(pipe.unet, (8, 8), columns, levels=2) as store:
+        arguments = (pipe.unet, pipe.scheduler, latents, t, embeds, store, token_matrix, objective, weights)
+        guided_step(*arguments, negative_embeds=negative, joint_cfg=joint_cfg)  # warm the cached tables
+        with HostTraffic() as traffic:
+            step = guided_step(*arguments, negative_embeds=negative, joint_cfg=joint_cfg)
+    assert step.grad.abs().sum() > 0
+    assert traffic.seen == []
 
 
 def test_cfg_forward_auto_is_split_on_cpu_and_images_match_joint(tiny_pipe):
