@@ -8,7 +8,7 @@ In one process, alternating the variants and repeating them, it times:
    latents capturing only the objects' token columns at native resolution on the coarse and middle
    decoder levels, no autograd graph in the decoder blocks after them, backward to the latents
    only (weights frozen); also under bfloat16 autocast, and with both CFG halves in one
-   graph-recording batch (`guided_joint`, the pipeline's default on CUDA) (neither with `--quick`
+   graph-recording batch (`guided_joint`, `cfg_forward="joint"`) (neither with `--quick`
    on CPU);
 3. the authors' step structure, reimplemented: the CFG batch of 2 run with grad, probabilities of
    all 77 tokens on the six up_blocks.1/2 cross-attention layers resized to 64x64, backward
@@ -347,7 +347,7 @@ def measure_memory(latent: int, device: str) -> dict:
         "steps5": peak_entry(run, 1, 5),
         "steps50": peak_entry(run, 1, 50),
     }
-    if device == "cuda":  # the pipeline's default there
+    if device == "cuda":  # where the joint step is the faster one
         memory["r1_joint"] = peak_entry(child_memory([(1, 5)], latent, device, "joint"), 1, 5)
     return memory
 
@@ -523,7 +523,7 @@ def main() -> None:
     ratios = {
         "guided_over_plain": ("guided", "plain"),
         "guided_bf16_over_plain": ("guided_bf16", "plain"),
-        # CFG's halves in one graph-recording batch (the pipeline's default on CUDA)
+        # CFG's halves in one graph-recording batch (cfg_forward="joint")
         "guided_joint_over_plain": ("guided_joint", "plain"),
         "guided_joint_over_guided": ("guided_joint", "guided"),
         "reference_over_guided_joint": ("reference", "guided_joint"),
