@@ -19,9 +19,10 @@ In one process, alternating the variants and repeating them, it times:
 6. on CPU (not with `--quick`), the plain and the guided step again with PyTorch's own
    convolution kernels instead of oneDNN's (`torch.backends.mkldnn.enabled = False`);
 7. on CUDA, the plain step and both guided steps replayed from CUDA graphs (no launch cost);
-and, in fresh child processes, peak memory (RSS on CPU, `torch.cuda.max_memory_allocated` on
-GPU) for 1 vs 32 relations and for 5 vs 50 guided steps (the peaks after the 5th and after the
-last step of one 50-step run), and on CUDA for the joint step. Medians and ratios go to a table
+and, in a fresh child process, peak memory (RSS on CPU, `torch.cuda.max_memory_allocated` on
+GPU) for 5 vs 50 guided steps and 1 vs 32 relations (one run: 50 steps with 1 relation, the
+peaks after its 5th and its last step, then 5 steps with 32), and on CUDA, in another, for the
+joint step. Medians and ratios go to a table
 and to JSON. Latents are 32x32 on CPU, 64x64 in float16 on a GPU; `--quick` on CPU measures the
 peak memory at latent 8 (a leak of a step's graph, maps or trace would show at any size).
 """
