@@ -93,11 +93,11 @@ def relation_graph(relations: int, objects: int = 8) -> SceneGraph:
     return SceneGraph(objects=[{"id": f"o{k}", "name": f"thing{k}"} for k in range(count)], relations=chosen)
 
 
-def token_matrix(objective) -> tuple[torch.Tensor, torch.Tensor]:
-    """Object k stands on text position k + 1 (after the start token)."""
+def token_matrix(objective, device: str | torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Averaging matrix [1, K, K] and captured columns [K] on `device`: object k stands on text
+    position k + 1 (after the start token)."""
     count = objective.num_objects
-    matrix = torch.eye(count).unsqueeze(0)
-    return matrix, torch.arange(1, count + 1)
+    return torch.eye(count, device=device).unsqueeze(0), torch.arange(1, count + 1, device=device)
 
 
 def plain_step(unet, scheduler, latents, t, cond, uncond, scale=7.5):
@@ -118,7 +118,7 @@ def our_step(
         t,
         cond,
         store,
-        matrix.to(latents.device),
+        matrix,
         objective,
         weights,
         negative_embeds=uncond,
@@ -227,11 +227,11 @@ def memory_child(segments: list[tuple[int, int]], latent: int, device: str, cfg:
     joint, peaks = cfg == "joint", []
     for relations, steps in segments:
         objective = compile_objective(relation_graph(relations))
-        matrix, columns = token_matrix(objective)
+        matrix, columns = token_matrix(objective, device)
         scheduler.set_timesteps(steps)
         latents = start
         with (
-            trace(unet, (latent, latent), columns.to(device), levels=2) as store,
+            trace(unet, (latent, latent), columns, levels=2) as store,
             frozen_weights(unet),
             no_graph_after(unet),
         ):
@@ -243,6 +243,18 @@ def memory_child(segments: list[tuple[int, int]], latent: int, device: str, cfg:
                 if number in (5, steps):
                     peaks.append({"relations": relations, "step": number, "peak_mib": peak_memory(device)})
     print(json.dumps({"peaks": peaks, "baseline_mib": baseline}))
+
+
+def seconds_of(run, device: str | torch.device) -> float:
+    """Wall-clock seconds of `run()`, the GPU's queue drained before and after."""
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    run()
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
 
 
 def captured(run, warmups: int = 3):
@@ -265,12 +277,12 @@ def cuda_graph_timings(unet, scheduler, latents, t, cond, uncond, objective, wei
     replayed from a CUDA graph, alternating; or the error that stopped a capture."""
     t = t.to(latents.device)  # a host-to-device copy may not run inside a capture
     objective = objective.to(latents.device)
-    matrix, columns = token_matrix(objective)
-    matrix, side = matrix.to(latents.device), latents.shape[-1]
+    matrix, columns = token_matrix(objective, latents.device)
+    side = latents.shape[-1]
     replays = {}
     try:
         replays["plain_cuda_graph"] = captured(lambda: plain_step(unet, scheduler, latents, t, cond, uncond))
-        with trace(unet, (side, side), columns.to(latents.device), levels=2) as store, no_graph_after(unet):
+        with trace(unet, (side, side), columns, levels=2) as store, no_graph_after(unet):
             for name, joint in (("guided_joint_cuda_graph", True), ("guided_cuda_graph", False)):
                 replays[name] = captured(
                     lambda joint=joint: our_step(
@@ -282,11 +294,7 @@ def cuda_graph_timings(unet, scheduler, latents, t, cond, uncond, objective, wei
     times: dict[str, list[float]] = {name: [] for name in replays}
     for _ in range(repeats):
         for name, replay in replays.items():
-            torch.cuda.synchronize()
-            started = time.perf_counter()
-            replay()
-            torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - started)
+            times[name].append(seconds_of(replay, latents.device))
     return {"median_seconds": {name: statistics.median(v) for name, v in times.items()}, "seconds": times}
 
 
@@ -427,8 +435,8 @@ def main() -> None:
 
     def run_guided(relations: int, precision: str = "model", joint_cfg: bool = False):
         objective = objectives[relations]
-        matrix, columns = token_matrix(objective)
-        with trace(unet, (latent, latent), columns.to(device), levels=2) as store, no_graph_after(unet):
+        matrix, columns = token_matrix(objective, device)
+        with trace(unet, (latent, latent), columns, levels=2) as store, no_graph_after(unet):
             our_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision, joint_cfg)
 
     def run_reference():
@@ -442,11 +450,9 @@ def main() -> None:
 
     def run_parts():
         objective = objectives[1]
-        matrix, columns = token_matrix(objective)
-        with trace(unet, (latent, latent), columns.to(device), levels=2) as store, no_graph_after(unet):
-            forward, backward = guided_parts(
-                unet, scheduler, latents, t, cond, store, matrix.to(device), objective, weights
-            )
+        matrix, columns = token_matrix(objective, device)
+        with trace(unet, (latent, latent), columns, levels=2) as store, no_graph_after(unet):
+            forward, backward = guided_parts(unet, scheduler, latents, t, cond, store, matrix, objective, weights)
         parts["conditional_forward"].append(forward)
         parts["backward"].append(backward)
 
@@ -487,13 +493,7 @@ def main() -> None:
         for repeat in range(repeats):
             progress(f"timing round {repeat + 1} of {repeats}: {', '.join(variants)}")
             for name, run in variants.items():
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                started = time.perf_counter()
-                run()
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                times[name].append(time.perf_counter() - started)
+                times[name].append(seconds_of(run, device))
     times.pop("guided_parts", None)
     # the parts' first entries come from the warm-up
     times.update({name: values[1:] for name, values in parts.items() if values})

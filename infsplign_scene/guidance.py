@@ -488,8 +488,9 @@ def guided_step(
                 )
             measured = object_maps(store, token_matrix, conditional_rows=batch)
             graph_rows = (~objective.evaluate(statistics(measured), weights).settled).nonzero().flatten()
-        joint = joint_cfg and negative_embeds is not None and not measure_first
-        if not measure_first and negative_embeds is not None and not joint:
+        unconditional_pending = negative_embeds is not None and not measure_first
+        joint = joint_cfg and unconditional_pending
+        if unconditional_pending and not joint:
             # before the graph is recorded, so that its activations never sit beside the graph's
             with torch.no_grad():
                 model_input = scheduler.scale_model_input(latents, t)

@@ -134,34 +134,29 @@ def test_one_gradient_step_lowers_the_objective_for_every_predicate(tiny_pipe, p
     assert lower.total.item() < step.value.total.item() < higher.total.item()
 
 
-def test_measuring_first_skips_the_backward_of_settled_images_only(tiny_pipe):
-    # "near" within 1.5 always holds (settled); "left of" with margin 1 never does
-    pipe = tiny_pipe
-    prompts = ["a red circle near a blue square", "a red circle left of a blue square"]
-    scene = ScenePipeline(pipe, GuidanceConfig(eta=1.0, margin=1.0, near_margin=1.5))
+def cfg_step(pipe, prompts: list[str], config: GuidanceConfig):
+    """The columns to trace, and `guided_step` with CFG on seeded latents: step(store, **options)."""
+    scene = ScenePipeline(pipe, config)
     objective = compile_objective(prompts)
     token_matrix, columns = scene._token_matrix(objective, scene.config)
     embeds, negative = pipe.encode_prompt(prompts, "cpu", 1, True)
     pipe.scheduler.set_timesteps(10)
     t, weights = pipe.scheduler.timesteps[2], scene.config.loss_weights()
-    latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-    with trace(pipe.unet, (8, 8), columns, levels=2) as store:
-        full, measured = (
-            guided_step(
-                pipe.unet,
-                pipe.scheduler,
-                latents,
-                t,
-                embeds,
-                store,
-                token_matrix,
-                objective,
-                weights,
-                negative_embeds=negative,
-                measure_first=first,
-            )  # fmt: skip
-            for first in (False, True)
-        )
+    latents = torch.randn(len(prompts), 4, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def step(store, **options):
+        arguments = (pipe.unet, pipe.scheduler, latents, t, embeds, store, token_matrix, objective, weights)
+        return guided_step(*arguments, negative_embeds=negative, **options)
+
+    return columns, step
+
+
+def test_measuring_first_skips_the_backward_of_settled_images_only(tiny_pipe):
+    # "near" within 1.5 always holds (settled); "left of" with margin 1 never does
+    prompts = ["a red circle near a blue square", "a red circle left of a blue square"]
+    columns, step = cfg_step(tiny_pipe, prompts, GuidanceConfig(eta=1.0, margin=1.0, near_margin=1.5))
+    with trace(tiny_pipe.unet, (8, 8), columns, levels=2) as store:
+        full, measured = (step(store, measure_first=first) for first in (False, True))
     assert full.value.settled.tolist() == [True, False] and full.backward.tolist() == [True, True]
     assert measured.backward.tolist() == [False, True]
     assert full.grad[0].abs().sum() > 0  # presence and balance still pull the settled image
@@ -175,35 +170,12 @@ def test_measuring_first_skips_the_backward_of_settled_images_only(tiny_pipe):
 
 
 def test_joint_cfg_forward_gives_the_split_steps_numbers(tiny_pipe):
-    pipe = tiny_pipe
     prompts = ["a red circle left of a blue square", "a red circle above a blue square"]
-    scene = ScenePipeline(pipe, GuidanceConfig(eta=1.0))
-    objective = compile_objective(prompts)
-    token_matrix, columns = scene._token_matrix(objective, scene.config)
-    embeds, negative = pipe.encode_prompt(prompts, "cpu", 1, True)
-    pipe.scheduler.set_timesteps(10)
-    t, weights = pipe.scheduler.timesteps[2], scene.config.loss_weights()
-    latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    columns, step = cfg_step(tiny_pipe, prompts, GuidanceConfig(eta=1.0))
     batches = []
-    hook = pipe.unet.register_forward_hook(lambda module, args, output: batches.append(args[0].shape[0]))
-    with trace(pipe.unet, (8, 8), columns, levels=2) as store:
-        split, joint = (
-            guided_step(
-                pipe.unet,
-                pipe.scheduler,
-                latents,
-                t,
-                embeds,
-                store,
-                token_matrix,
-                objective,
-                weights,
-                negative_embeds=negative,
-                measure_first=False,
-                joint_cfg=together,
-            )  # fmt: skip
-            for together in (False, True)
-        )
+    hook = tiny_pipe.unet.register_forward_hook(lambda module, args, output: batches.append(args[0].shape[0]))
+    with trace(tiny_pipe.unet, (8, 8), columns, levels=2) as store:
+        split, joint = (step(store, measure_first=False, joint_cfg=together) for together in (False, True))
     hook.remove()
     assert batches == [2, 2, 4]  # split: unconditional then conditional; joint: one CFG batch
     assert split.grad.abs().sum() > 0
@@ -230,20 +202,13 @@ class HostTraffic(TorchDispatchMode):
 @pytest.mark.parametrize("joint_cfg", [False, True])
 def test_guided_step_neither_copies_from_nor_waits_for_the_host(tiny_pipe, joint_cfg):
     # each would make the host wait for a GPU, and neither may run inside a CUDA-graph capture
-    pipe = tiny_pipe
-    scene = ScenePipeline(pipe, GuidanceConfig(eta=1.0))
-    objective = compile_objective(["a red circle left of a blue square near a green triangle"])
-    token_matrix, columns = scene._token_matrix(objective, scene.config)
-    embeds, negative = pipe.encode_prompt(objective.graphs[0].prompt, "cpu", 1, True)
-    pipe.scheduler.set_timesteps(10)
-    t, weights = pipe.scheduler.timesteps[2], scene.config.loss_weights()
-    latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-    with trace(pipe.unet, (8, 8), columns, levels=2) as store:
-        arguments = (pipe.unet, pipe.scheduler, latents, t, embeds, store, token_matrix, objective, weights)
-        guided_step(*arguments, negative_embeds=negative, joint_cfg=joint_cfg)  # warm the cached tables
+    prompts = ["a red circle left of a blue square near a green triangle"]
+    columns, step = cfg_step(tiny_pipe, prompts, GuidanceConfig(eta=1.0))
+    with trace(tiny_pipe.unet, (8, 8), columns, levels=2) as store:
+        step(store, joint_cfg=joint_cfg)  # warm the cached tables
         with HostTraffic() as traffic:
-            step = guided_step(*arguments, negative_embeds=negative, joint_cfg=joint_cfg)
-    assert step.grad.abs().sum() > 0
+            result = step(store, joint_cfg=joint_cfg)
+    assert result.grad.abs().sum() > 0
     assert traffic.seen == []
 
 
