@@ -9,8 +9,9 @@ get a backward) and with: the backward for every image at every step (`measure_f
 same images, so the time it saves is measured at equal accuracy), guidance on the first 60% and
 the first 30% of the steps, settled images pushed too (`skip_satisfied` off: every image gets an
 update at every step), and the guided pass in bfloat16. The share of image-steps that ran a
-backward is reported too.
-Times are seconds per image measured in this one run (batches of 50, 2 CPU threads).
+backward is reported too. With `--device cuda`, the guided variants that can be replayed from a
+CUDA graph (`cuda_graph`) are run that way as well.
+Times are seconds per image measured in this one run (batches of 50; on CPU with 2 threads).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ VARIANTS = {
     "settled images pushed too": {"skip_satisfied": False},
     "bfloat16 guided pass": {"guidance_precision": "bfloat16"},
 }
+# steps that measure first (the default's, once half a batch is settled) run eagerly
+CUDA_GRAPH_VARIANTS = {
+    "default, CUDA graph": {"cuda_graph": True},
+    "backward for every image, CUDA graph": {"measure_first": False, "cuda_graph": True},
+    "settled images pushed too, CUDA graph": {"skip_satisfied": False, "cuda_graph": True},
+}
 
 
 def backward_share(traces: list[list[dict]], images: int, steps: int) -> float:
@@ -44,15 +51,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda adds the CUDA-graph variants)")
     args = parser.parse_args()
-    scene_pipe = ScenePipeline.from_pretrained(None)
+    scene_pipe = ScenePipeline.from_pretrained(None).to(args.device)
+    variants = {**VARIANTS, **(CUDA_GRAPH_VARIANTS if scene_pipe.device.type == "cuda" else {})}
     base = GuidanceConfig.for_pipeline(scene_pipe.pipe)
     items = make_suite("a_two_objects", args.images, 2)
     # warm-up at the measured batch size in both modes: oneDNN sets kernels up once per tensor shape
     for warm in (base, base.model_copy(update={"eta": 0.0})):
         generate(scene_pipe, items[:50], warm, 50, **SHAPES_SAMPLING)
     rows = {}
-    for name, update in VARIANTS.items():
+    for name, update in variants.items():
         traces: list = []
         config = base.model_copy(update=update)
         images, graphs, seconds = generate(scene_pipe, items, config, 50, traces=traces, **SHAPES_SAMPLING)

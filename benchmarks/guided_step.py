@@ -44,12 +44,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from infsplign_scene import cuda_graphs
 from infsplign_scene.attention import cross_attention_layers, no_graph_after, trace
 from infsplign_scene.compile import compile_objective
 from infsplign_scene.compile import statistics as statistics_of
-from infsplign_scene.guidance import GuidanceConfig, frozen_weights, guided_step, object_maps
+from infsplign_scene.guidance import GuidanceConfig
 from infsplign_scene.losses import centroids_and_variances, spatial_loss
 from infsplign_scene.scene import SceneGraph
+from infsplign_scene.step import frozen_weights, guided_step, object_maps
 from infsplign_scene.testing import SD14_UNET_CONFIG
 
 
@@ -110,7 +112,7 @@ def plain_step(unet, scheduler, latents, t, cond, uncond, scale=7.5):
 def our_step(
     unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision="model", joint_cfg=False
 ):
-    """The pipeline's guided step (`infsplign_scene.guidance.guided_step`) with CFG and the update."""
+    """The pipeline's guided step (`infsplign_scene.step.guided_step`) with CFG and the update."""
     step = guided_step(
         unet,
         scheduler,
@@ -257,21 +259,6 @@ def seconds_of(run, device: str | torch.device) -> float:
     return time.perf_counter() - started
 
 
-def captured(run, warmups: int = 3):
-    """`run` recorded once as a CUDA graph; the returned function replays it. A batch-1 UNet pass
-    on a large GPU waits on the host launching its thousands of kernels; a replay launches none."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm-up off the default stream, as torch.cuda.graph asks
-        for _ in range(warmups):
-            run()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        run()
-    return graph.replay
-
-
 def cuda_graph_timings(unet, scheduler, latents, t, cond, uncond, objective, weights, repeats) -> dict:
     """Median seconds of the plain step and of our guided step (joint and split CFG), each
     replayed from a CUDA graph, alternating; or the error that stopped a capture."""
@@ -281,14 +268,15 @@ def cuda_graph_timings(unet, scheduler, latents, t, cond, uncond, objective, wei
     side = latents.shape[-1]
     replays = {}
     try:
-        replays["plain_cuda_graph"] = captured(lambda: plain_step(unet, scheduler, latents, t, cond, uncond))
+        graph, _ = cuda_graphs.capture(lambda: plain_step(unet, scheduler, latents, t, cond, uncond))
+        replays["plain_cuda_graph"] = graph.replay
         with trace(unet, (side, side), columns, levels=2) as store, no_graph_after(unet):
             for name, joint in (("guided_joint_cuda_graph", True), ("guided_cuda_graph", False)):
-                replays[name] = captured(
+                replays[name] = cuda_graphs.capture(
                     lambda joint=joint: our_step(
                         unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, joint_cfg=joint
                     )
-                )
+                )[0].replay
     except RuntimeError as error:  # report what a capture met instead of losing the whole run
         return {"error": f"{type(error).__name__}: {error}"[:2000], "captured": list(replays)}
     times: dict[str, list[float]] = {name: [] for name in replays}

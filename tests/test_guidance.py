@@ -8,7 +8,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from infsplign_scene import VocabularyError
 from infsplign_scene.attention import cross_attention_layers, trace
 from infsplign_scene.compile import compile_objective
-from infsplign_scene.guidance import GuidanceConfig, ScenePipeline, compose, guided_step
+from infsplign_scene.guidance import GuidanceConfig, ScenePipeline, compose
+from infsplign_scene.step import guided_step
 
 PROMPT = "a red circle to the left of a blue square"
 PHRASES = {
@@ -366,7 +367,7 @@ def test_no_graph_after_the_captured_levels_keeps_the_gradient():
     from diffusers import UNet2DConditionModel
 
     from infsplign_scene.attention import no_graph_after
-    from infsplign_scene.guidance import frozen_weights
+    from infsplign_scene.step import frozen_weights
     from infsplign_scene.testing import SD14_UNET_CONFIG
 
     torch.manual_seed(0)
