@@ -178,6 +178,8 @@ def test_cli_compose_takes_the_sampler_settings_and_rejects_bad_ones(tmp_path):
     assert bad.exit_code == 2 and "ddim_eta must be between 0 and 1" in bad.output
     bad = runner.invoke(app, ["compose", prompt, "-o", str(tmp_path / "x.png"), "--prompt-style", "words"])
     assert bad.exit_code == 2 and "prompt_style must be one of as_written, objects" in bad.output
+    bad = runner.invoke(app, ["compose", prompt, "-o", str(tmp_path / "x.png"), "--cuda-graph"])
+    assert bad.exit_code == 2 and "cuda_graph=True replays the guided step from a CUDA graph" in bad.output
 
 
 @pytest.mark.skipif(not (WEIGHTS_DIR / "model_index.json").exists(), reason="the embedded model's weights are absent")
