@@ -3,7 +3,8 @@
 `trace(unet, latent_size, columns)` swaps a capturing processor onto the cross-attention layers
 (decoder only by default) with `set_attn_processor` and restores the original processors on exit,
 even on error. While the store is `active`, each layer computes softmax(QK^T/sqrt(d)) over all
-text positions, as the model does, averages the heads and keeps only the requested token columns.
+text positions, as the model does (the softmax in float32, whatever the model's dtype), averages the
+heads and keeps only the requested token columns.
 Layers are grouped by the spatial resolution of their query, never by module names.
 """
 
@@ -73,6 +74,28 @@ class AttentionStore:
         return torch.stack(self.maps[height]).mean(dim=0)
 
 
+def float32_attention_probabilities(
+    attn: Attention, query: torch.Tensor, key: torch.Tensor, attention_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """softmax(QK^T * scale + mask) as `Attention.get_attention_scores` computes it, but with the
+    softmax in float32 and left there: [B*heads, Q, K].
+
+    The loss's gradient with respect to a map grows as the map's mass shrinks (a centroid moves by
+    (x - c) / mass), past float16's range for an object the model barely attends to; the softmax's
+    backward multiplies it by the probabilities again, so in float32 it is back in range before it
+    meets the float16 layers."""
+    if attn.upcast_attention:
+        query, key = query.float(), key.float()
+    scores = torch.baddbmm(
+        attention_mask if attention_mask is not None else query.new_empty(query.shape[0], query.shape[1], key.shape[1]),
+        query,
+        key.transpose(-1, -2),
+        beta=0 if attention_mask is None else 1,
+        alpha=attn.scale,
+    )
+    return scores.float().softmax(dim=-1)
+
+
 class CaptureProcessor:
     """Cross-attention with explicit probabilities, handed to an `AttentionStore` while it is active."""
 
@@ -107,9 +130,9 @@ class CaptureProcessor:
             encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
         key = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))
         value = attn.head_to_batch_dim(attn.to_v(encoder_hidden_states))
-        probs = attn.get_attention_scores(query, key, attention_mask)
+        probs = float32_attention_probabilities(attn, query, key, attention_mask)
         self.store.add(probs, attn.heads)
-        hidden_states = attn.batch_to_head_dim(torch.bmm(probs, value))
+        hidden_states = attn.batch_to_head_dim(torch.bmm(probs.to(value.dtype), value))
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
         if input_ndim == 4:
             hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
