@@ -86,8 +86,8 @@ class GuidanceConfig(BaseModel):
         False,
         description="On a CUDA device, record the guided step once as a CUDA graph and replay it at every "
         "guided step (infsplign_scene.cuda_graphs): no kernel launch cost, 0.23x the eager step's time on "
-        "an H200 with SD 1.4. The same numbers; recording costs about three eager steps per call, and "
-        "steps that measure first (skip_satisfied) run eagerly.",
+        "an H200 with SD 1.4. The same numbers, up to the order of additions; recording costs about three "
+        "eager steps per call. Steps that measure first run eagerly: pair it with measure_first=False.",
     )
 
     def loss_weights(self) -> LossWeights:
