@@ -18,7 +18,8 @@ In one process, alternating the variants and repeating them, it times:
    the graph, and the backward, each against the plain step (where the time goes);
 6. on CPU (not with `--quick`), the plain and the guided step again with PyTorch's own
    convolution kernels instead of oneDNN's (`torch.backends.mkldnn.enabled = False`);
-7. on CUDA, the plain step and both guided steps replayed from CUDA graphs (no launch cost);
+7. on CUDA, the plain step, both guided steps and the authors' structure replayed from CUDA graphs
+   (no launch cost);
 and, in a fresh child process, peak memory (RSS on CPU, `torch.cuda.max_memory_allocated` on
 GPU) for 5 vs 50 guided steps and 1 vs 32 relations (one run: 50 steps with 1 relation, the
 peaks after its 5th and its last step, then 5 steps with 32), and on CUDA, in another, for the
@@ -260,8 +261,8 @@ def seconds_of(run, device: str | torch.device) -> float:
 
 
 def cuda_graph_timings(unet, scheduler, latents, t, cond, uncond, objective, weights, repeats) -> dict:
-    """Median seconds of the plain step and of our guided step (joint and split CFG), each
-    replayed from a CUDA graph, alternating; or the error that stopped a capture."""
+    """Median seconds of the plain step, our guided step (joint and split CFG) and the authors'
+    structure, each replayed from a CUDA graph, alternating; or the error that stopped a capture."""
     t = t.to(latents.device)  # a host-to-device copy may not run inside a capture
     objective = objective.to(latents.device)
     matrix, columns = token_matrix(objective, latents.device)
@@ -277,6 +278,13 @@ def cuda_graph_timings(unet, scheduler, latents, t, cond, uncond, objective, wei
                         unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, joint_cfg=joint
                     )
                 )[0].replay
+        capture, ours = ReferenceCapture(), dict(unet.attn_processors)
+        unet.set_attn_processor(reference_processors(unet, capture))
+        try:  # a replay runs the kernels recorded with the authors' processors, whatever is installed later
+            graph, _ = cuda_graphs.capture(lambda: reference_step(unet, scheduler, latents, t, cond, uncond, capture))
+        finally:
+            unet.set_attn_processor(ours)
+        replays["reference_cuda_graph"] = graph.replay
     except RuntimeError as error:  # report what a capture met instead of losing the whole run
         return {"error": f"{type(error).__name__}: {error}"[:2000], "captured": list(replays)}
     times: dict[str, list[float]] = {name: [] for name in replays}
@@ -529,6 +537,8 @@ def main() -> None:
         # every step replayed from a CUDA graph (GPU only): no kernel launch cost
         "guided_joint_cuda_graph_over_plain_cuda_graph": ("guided_joint_cuda_graph", "plain_cuda_graph"),
         "guided_cuda_graph_over_plain_cuda_graph": ("guided_cuda_graph", "plain_cuda_graph"),
+        "reference_cuda_graph_over_guided_cuda_graph": ("reference_cuda_graph", "guided_cuda_graph"),
+        "reference_cuda_graph_over_guided_joint_cuda_graph": ("reference_cuda_graph", "guided_joint_cuda_graph"),
         "plain_cuda_graph_over_plain": ("plain_cuda_graph", "plain"),
     }
     for key, (numerator, denominator) in ratios.items():
