@@ -262,36 +262,40 @@ def seconds_of(run, device: str | torch.device) -> float:
 
 def cuda_graph_timings(unet, scheduler, latents, t, cond, uncond, objective, weights, repeats) -> dict:
     """Median seconds of the plain step, our guided step (joint and split CFG) and the authors'
-    structure, each replayed from a CUDA graph, alternating; or the error that stopped a capture."""
+    structure, each replayed from a CUDA graph, alternating; and the error of any capture that failed."""
     t = t.to(latents.device)  # a host-to-device copy may not run inside a capture
     objective = objective.to(latents.device)
     matrix, columns = token_matrix(objective, latents.device)
     side = latents.shape[-1]
-    replays = {}
-    try:
-        graph, _ = cuda_graphs.capture(lambda: plain_step(unet, scheduler, latents, t, cond, uncond))
-        replays["plain_cuda_graph"] = graph.replay
-        with trace(unet, (side, side), columns, levels=2) as store, no_graph_after(unet):
-            for name, joint in (("guided_joint_cuda_graph", True), ("guided_cuda_graph", False)):
-                replays[name] = cuda_graphs.capture(
-                    lambda joint=joint: our_step(
-                        unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, joint_cfg=joint
-                    )
-                )[0].replay
-        capture, ours = ReferenceCapture(), dict(unet.attn_processors)
-        unet.set_attn_processor(reference_processors(unet, capture))
-        try:  # a replay runs the kernels recorded with the authors' processors, whatever is installed later
-            graph, _ = cuda_graphs.capture(lambda: reference_step(unet, scheduler, latents, t, cond, uncond, capture))
-        finally:
-            unet.set_attn_processor(ours)
-        replays["reference_cuda_graph"] = graph.replay
-    except RuntimeError as error:  # report what a capture met instead of losing the whole run
-        return {"error": f"{type(error).__name__}: {error}"[:2000], "captured": list(replays)}
+    replays, errors = {}, {}
+
+    def record(name: str, run) -> None:
+        try:
+            replays[name] = cuda_graphs.capture(run)[0].replay
+        except RuntimeError as error:  # report what a capture met instead of losing the whole run
+            errors[name] = f"{type(error).__name__}: {error}"[:2000]
+
+    record("plain_cuda_graph", lambda: plain_step(unet, scheduler, latents, t, cond, uncond))
+    with trace(unet, (side, side), columns, levels=2) as store, no_graph_after(unet):
+        for name, joint in (("guided_joint_cuda_graph", True), ("guided_cuda_graph", False)):
+            record(
+                name,
+                lambda joint=joint: our_step(
+                    unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, joint_cfg=joint
+                ),
+            )
+    capture, ours = ReferenceCapture(), dict(unet.attn_processors)
+    unet.set_attn_processor(reference_processors(unet, capture))
+    try:  # a replay runs the kernels recorded with the authors' processors, whatever is installed later
+        record("reference_cuda_graph", lambda: reference_step(unet, scheduler, latents, t, cond, uncond, capture))
+    finally:
+        unet.set_attn_processor(ours)
     times: dict[str, list[float]] = {name: [] for name in replays}
     for _ in range(repeats):
         for name, replay in replays.items():
             times[name].append(seconds_of(replay, latents.device))
-    return {"median_seconds": {name: statistics.median(v) for name, v in times.items()}, "seconds": times}
+    medians = {name: statistics.median(v) for name, v in times.items()}
+    return {"median_seconds": medians, "seconds": times, "errors": errors}
 
 
 def with_native_convolutions(run):
@@ -515,8 +519,8 @@ def main() -> None:
         "median_seconds": median,
         "seconds": {**times, **graphs.get("seconds", {})},  # every timed run: the spread behind each median
     }
-    if "error" in graphs:
-        results["cuda_graph_error"] = graphs
+    if graphs.get("errors"):
+        results["cuda_graph_errors"] = graphs["errors"]
     ratios = {
         "guided_over_plain": ("guided", "plain"),
         "guided_bf16_over_plain": ("guided_bf16", "plain"),
