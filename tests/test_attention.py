@@ -1,9 +1,13 @@
-"""Attention capture in half precision (`infsplign_scene.attention`)."""
+"""Attention capture (`infsplign_scene.attention`): the model's output is untouched, and the maps
+and their gradient stay in float32 whatever the model's dtype."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+from diffusers.models.attention_processor import Attention
 
 from infsplign_scene.attention import no_graph_after, trace
 from infsplign_scene.compile import compile_objective
@@ -47,3 +51,25 @@ def test_float16_gradient_stays_finite_and_matches_float32_where_an_object_is_ba
     assert (cosine > 0.99).all(), cosine
     ratio = half.flatten(1).norm(dim=1) / full.flatten(1).norm(dim=1)
     assert ((ratio - 1).abs() < 0.05).all(), ratio
+
+
+@pytest.mark.parametrize(
+    ("dtype", "upcast_attention"),
+    [(torch.float32, False), (torch.float32, True), (torch.float16, False)],
+    ids=["float32", "float32-upcast", "float16"],
+)
+def test_capturing_leaves_the_models_output_as_it_was(tiny_pipe, dtype, upcast_attention):
+    unet = copy.deepcopy(tiny_pipe.unet).to(dtype)
+    for module in unet.modules():
+        if isinstance(module, Attention):
+            module.upcast_attention = upcast_attention  # as SD 2.x's configuration sets it
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.randn(1, 4, 8, 8, generator=generator).to(dtype)
+    embeds = torch.randn(1, 77, 32, generator=generator).to(dtype)
+    with torch.no_grad():
+        plain = unet(latents, 10, encoder_hidden_states=embeds).sample
+        with trace(unet, (8, 8), torch.tensor([2, 3])) as store, store.capturing():
+            captured = unet(latents, 10, encoder_hidden_states=embeds).sample
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-2
+    torch.testing.assert_close(captured, plain, atol=tolerance, rtol=tolerance)
+    assert all(store.level(height).dtype == torch.float32 for height in store.resolutions())
