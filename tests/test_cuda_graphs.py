@@ -1,7 +1,7 @@
 """Guided steps replayed from a CUDA graph (`GuidanceConfig.cuda_graph`).
 
 The replay tests need a CUDA device and skip without one (CI has none); they were run on a lent
-GPU (docs/performance.md, "CUDA graphs in the pipeline")."""
+GPU (docs/performance.md, "CUDA graphs": 15 passed on an H200)."""
 
 from __future__ import annotations
 
