@@ -27,6 +27,13 @@ def test_cuda_graph_on_a_cpu_pipeline_is_a_clear_error(tiny_pipe):
         scene(PROMPT, seed=0, num_inference_steps=1, progress=False)
 
 
+def test_recording_a_step_on_cpu_latents_is_a_clear_error(tiny_pipe):
+    latents, embeds = torch.zeros(1, 4, 8, 8), torch.zeros(1, 77, 32)
+    objective = compile_objective(PROMPT)
+    with pytest.raises(ValueError, match="CUDA device, not cpu"):
+        CapturedGuidedStep(tiny_pipe.unet, tiny_pipe.scheduler, latents, 1, embeds, None, None, objective, None)
+
+
 @pytest.fixture(scope="module", params=["ddim", "euler"])
 def cuda_pipe(request):
     """The tiny pipeline on CUDA, with DDIM (no input scaling) or Euler (input scaled per step)."""
