@@ -22,7 +22,7 @@ LayerSelection = Literal["decoder", "all"]
 
 
 class AttentionStore:
-    """Maps captured during one forward pass, keyed by their height in latent cells.
+    """Maps captured during one forward pass (float32), keyed by their height in latent cells.
 
     `columns` (LongTensor [T]) selects the text positions to keep; None keeps all of them.
     Nothing accumulates across passes: call `reset()` before each captured forward.

@@ -23,7 +23,7 @@ def object_maps(store, token_matrix: torch.Tensor, conditional_rows: int | None 
     B rows when the capture ran on a CFG batch (unconditional rows first)."""
     levels = {}
     for height in store.resolutions()[:2]:
-        maps = store.level(height).float()
+        maps = store.level(height)  # float32: the capture's softmax runs in float32
         if conditional_rows is not None:
             maps = maps[-conditional_rows:]
         levels[height] = torch.einsum("bkt,bthw->bkhw", token_matrix, maps)
