@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from conftest import DispatchedOperators
 
 from infsplign_scene import VocabularyError
 from infsplign_scene.attention import cross_attention_layers, trace
@@ -187,19 +187,6 @@ def test_joint_cfg_forward_gives_the_split_steps_numbers(tiny_pipe):
     assert not joint.noise_uncond.requires_grad
 
 
-class HostTraffic(TorchDispatchMode):
-    """Records operators that bring host data to the device or read a value back to the host."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func in (torch.ops.aten.lift_fresh.default, torch.ops.aten._local_scalar_dense.default):
-            self.seen.append(str(func))
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize("joint_cfg", [False, True])
 def test_guided_step_neither_copies_from_nor_waits_for_the_host(tiny_pipe, joint_cfg):
     # each would make the host wait for a GPU, and neither may run inside a CUDA-graph capture
@@ -207,10 +194,11 @@ def test_guided_step_neither_copies_from_nor_waits_for_the_host(tiny_pipe, joint
     columns, step = cfg_step(tiny_pipe, prompts, GuidanceConfig(eta=1.0))
     with trace(tiny_pipe.unet, (8, 8), columns, levels=2) as store:
         step(store, joint_cfg=joint_cfg)  # warm the cached tables
-        with HostTraffic() as traffic:
+        with DispatchedOperators() as operators_run:
             result = step(store, joint_cfg=joint_cfg)
     assert result.grad.abs().sum() > 0
-    assert traffic.seen == []
+    host_traffic = (torch.ops.aten.lift_fresh.default, torch.ops.aten._local_scalar_dense.default)
+    assert [str(func) for func in operators_run.seen if func in host_traffic] == []
 
 
 def test_joint_cfg_forward_in_the_pipeline_gives_the_same_images(tiny_pipe):
