@@ -23,9 +23,10 @@ In one process, alternating the variants and repeating them, it times:
 and, in a fresh child process, peak memory (RSS on CPU, `torch.cuda.max_memory_allocated` on
 GPU) for 5 vs 50 guided steps and 1 vs 32 relations (one run: 50 steps with 1 relation, the
 peaks after its 5th and its last step, then 5 steps with 32), and on CUDA, in another, for the
-joint step. Medians and ratios go to a table
-and to JSON. Latents are 32x32 on CPU, 64x64 in float16 on a GPU; `--quick` on CPU measures the
-peak memory at latent 8 (a leak of a step's graph, maps or trace would show at any size).
+joint step. Medians and their ratios go to a table and to JSON, each timing ratio also as the
+median of its per-round ratios (`paired`: robust to a machine whose speed drifts between rounds).
+Latents are 32x32 on CPU, 64x64 in float16 on a GPU; `--quick` on CPU measures the peak memory
+at latent 8 (a leak of a step's graph, maps or trace would show at any size).
 """
 
 from __future__ import annotations
@@ -298,6 +299,15 @@ def cuda_graph_timings(unet, scheduler, latents, t, cond, uncond, objective, wei
     return {"median_seconds": medians, "seconds": times, "errors": errors}
 
 
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median over the timing rounds of the ratio within each round.
+
+    A round runs every variant back to back, so when the machine speeds up or slows down between
+    rounds (a shared 2-core machine does, by tens of percent) both sides of a round's ratio move
+    together; the ratio of the two medians can pair a fast round with a slow one."""
+    return statistics.median(n / d for n, d in zip(numerator, denominator, strict=True))
+
+
 def with_native_convolutions(run):
     """`run` with PyTorch's own CPU convolution kernels instead of oneDNN's.
 
@@ -545,9 +555,11 @@ def main() -> None:
         "reference_cuda_graph_over_guided_joint_cuda_graph": ("reference_cuda_graph", "guided_joint_cuda_graph"),
         "plain_cuda_graph_over_plain": ("plain_cuda_graph", "plain"),
     }
+    seconds = results["seconds"]
     for key, (numerator, denominator) in ratios.items():
         if numerator in median and denominator in median:
             results[key] = median[numerator] / median[denominator]
+            results.setdefault("paired", {})[key] = paired_ratio(seconds[numerator], seconds[denominator])
     if memory:
         results.update(memory_ratios(memory), memory_latent=memory_latent)
     print(f"{'variant':<26} {'median s':>9} {'min-max s':>15} {'x plain':>8}")
@@ -555,9 +567,11 @@ def main() -> None:
         spread = f"{min(results['seconds'][name]):.3f}-{max(results['seconds'][name]):.3f}"
         relative = f"{value / median['plain']:8.2f}" if "plain" in median else ""
         print(f"{name:<26} {value:9.4f} {spread:>15} {relative}")
+    print(f"{'ratio':<48} {'of medians':>10} {'paired':>7}")
     for key, value in results.items():
         if isinstance(value, float):
-            print(f"{key:<40} {value:.3f}")
+            paired = results.get("paired", {}).get(key)
+            print(f"{key:<48} {value:10.3f} {'' if paired is None else f'{paired:7.3f}'}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
