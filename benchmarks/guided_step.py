@@ -9,7 +9,8 @@ In one process, alternating the variants and repeating them, it times:
    decoder levels, no autograd graph in the decoder blocks after them, backward to the latents
    only (weights frozen); also under bfloat16 autocast, and with both CFG halves in one
    graph-recording batch (`guided_joint`, `cfg_forward="joint"`) (neither with `--quick`
-   on CPU);
+   on CPU), and on CPU with the unconditional forward in a second thread beside the conditional
+   one (`guided_concurrent`, `cfg_forward="concurrent"`);
 3. the authors' step structure, reimplemented: the CFG batch of 2 run with grad, probabilities of
    all 77 tokens on the six up_blocks.1/2 cross-attention layers resized to 64x64, backward
    through both halves (weights frozen as well, so the comparison is about structure);
@@ -112,7 +113,7 @@ def plain_step(unet, scheduler, latents, t, cond, uncond, scale=7.5):
 
 
 def our_step(
-    unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision="model", joint_cfg=False
+    unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision="model", cfg_forward="split"
 ):
     """The pipeline's guided step (`infsplign_scene.step.guided_step`) with CFG and the update."""
     step = guided_step(
@@ -127,7 +128,7 @@ def our_step(
         weights,
         negative_embeds=uncond,
         precision=precision,
-        joint_cfg=joint_cfg,
+        cfg_forward=cfg_forward,
     )
     noise_uncond = step.noise_uncond
     return noise_uncond + 7.5 * (step.noise_text - noise_uncond) + 1000 * step.grad.to(latents.dtype)
@@ -228,7 +229,7 @@ def memory_child(segments: list[tuple[int, int]], latent: int, device: str, cfg:
     reset_peak_memory(device)
     baseline = current_memory(device)
     weights = GuidanceConfig().loss_weights()
-    joint, peaks = cfg == "joint", []
+    peaks = []
     for relations, steps in segments:
         objective = compile_objective(relation_graph(relations))
         matrix, columns = token_matrix(objective, device)
@@ -241,7 +242,7 @@ def memory_child(segments: list[tuple[int, int]], latent: int, device: str, cfg:
         ):
             for number, t in enumerate(scheduler.timesteps, start=1):
                 noise = our_step(
-                    unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, joint_cfg=joint
+                    unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, cfg_forward=cfg
                 )
                 latents = scheduler.step(noise, t, latents).prev_sample
                 if number in (5, steps):
@@ -278,11 +279,11 @@ def cuda_graph_timings(unet, scheduler, latents, t, cond, uncond, objective, wei
 
     record("plain_cuda_graph", lambda: plain_step(unet, scheduler, latents, t, cond, uncond))
     with trace(unet, (side, side), columns, levels=2) as store, no_graph_after(unet):
-        for name, joint in (("guided_joint_cuda_graph", True), ("guided_cuda_graph", False)):
+        for name, cfg in (("guided_joint_cuda_graph", "joint"), ("guided_cuda_graph", "split")):
             record(
                 name,
-                lambda joint=joint: our_step(
-                    unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, joint_cfg=joint
+                lambda cfg=cfg: our_step(
+                    unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, cfg_forward=cfg
                 ),
             )
     capture, ours = ReferenceCapture(), dict(unet.attn_processors)
@@ -443,11 +444,12 @@ def main() -> None:
     ours = dict(unet.attn_processors)
     reference = reference_processors(unet, capture)
 
-    def run_guided(relations: int, precision: str = "model", joint_cfg: bool = False):
+    def run_guided(relations: int, precision: str = "model", cfg_forward: str = "split"):
         objective = objectives[relations]
         matrix, columns = token_matrix(objective, device)
         with trace(unet, (latent, latent), columns, levels=2) as store, no_graph_after(unet):
-            our_step(unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision, joint_cfg)
+            arguments = (unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights)
+            our_step(*arguments, precision=precision, cfg_forward=cfg_forward)
 
     def run_reference():
         unet.set_attn_processor(dict(reference))  # diffusers empties the dict it is given
@@ -475,13 +477,16 @@ def main() -> None:
         "unconditional_forward": run_unconditional,
         "guided_parts": run_parts,
         "guided": lambda: run_guided(1),
-        "guided_joint": lambda: run_guided(1, joint_cfg=True),
+        "guided_joint": lambda: run_guided(1, cfg_forward="joint"),
+        "guided_concurrent": lambda: run_guided(1, cfg_forward="concurrent"),
         "guided_bf16": lambda: run_guided(1, "bfloat16"),
         "reference": run_reference,
         "guided_r4": lambda: run_guided(4),
         "guided_r16": lambda: run_guided(16),
         "guided_r32": lambda: run_guided(32),
     }
+    if device != "cpu":
+        variants.pop("guided_concurrent")  # a CPU option: elsewhere it is the split step
     if device == "cpu" and not args.quick:
         variants["plain_native_conv"] = with_native_convolutions(variants["plain"])
         variants["guided_native_conv"] = with_native_convolutions(variants["guided"])
@@ -538,6 +543,10 @@ def main() -> None:
         "guided_joint_over_plain": ("guided_joint", "plain"),
         "guided_joint_over_guided": ("guided_joint", "guided"),
         "reference_over_guided_joint": ("reference", "guided_joint"),
+        # the unconditional forward in a second thread beside the conditional one (cfg_forward="concurrent", CPU)
+        "guided_concurrent_over_plain": ("guided_concurrent", "plain"),
+        "guided_concurrent_over_guided": ("guided_concurrent", "guided"),
+        "reference_over_guided_concurrent": ("reference", "guided_concurrent"),
         "reference_over_guided": ("reference", "guided"),
         "r32_over_r1_time": ("guided_r32", "guided"),
         # where a guided step's time goes, in units of the plain step

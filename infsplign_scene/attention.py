@@ -11,6 +11,7 @@ Layers are grouped by the spatial resolution of their query, never by module nam
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -25,21 +26,32 @@ class AttentionStore:
     """Maps captured during one forward pass (float32), keyed by their height in latent cells.
 
     `columns` (LongTensor [T]) selects the text positions to keep; None keeps all of them.
-    Nothing accumulates across passes: call `reset()` before each captured forward.
+    Nothing accumulates across passes: call `reset()` before each captured forward. Only the
+    thread that turned capture on is captured: a forward that another thread runs meanwhile (the
+    unconditional one of `cfg_forward="concurrent"`) passes through uncaptured.
     """
 
     def __init__(self, latent_size: tuple[int, int], columns: torch.Tensor | None = None) -> None:
         self.latent_size = latent_size
         self.columns = columns
-        self.active = False
+        self._capturing_thread: int | None = None
         self.maps: dict[int, list[torch.Tensor]] = {}
+
+    @property
+    def active(self) -> bool:
+        """Whether the calling thread's forward passes are being captured."""
+        return self._capturing_thread == threading.get_ident()
+
+    @active.setter
+    def active(self, value: bool) -> None:
+        self._capturing_thread = threading.get_ident() if value else None
 
     def reset(self) -> None:
         self.maps = {}
 
     @contextmanager
     def capturing(self) -> Iterator[None]:
-        """Capture into a fresh store during the block, and never outside it (also on error)."""
+        """Capture this thread's passes into a fresh store during the block, never outside it (also on error)."""
         self.reset()
         self.active = True
         try:

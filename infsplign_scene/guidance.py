@@ -28,7 +28,7 @@ from .cuda_graphs import CapturedGuidedStep
 from .errors import InfsplignError
 from .parsing import load_scene
 from .scene import SceneGraph
-from .step import GuidedStep, frozen_weights, guided_step, unconditional_and_conditional
+from .step import CfgForward, GuidedStep, frozen_weights, guided_step, unconditional_and_conditional
 from .tokens import check_vocabulary, object_token_indices
 
 PROMPT_STYLES = ("as_written", "objects")
@@ -73,14 +73,16 @@ class GuidanceConfig(BaseModel):
     guidance_precision: Literal["model", "bfloat16"] = Field(
         "model", description="Run the guided forward/backward in the model's dtype or under bfloat16 autocast."
     )
-    cfg_forward: Literal["split", "joint"] = Field(
+    cfg_forward: CfgForward = Field(
         "split",
         description="How a guided step runs classifier-free guidance's two halves: 'split' runs the "
         "unconditional forward without grad and the conditional one with grad (least arithmetic); "
         "'joint' runs both as one batch with grad, the unconditional half as a constant (one pass fewer, "
         "1.9x the activation memory): faster where a pass costs what launching its kernels costs, "
         "whatever the batch (a large GPU at small batch: 0.71x the time on an H200), slower where the "
-        "arithmetic is the cost (CPU). The same numbers either way.",
+        "arithmetic is the cost (CPU); 'concurrent' runs the split step's unconditional forward in a "
+        "second thread beside the conditional one, torch's CPU threads shared between them (CPU with "
+        "two or more threads; elsewhere it is 'split'). The same numbers each way.",
     )
     cuda_graph: bool = Field(
         False,
@@ -294,7 +296,7 @@ class ScenePipeline:
                 negative_embeds=negative,
                 precision=config.guidance_precision,
                 combination=config.combination,
-                joint_cfg=config.cfg_forward == "joint",
+                cfg_forward=config.cfg_forward,
             )
             for i, t in enumerate(timesteps):
                 record: dict[str, Any] = {"step": i, "timestep": int(t)}

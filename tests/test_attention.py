@@ -4,6 +4,7 @@ and their gradient stay in float32 whatever the model's dtype."""
 from __future__ import annotations
 
 import copy
+import threading
 
 import pytest
 import torch
@@ -73,3 +74,16 @@ def test_capturing_leaves_the_models_output_as_it_was(tiny_pipe, dtype, upcast_a
     tolerance = 1e-5 if dtype == torch.float32 else 1e-2
     torch.testing.assert_close(captured, plain, atol=tolerance, rtol=tolerance)
     assert all(store.level(height).dtype == torch.float32 for height in store.resolutions())
+
+
+def test_only_the_thread_that_turned_capture_on_is_captured(tiny_pipe):
+    """`cfg_forward="concurrent"` runs the unconditional forward in another thread meanwhile."""
+    unet, latents, embeds = tiny_pipe.unet, torch.randn(1, 4, 8, 8), torch.randn(1, 77, 32)
+    with trace(unet, (8, 8), torch.tensor([2, 3])) as store, store.capturing():
+        other = threading.Thread(target=lambda: unet(latents, 10, encoder_hidden_states=embeds))
+        other.start()
+        other.join()
+        assert store.maps == {}
+        unet(latents, 10, encoder_hidden_states=embeds)
+        assert store.resolutions() == [4, 8]
+    assert not store.active

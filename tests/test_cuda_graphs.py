@@ -51,8 +51,8 @@ def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 @needs_cuda
-@pytest.mark.parametrize("joint_cfg", [False, True], ids=["split", "joint"])
-def test_a_replay_gives_the_eager_step_at_new_latents_and_timesteps(cuda_pipe, joint_cfg):
+@pytest.mark.parametrize("cfg_forward", ["split", "joint"])
+def test_a_replay_gives_the_eager_step_at_new_latents_and_timesteps(cuda_pipe, cfg_forward):
     """Recorded at one step, replayed at others: latents, timestep and the scheduler's input scale
     are read afresh at each replay. The recorded kernels add in another order than the eager ones
     (on an H200 a replay on its recording's inputs differed from the eager step by 4.7e-4 of the
@@ -73,7 +73,7 @@ def test_a_replay_gives_the_eager_step_at_new_latents_and_timesteps(cuda_pipe, j
             objective=objective,
             weights=scene.config.loss_weights(),
             negative_embeds=negative,
-            joint_cfg=joint_cfg,
+            cfg_forward=cfg_forward,
         )
         captured, previous = None, None
         for x, index in zip(latents, (1, 4, 7), strict=True):

@@ -1,4 +1,7 @@
 import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -176,7 +179,7 @@ def test_joint_cfg_forward_gives_the_split_steps_numbers(tiny_pipe):
     batches = []
     hook = tiny_pipe.unet.register_forward_hook(lambda module, args, output: batches.append(args[0].shape[0]))
     with trace(tiny_pipe.unet, (8, 8), columns, levels=2) as store:
-        split, joint = (step(store, measure_first=False, joint_cfg=together) for together in (False, True))
+        split, joint = (step(store, cfg_forward=mode) for mode in ("split", "joint"))
     hook.remove()
     assert batches == [2, 2, 4]  # split: unconditional then conditional; joint: one CFG batch
     assert split.grad.abs().sum() > 0
@@ -187,18 +190,84 @@ def test_joint_cfg_forward_gives_the_split_steps_numbers(tiny_pipe):
     assert not joint.noise_uncond.requires_grad
 
 
-@pytest.mark.parametrize("joint_cfg", [False, True])
-def test_guided_step_neither_copies_from_nor_waits_for_the_host(tiny_pipe, joint_cfg):
+@pytest.mark.parametrize("cfg_forward", ["split", "joint"])
+def test_guided_step_neither_copies_from_nor_waits_for_the_host(tiny_pipe, cfg_forward):
     # each would make the host wait for a GPU, and neither may run inside a CUDA-graph capture
     prompts = ["a red circle left of a blue square near a green triangle"]
     columns, step = cfg_step(tiny_pipe, prompts, GuidanceConfig(eta=1.0))
     with trace(tiny_pipe.unet, (8, 8), columns, levels=2) as store:
-        step(store, joint_cfg=joint_cfg)  # warm the cached tables
+        step(store, cfg_forward=cfg_forward)  # warm the cached tables
         with DispatchedOperators() as operators_run:
-            result = step(store, joint_cfg=joint_cfg)
+            result = step(store, cfg_forward=cfg_forward)
     assert result.grad.abs().sum() > 0
     host_traffic = (torch.ops.aten.lift_fresh.default, torch.ops.aten._local_scalar_dense.default)
     assert [str(func) for func in operators_run.seen if func in host_traffic] == []
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def forward_calls(unet) -> tuple[list[tuple[str, int, int]], Callable[[], None]]:
+    """Each UNet forward's (thread name, torch threads, batch), and the function that stops recording."""
+    calls = []
+
+    def record(module, args, output):
+        calls.append((threading.current_thread().name, torch.get_num_threads(), args[0].shape[0]))
+
+    return calls, unet.register_forward_hook(record).remove
+
+
+def test_concurrent_cfg_forward_runs_the_unconditional_pass_beside_the_conditional_one(tiny_pipe):
+    prompts = ["a red circle left of a blue square", "a red circle above a blue square"]
+    columns, step = cfg_step(tiny_pipe, prompts, GuidanceConfig(eta=1.0))
+    main = threading.current_thread().name
+    with torch_threads(2), trace(tiny_pipe.unet, (8, 8), columns, levels=2) as store:
+        split = step(store, cfg_forward="split")
+        calls, stop = forward_calls(tiny_pipe.unet)
+        concurrent = step(store, cfg_forward="concurrent")
+        stop()
+        assert torch.get_num_threads() == 2  # the backward and whatever comes after get both threads again
+    # the threads are shared out: one each
+    assert sorted(calls) == sorted([("infsplign-unconditional", 1, 2), (main, 1, 2)])
+    assert split.grad.abs().sum() > 0
+    torch.testing.assert_close(concurrent.grad, split.grad, atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(concurrent.value.total, split.value.total, atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(concurrent.noise_text, split.noise_text, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(concurrent.noise_uncond, split.noise_uncond, atol=1e-5, rtol=1e-4)
+
+
+def test_concurrent_cfg_forward_with_one_thread_runs_the_split_step(tiny_pipe):
+    columns, step = cfg_step(tiny_pipe, ["a red circle left of a blue square"], GuidanceConfig(eta=1.0))
+    main = threading.current_thread().name
+    with torch_threads(1), trace(tiny_pipe.unet, (8, 8), columns, levels=2) as store:
+        calls, stop = forward_calls(tiny_pipe.unet)
+        step(store, cfg_forward="concurrent")
+        stop()
+    assert calls == [(main, 1, 1), (main, 1, 1)]
+
+
+def test_an_error_in_the_unconditional_thread_reaches_the_caller_and_threads_are_restored(tiny_pipe):
+    columns, step = cfg_step(tiny_pipe, ["a red circle left of a blue square"], GuidanceConfig(eta=1.0))
+
+    def fail(module, args, kwargs):
+        if threading.current_thread().name == "infsplign-unconditional":
+            raise RuntimeError("unconditional pass failed")
+
+    hook = tiny_pipe.unet.register_forward_pre_hook(fail, with_kwargs=True)
+    try:
+        with torch_threads(2), trace(tiny_pipe.unet, (8, 8), columns, levels=2) as store:
+            with pytest.raises(RuntimeError, match="unconditional pass failed"):
+                step(store, cfg_forward="concurrent")
+            assert torch.get_num_threads() == 2
+    finally:
+        hook.remove()
 
 
 def test_joint_cfg_forward_in_the_pipeline_gives_the_same_images(tiny_pipe):
@@ -211,10 +280,13 @@ def test_joint_cfg_forward_in_the_pipeline_gives_the_same_images(tiny_pipe):
         return result, batches
 
     (split, split_batches), (joint, joint_batches) = sample("split"), sample("joint")
+    with torch_threads(2):
+        concurrent, concurrent_batches = sample("concurrent")
     assert GuidanceConfig().cfg_forward == "split"
-    assert split_batches == [1, 1, 1, 1] and joint_batches == [2, 2]  # two guided steps of one image
-    difference = np.abs(np.asarray(joint.images[0], dtype=int) - np.asarray(split.images[0], dtype=int))
-    assert difference.max() <= 1  # float rounding of a batch of 2 against two batches of 1
+    assert split_batches == [1, 1, 1, 1] == concurrent_batches and joint_batches == [2, 2]  # two guided steps
+    for other in (joint, concurrent):
+        difference = np.abs(np.asarray(other.images[0], dtype=int) - np.asarray(split.images[0], dtype=int))
+        assert difference.max() <= 1  # float rounding: a batch of 2 against two of 1, or one thread against two
 
 
 def test_batch_of_scenes_with_different_relation_counts(tiny_pipe):
