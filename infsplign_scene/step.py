@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
@@ -160,51 +160,49 @@ def guided_step(
 
 class _ThreadSharing:
     """Runs one piece of work in a second thread while the caller goes on, torch's CPU threads shared
-    out between the two; on exit (also on error) the thread is joined and the count restored.
+    out between the two; on exit (also on error) the work is waited for and the count restored.
 
     Two batch-1 passes side by side keep the cores busier than one after the other: a small pass
     splits too little work to use every thread well (SD 1.4 at latent 32 on 2 cores: a batch-1
     forward takes 0.56 of its 1-thread time with 2 threads)."""
 
+    _worker: ClassVar[ThreadPoolExecutor | None] = None  # one lasting thread: its kernel caches outlive a step
+
     def __enter__(self) -> _ThreadSharing:
         self.threads = torch.get_num_threads()
-        self.worker: threading.Thread | None = None
+        self.pending: Future | None = None
         return self
 
     def possible(self, device: torch.device) -> bool:
         return device.type == "cpu" and self.threads >= 2
 
     def start(self, work: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
-        """Start `work` in the second thread; returns the function that waits for its result."""
-        outcome: dict[str, object] = {}
+        """Start `work` in the second thread; returns the function that waits for its result (or error)."""
+        worker_threads = self.threads // 2
 
-        def run() -> None:
-            torch.set_num_threads(self.threads // 2)  # for this thread (OpenMP counts are per thread)
-            try:
-                outcome["value"] = work()
-            except BaseException as error:  # handed to the caller, who re-raises it
-                outcome["error"] = error
+        def run() -> torch.Tensor:
+            if torch.get_num_threads() != worker_threads:  # per thread; setting it also empties oneDNN's cache
+                torch.set_num_threads(worker_threads)
+            return work()
 
-        torch.set_num_threads(self.threads - self.threads // 2)
-        self.worker = threading.Thread(target=run, name="infsplign-unconditional", daemon=True)
-        self.worker.start()
+        if _ThreadSharing._worker is None:
+            _ThreadSharing._worker = ThreadPoolExecutor(1, thread_name_prefix="infsplign-unconditional")
+        torch.set_num_threads(self.threads - worker_threads)
+        self.pending = _ThreadSharing._worker.submit(run)
+        return self._result
 
-        def result() -> torch.Tensor:
-            self._join()
-            if "error" in outcome:
-                raise outcome["error"]  # type: ignore[misc]
-            return outcome["value"]  # type: ignore[return-value]
-
-        return result
-
-    def _join(self) -> None:
-        if self.worker is not None:
-            self.worker.join()
-            self.worker = None
+    def _result(self) -> torch.Tensor:
+        try:
+            return self.pending.result()
+        finally:
+            self.pending = None
             torch.set_num_threads(self.threads)
 
     def __exit__(self, *exc_info) -> None:
-        self._join()
+        if self.pending is not None:  # the caller failed first: let the work finish before threads are restored
+            wait([self.pending])
+            self.pending = None
+            torch.set_num_threads(self.threads)
 
 
 def unconditional_and_conditional(unet, scheduler, latents, t, prompt_embeds, negative_embeds):
