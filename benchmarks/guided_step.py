@@ -27,13 +27,17 @@ peaks after its 5th and its last step, then 5 steps with 32), and on CUDA, in an
 joint step. Medians and their ratios go to a table and to JSON, each timing ratio also as the
 median of its per-round ratios (`paired`: robust to a machine whose speed drifts between rounds).
 Latents are 32x32 on CPU, 64x64 in float16 on a GPU; `--quick` on CPU measures the peak memory
-at latent 8 (a leak of a step's graph, maps or trace would show at any size).
+at latent 8 (a leak of a step's graph, maps or trace would show at any size). The timing process
+has glibc keep the memory it frees (`keep_freed_memory`; `--allocator system` leaves malloc as it
+is): otherwise a variant's page faults depend on which variants ran before it.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
+import ctypes.util
 import gc
 import json
 import platform
@@ -309,6 +313,26 @@ def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
     return statistics.median(n / d for n, d in zip(numerator, denominator, strict=True))
 
 
+def keep_freed_memory() -> str:
+    """Have glibc's malloc keep what the process frees, in one heap: no page faults at every pass.
+
+    oneDNN writes a reordered copy of each large convolution weight at every call (59 MB for a
+    1280x1280x3x3 weight, 295 such blocks per plain step at latent 32). glibc serves a block that
+    big with mmap and unmaps it at free, so each call faults the copy's pages in afresh (about
+    480,000 faults, 1.9 GB, per plain step), unless a free block large enough happens to sit in
+    the heap, which depends on what ran before: with the authors' structure in the alternation the
+    plain step faulted 0 times, without it 454,000. No mmap, no trimming and one arena (the
+    concurrent step's second thread would get its own) make every variant run fault-free whatever
+    ran before it. Returns how the allocator was left, for the results."""
+    if platform.libc_ver()[0] != "glibc":
+        return "system (not glibc)"
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8  # malloc.h
+    if not (libc.mallopt(m_mmap_max, 0) and libc.mallopt(m_trim_threshold, -1) and libc.mallopt(m_arena_max, 1)):
+        return "system (mallopt refused)"
+    return "glibc: no mmap, no trimming, one arena"
+
+
 def with_native_convolutions(run):
     """`run` with PyTorch's own CPU convolution kernels instead of oneDNN's.
 
@@ -415,6 +439,13 @@ def main() -> None:
         help="only these timed variants, comma-separated (e.g. plain,unconditional_forward,guided_parts,guided), "
         "no memory runs: for large latents on CPU",
     )
+    parser.add_argument(
+        "--allocator",
+        choices=("kept", "system"),
+        default="kept",
+        help="timing process only: 'kept' has glibc keep freed memory (no mmap, no trimming, one arena), so no "
+        "variant pays page faults that depend on what ran before it; 'system' leaves malloc as it is",
+    )
     parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -427,6 +458,8 @@ def main() -> None:
     dtype = torch.float16 if device == "cuda" else torch.float32
     latent = args.latent or (64 if device == "cuda" else 32)
     memory_latent = 8 if args.quick and device == "cpu" else latent
+    # the memory children are fresh processes with the system's malloc: their peaks mean what they always did
+    allocator = keep_freed_memory() if args.allocator == "kept" and not args.memory_only else "system"
     if args.memory_only:
         memory = measure_memory(memory_latent, device)
         print(json.dumps(memory_ratios(memory), indent=2))
@@ -530,6 +563,7 @@ def main() -> None:
             "latent": latent,
             "dtype": str(dtype),
             "repeats": repeats,
+            "allocator": allocator,
         },
         "median_seconds": median,
         "seconds": {**times, **graphs.get("seconds", {})},  # every timed run: the spread behind each median

@@ -180,6 +180,15 @@ def test_cli_compose_takes_the_sampler_settings_and_rejects_bad_ones(tmp_path):
     assert bad.exit_code == 2 and "prompt_style must be one of as_written, objects" in bad.output
     bad = runner.invoke(app, ["compose", prompt, "-o", str(tmp_path / "x.png"), "--cuda-graph"])
     assert bad.exit_code == 2 and "cuda_graph=True replays the guided step from a CUDA graph" in bad.output
+    # a bad guidance setting names the setting, without a traceback
+    bad = runner.invoke(app, ["compose", prompt, "-o", str(tmp_path / "x.png"), "--cfg-forward", "parallel"])
+    assert bad.exit_code == 2 and "cfg_forward" in bad.output and "'concurrent'" in bad.output
+    bad = runner.invoke(app, ["compose", prompt, "-o", str(tmp_path / "x.png"), "--eta", "-3"])
+    assert bad.exit_code == 2 and "eta" in bad.output and "greater than or equal to 0" in bad.output
+    out = tmp_path / "concurrent.png"
+    result = runner.invoke(app, ["compose", prompt, "-o", str(out), "--cfg-forward", "concurrent"])
+    assert result.exit_code == 0, result.output
+    assert out.exists()
 
 
 @pytest.mark.skipif(not (WEIGHTS_DIR / "model_index.json").exists(), reason="the embedded model's weights are absent")
