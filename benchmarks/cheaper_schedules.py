@@ -9,8 +9,9 @@ get a backward) and with: the backward for every image at every step (`measure_f
 same images, so the time it saves is measured at equal accuracy), guidance on the first 60% and
 the first 30% of the steps, settled images pushed too (`skip_satisfied` off: every image gets an
 update at every step), and the guided pass in bfloat16. The share of image-steps that ran a
-backward is reported too. With `--device cuda`, the guided variants that can be replayed from a
-CUDA graph (`cuda_graph`) are run that way as well.
+backward is reported too. On CPU the default and the backward-for-every-image variants also run
+with the two CFG forwards side by side (`cfg_forward="concurrent"`); with `--device cuda`, the
+guided variants that can be replayed from a CUDA graph (`cuda_graph`) are run that way instead.
 Times are seconds per image measured in this one run (batches of 50; on CPU with 2 threads).
 """
 
@@ -33,6 +34,11 @@ VARIANTS = {
     "settled images pushed too": {"skip_satisfied": False},
     "bfloat16 guided pass": {"guidance_precision": "bfloat16"},
 }
+# the two CFG forwards side by side in two threads (a CPU option)
+CPU_VARIANTS = {
+    "default, concurrent CFG": {"cfg_forward": "concurrent"},
+    "backward for every image, concurrent CFG": {"measure_first": False, "cfg_forward": "concurrent"},
+}
 # steps that measure first (the default's, once half a batch is settled) run eagerly
 CUDA_GRAPH_VARIANTS = {
     "default, CUDA graph": {"cuda_graph": True},
@@ -54,7 +60,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda adds the CUDA-graph variants)")
     args = parser.parse_args()
     scene_pipe = ScenePipeline.from_pretrained(None).to(args.device)
-    variants = {**VARIANTS, **(CUDA_GRAPH_VARIANTS if scene_pipe.device.type == "cuda" else {})}
+    variants = {**VARIANTS, **(CUDA_GRAPH_VARIANTS if scene_pipe.device.type == "cuda" else CPU_VARIANTS)}
     base = GuidanceConfig.for_pipeline(scene_pipe.pipe)
     items = make_suite("a_two_objects", args.images, 2)
     # warm-up at the measured batch size in both modes: oneDNN sets kernels up once per tensor shape
