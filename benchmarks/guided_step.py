@@ -607,7 +607,7 @@ def main() -> None:
         results.update(memory_ratios(memory), memory_latent=memory_latent)
     print(f"{'variant':<26} {'median s':>9} {'min-max s':>15} {'x plain':>8}")
     for name, value in median.items():
-        spread = f"{min(results['seconds'][name]):.3f}-{max(results['seconds'][name]):.3f}"
+        spread = f"{min(seconds[name]):.3f}-{max(seconds[name]):.3f}"
         relative = f"{value / median['plain']:8.2f}" if "plain" in median else ""
         print(f"{name:<26} {value:9.4f} {spread:>15} {relative}")
     print(f"{'ratio':<48} {'of medians':>10} {'paired':>7}")

@@ -191,18 +191,19 @@ class _ThreadSharing:
         self.pending = _ThreadSharing._worker.submit(run)
         return self._result
 
+    def _settle(self) -> Future:
+        """Wait for the work and give the caller every thread again; returns the finished future."""
+        finished, self.pending = self.pending, None
+        wait([finished])
+        torch.set_num_threads(self.threads)
+        return finished
+
     def _result(self) -> torch.Tensor:
-        try:
-            return self.pending.result()
-        finally:
-            self.pending = None
-            torch.set_num_threads(self.threads)
+        return self._settle().result()
 
     def __exit__(self, *exc_info) -> None:
-        if self.pending is not None:  # the caller failed first: let the work finish before threads are restored
-            wait([self.pending])
-            self.pending = None
-            torch.set_num_threads(self.threads)
+        if self.pending is not None:  # the caller failed first: the work finishes before threads are restored
+            self._settle()
 
 
 def unconditional_and_conditional(unet, scheduler, latents, t, prompt_embeds, negative_embeds):
