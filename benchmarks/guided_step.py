@@ -4,13 +4,13 @@
 
 In one process, alternating the variants and repeating them, it times:
 1. plain CFG step: one batch-2 forward without grad (the unit);
-2. our guided step: unconditional forward without grad, conditional forward with grad on the
-   latents capturing only the objects' token columns at native resolution on the coarse and middle
-   decoder levels, no autograd graph in the decoder blocks after them, backward to the latents
-   only (weights frozen); also under bfloat16 autocast, and with both CFG halves in one
-   graph-recording batch (`guided_joint`, `cfg_forward="joint"`) (neither with `--quick`
-   on CPU), and on CPU with the unconditional forward in a second thread beside the conditional
-   one (`guided_concurrent`, `cfg_forward="concurrent"`);
+2. our guided step as `GuidanceConfig()` runs it (`guided`): unconditional forward without grad,
+   conditional forward with grad on the latents capturing only the objects' token columns at
+   native resolution on the coarse and middle decoder levels, no autograd graph in the decoder
+   blocks after them, backward to the latents only (weights frozen); on CPU the two forwards run
+   side by side in two threads (`cfg_forward="concurrent"`, the default), and `guided_split` runs
+   them one after the other; also under bfloat16 autocast, and with both CFG halves in one
+   graph-recording batch (`guided_joint`, `cfg_forward="joint"`) (neither with `--quick` on CPU);
 3. the authors' step structure, reimplemented: the CFG batch of 2 run with grad, probabilities of
    all 77 tokens on the six up_blocks.1/2 cross-attention layers resized to 64x64, backward
    through both halves (weights frozen as well, so the comparison is about structure);
@@ -23,8 +23,8 @@ In one process, alternating the variants and repeating them, it times:
    (no launch cost);
 and, in a fresh child process, peak memory (RSS on CPU, `torch.cuda.max_memory_allocated` on
 GPU) for 5 vs 50 guided steps and 1 vs 32 relations (one run: 50 steps with 1 relation, the
-peaks after its 5th and its last step, then 5 steps with 32), and on CUDA, in another, for the
-joint step. Medians and their ratios go to a table and to JSON, each timing ratio also as the
+peaks after its 5th and its last step, then 5 steps with 32), and in another for the split step
+on CPU and the joint step on CUDA. Medians and their ratios go to a table and to JSON, each timing ratio also as the
 median of its per-round ratios (`paired`: robust to a machine whose speed drifts between rounds).
 Latents are 32x32 on CPU, 64x64 in float16 on a GPU; `--quick` on CPU measures the peak memory
 at latent 8 (a leak of a step's graph, maps or trace would show at any size). The timing process
@@ -60,6 +60,8 @@ from infsplign_scene.losses import centroids_and_variances, spatial_loss
 from infsplign_scene.scene import SceneGraph
 from infsplign_scene.step import frozen_weights, guided_step, object_maps
 from infsplign_scene.testing import SD14_UNET_CONFIG
+
+DEFAULT_CFG_FORWARD = GuidanceConfig().cfg_forward
 
 
 def setup(latent: int, device: str, dtype: torch.dtype):
@@ -117,7 +119,18 @@ def plain_step(unet, scheduler, latents, t, cond, uncond, scale=7.5):
 
 
 def our_step(
-    unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, precision="model", cfg_forward="split"
+    unet,
+    scheduler,
+    latents,
+    t,
+    cond,
+    uncond,
+    store,
+    matrix,
+    objective,
+    weights,
+    precision="model",
+    cfg_forward=DEFAULT_CFG_FORWARD,
 ):
     """The pipeline's guided step (`infsplign_scene.step.guided_step`) with CFG and the update."""
     step = guided_step(
@@ -225,7 +238,7 @@ def current_memory(device: str) -> float:
 
 
 def memory_child(segments: list[tuple[int, int]], latent: int, device: str, cfg: str) -> None:
-    """Run guided steps (`cfg` "split" or "joint") in this process, segment after segment, each
+    """Run guided steps (`cfg`: a `cfg_forward`) in this process, segment after segment, each
     (relations, steps) from the same start latents with its own scheduler; print the peak memory
     (MiB, model included) after each segment's 5th step and after its last."""
     dtype = torch.float16 if device == "cuda" else torch.float32
@@ -368,7 +381,7 @@ def progress(message: str) -> None:
     print(f"[{time.perf_counter() - _STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
-def child_memory(segments: list[tuple[int, int]], latent: int, device: str, cfg: str = "split") -> dict:
+def child_memory(segments: list[tuple[int, int]], latent: int, device: str, cfg: str = DEFAULT_CFG_FORWARD) -> dict:
     described = ", then ".join(f"{relations} relation(s) for {steps} steps" for relations, steps in segments)
     progress(f"peak memory: {described}, {cfg} CFG, latent {latent}, in a fresh process")
     plan = ",".join(f"{relations}x{steps}" for relations, steps in segments)
@@ -391,8 +404,9 @@ def measure_memory(latent: int, device: str) -> dict:
         "steps5": peak_entry(run, 1, 5),
         "steps50": peak_entry(run, 1, 50),
     }
-    if device == "cuda":  # where the joint step is the faster one
-        memory["r1_joint"] = peak_entry(child_memory([(1, 5)], latent, device, "joint"), 1, 5)
+    # the other step of the device: on CUDA the joint one is the faster, where the default is the split step
+    other = "joint" if device == "cuda" else "split"
+    memory[f"r1_{other}"] = peak_entry(child_memory([(1, 5)], latent, device, other), 1, 5)
     return memory
 
 
@@ -415,9 +429,10 @@ def memory_ratios(memory: dict) -> dict:
         "r32_over_r1_memory_above_model": rise(memory["r32"]) / rise(memory["r1"]),
         "steps50_over_steps5_memory_above_model": rise(memory["steps50"]) / rise(memory["steps5"]),
     }
-    if "r1_joint" in memory:
-        ratios["joint_over_split_memory"] = memory["r1_joint"]["peak_mib"] / memory["r1"]["peak_mib"]
-        ratios["joint_over_split_memory_above_model"] = rise(memory["r1_joint"]) / rise(memory["r1"])
+    for cfg in ("joint", "split"):
+        if f"r1_{cfg}" in memory:
+            ratios[f"{cfg}_over_default_memory"] = memory[f"r1_{cfg}"]["peak_mib"] / memory["r1"]["peak_mib"]
+            ratios[f"{cfg}_over_default_memory_above_model"] = rise(memory[f"r1_{cfg}"]) / rise(memory["r1"])
     return ratios
 
 
@@ -477,7 +492,7 @@ def main() -> None:
     ours = dict(unet.attn_processors)
     reference = reference_processors(unet, capture)
 
-    def run_guided(relations: int, precision: str = "model", cfg_forward: str = "split"):
+    def run_guided(relations: int, precision: str = "model", cfg_forward: str = DEFAULT_CFG_FORWARD):
         objective = objectives[relations]
         matrix, columns = token_matrix(objective, device)
         with trace(unet, (latent, latent), columns, levels=2) as store, no_graph_after(unet):
@@ -510,8 +525,8 @@ def main() -> None:
         "unconditional_forward": run_unconditional,
         "guided_parts": run_parts,
         "guided": lambda: run_guided(1),
+        "guided_split": lambda: run_guided(1, cfg_forward="split"),
         "guided_joint": lambda: run_guided(1, cfg_forward="joint"),
-        "guided_concurrent": lambda: run_guided(1, cfg_forward="concurrent"),
         "guided_bf16": lambda: run_guided(1, "bfloat16"),
         "reference": run_reference,
         "guided_r4": lambda: run_guided(4),
@@ -519,7 +534,7 @@ def main() -> None:
         "guided_r32": lambda: run_guided(32),
     }
     if device != "cpu":
-        variants.pop("guided_concurrent")  # a CPU option: elsewhere it is the split step
+        variants.pop("guided_split")  # the concurrent step is a CPU option: elsewhere it is the split step
     if device == "cpu" and not args.quick:
         variants["plain_native_conv"] = with_native_convolutions(variants["plain"])
         variants["guided_native_conv"] = with_native_convolutions(variants["guided"])
@@ -564,6 +579,7 @@ def main() -> None:
             "dtype": str(dtype),
             "repeats": repeats,
             "allocator": allocator,
+            "cfg_forward": DEFAULT_CFG_FORWARD,  # of the `guided` variant
         },
         "median_seconds": median,
         "seconds": {**times, **graphs.get("seconds", {})},  # every timed run: the spread behind each median
@@ -577,10 +593,10 @@ def main() -> None:
         "guided_joint_over_plain": ("guided_joint", "plain"),
         "guided_joint_over_guided": ("guided_joint", "guided"),
         "reference_over_guided_joint": ("reference", "guided_joint"),
-        # the unconditional forward in a second thread beside the conditional one (cfg_forward="concurrent", CPU)
-        "guided_concurrent_over_plain": ("guided_concurrent", "plain"),
-        "guided_concurrent_over_guided": ("guided_concurrent", "guided"),
-        "reference_over_guided_concurrent": ("reference", "guided_concurrent"),
+        # CPU: the two forwards one after the other instead of side by side (cfg_forward="split")
+        "guided_split_over_plain": ("guided_split", "plain"),
+        "guided_split_over_guided": ("guided_split", "guided"),
+        "reference_over_guided_split": ("reference", "guided_split"),
         "reference_over_guided": ("reference", "guided"),
         "r32_over_r1_time": ("guided_r32", "guided"),
         # where a guided step's time goes, in units of the plain step

@@ -100,9 +100,10 @@ def compose_command(
     cfg_forward: Annotated[
         str | None,
         typer.Option(
-            help="How a guided step runs the two classifier-free-guidance halves: split (the default), joint "
-            "(one batch: for GPUs) or concurrent (side by side in two threads: for SD-sized models on CPU, "
-            "about 0.9x the split step's time).",
+            help="How a guided step runs the two classifier-free-guidance halves: concurrent (side by side in "
+            "two threads on CPU, about 0.9x the split step's time for SD-sized models; the split step on a GPU), "
+            "split (one after the other; the embedded model's default) or joint (one batch: for GPUs). "
+            "Default: the model family's.",
         ),
     ] = None,
     trace_path: Annotated[Path | None, typer.Option("--trace", help="Write the per-step trace as JSON.")] = None,

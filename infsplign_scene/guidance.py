@@ -74,16 +74,17 @@ class GuidanceConfig(BaseModel):
         "model", description="Run the guided forward/backward in the model's dtype or under bfloat16 autocast."
     )
     cfg_forward: CfgForward = Field(
-        "split",
-        description="How a guided step runs classifier-free guidance's two halves: 'split' runs the "
-        "unconditional forward without grad and the conditional one with grad (least arithmetic); "
-        "'joint' runs both as one batch with grad, the unconditional half as a constant (one pass fewer, "
-        "1.9x the activation memory): faster where a pass costs what launching its kernels costs, "
-        "whatever the batch (a large GPU at small batch: 0.71x the time on an H200), slower where the "
-        "arithmetic is the cost (CPU); 'concurrent' runs the split step's unconditional forward in a "
-        "second thread beside the conditional one, torch's CPU threads shared between them (CPU with "
-        "two or more threads; elsewhere it is 'split'; the thread count is set for the two forwards and "
-        "restored after): about 0.9x the split step's time for SD-sized models. The same numbers each way.",
+        "concurrent",
+        description="How a guided step runs classifier-free guidance's two halves. 'split' runs the "
+        "unconditional forward without grad, then the conditional one with grad (least arithmetic). "
+        "'concurrent' (the default) runs the split step's unconditional forward in a second thread beside "
+        "the conditional one, torch's CPU threads shared between them and restored after; it needs a CPU "
+        "and two or more threads, and is the split step elsewhere: 0.9x the split step's time for SD 1.4 on "
+        "2 cores. The embedded model's passes are bound by Python, and its defaults keep 'split'. 'joint' "
+        "runs both halves as one batch with grad, the unconditional half as a constant (one pass fewer, "
+        "1.9x the activation memory): faster where a pass costs what launching its kernels costs, whatever "
+        "the batch (a large GPU at small batch: 0.71x the time on an H200), slower where the arithmetic is "
+        "the cost (CPU). The same numbers each way.",
     )
     cuda_graph: bool = Field(
         False,

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 import torch
-from conftest import DispatchedOperators
+from conftest import DispatchedOperators, build_tiny_pipeline
 
 from infsplign_scene import VocabularyError
 from infsplign_scene.attention import cross_attention_layers, trace
@@ -283,7 +283,6 @@ def test_joint_cfg_forward_in_the_pipeline_gives_the_same_images(tiny_pipe):
     (split, split_batches), (joint, joint_batches) = sample("split"), sample("joint")
     with torch_threads(2):
         concurrent, concurrent_batches = sample("concurrent")
-    assert GuidanceConfig().cfg_forward == "split"
     assert split_batches == [1, 1, 1, 1] == concurrent_batches and joint_batches == [2, 2]  # two guided steps
     for other in (joint, concurrent):
         difference = np.abs(np.asarray(other.images[0], dtype=int) - np.asarray(split.images[0], dtype=int))
@@ -470,3 +469,24 @@ def test_non_finite_loss_skips_the_update_and_is_recorded(tiny_pipe, monkeypatch
     assert all("non-finite" in step["warning"] for step in result.trace)
     assert all(norm == 0.0 for step in result.trace for norm in step["grad_norm"])
     assert np.isfinite(np.asarray(result.images[0], dtype=float)).all()
+
+
+def test_by_default_an_sd_pipeline_runs_the_cfg_forwards_side_by_side_and_the_embedded_model_one_after_the_other(
+    tiny_pipe,
+):
+    from infsplign_scene.shapes.model import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    tokenizer.add_tokens(["zebra"])  # another vocabulary: not the embedded model's family
+    sd_family = build_tiny_pipeline(tokenizer)
+
+    def threads_of_the_forwards(pipe) -> set[str]:
+        calls, stop = forward_calls(pipe.unet)
+        with torch_threads(2):
+            ScenePipeline(pipe)(PROMPT, seed=0, num_inference_steps=1, guidance_scale=3.0, progress=False)
+        stop()
+        return {name for name, _, _ in calls}
+
+    main = threading.current_thread().name
+    assert threads_of_the_forwards(sd_family) == {main, "infsplign-unconditional"}
+    assert threads_of_the_forwards(tiny_pipe) == {main}

@@ -62,7 +62,7 @@ def test_guided_step_benchmark_runs_and_reports_its_ratios(tmp_path):
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "guided_step.py"
     variants = ",".join(
-        ("plain", "unconditional_forward", "guided_parts", "guided", "reference", "guided_r32")
+        ("plain", "unconditional_forward", "guided_parts", "guided", "guided_split", "reference", "guided_r32")
         + ("plain_native_conv", "guided_native_conv")
     )
     out = tmp_path / "perf.json"
@@ -76,6 +76,7 @@ def test_guided_step_benchmark_runs_and_reports_its_ratios(tmp_path):
     # a guided step runs two forwards and a backward where the plain step runs one batch-2 forward
     assert results["guided_over_plain"] > 1.0
     assert results["reference_over_guided"] > 0 and results["r32_over_r1_time"] > 0
+    assert results["machine"]["cfg_forward"] == "concurrent" and results["guided_split_over_guided"] > 0
     assert results["machine"]["allocator"].startswith(("glibc", "system"))
     # one repeat: the per-round ratio is the ratio of that round's two timings
     seconds = results["seconds"]

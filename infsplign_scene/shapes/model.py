@@ -149,6 +149,8 @@ SHAPES_GUIDANCE: dict = {
     "include_attributes": True,
     "normalize_gradient": True,
     "skip_satisfied": True,
+    # its passes are bound by Python: two threads side by side take turns at the interpreter (docs/performance.md)
+    "cfg_forward": "split",
 }
 # Prompts are encoded in the training captions' form ("a red circle and a blue square"): the
 # relation words were never in a caption, so their embeddings are untrained (docs/shapes.md).
