@@ -480,13 +480,20 @@ def test_by_default_an_sd_pipeline_runs_the_cfg_forwards_side_by_side_and_the_em
     tokenizer.add_tokens(["zebra"])  # another vocabulary: not the embedded model's family
     sd_family = build_tiny_pipeline(tokenizer)
 
-    def threads_of_the_forwards(pipe) -> set[str]:
+    def sample(pipe) -> tuple[set[str], torch.Tensor, list[dict]]:
+        """The threads that ran the UNet's forwards, the final latents and the trace."""
         calls, stop = forward_calls(pipe.unet)
         with torch_threads(2):
-            ScenePipeline(pipe)(PROMPT, seed=0, num_inference_steps=1, guidance_scale=3.0, progress=False)
+            result = ScenePipeline(pipe)(
+                PROMPT, seed=0, num_inference_steps=2, guidance_scale=3.0, output_type="latent", progress=False
+            )
         stop()
-        return {name for name, _, _ in calls}
+        return {name for name, _, _ in calls}, result.images, result.trace
 
     main = threading.current_thread().name
-    assert threads_of_the_forwards(sd_family) == {main, "infsplign-unconditional"}
-    assert threads_of_the_forwards(tiny_pipe) == {main}
+    (threads, latents, steps), (_, latents_again, steps_again) = sample(sd_family), sample(sd_family)
+    assert threads == {main, "infsplign-unconditional"}
+    assert steps[0]["grad_norm"][0] > 0
+    torch.testing.assert_close(latents, latents_again, atol=0, rtol=0)  # a seed gives the same result
+    assert steps == steps_again
+    assert sample(tiny_pipe)[0] == {main}
