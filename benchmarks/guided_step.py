@@ -24,8 +24,9 @@ In one process, alternating the variants and repeating them, it times:
 and, in a fresh child process, peak memory (RSS on CPU, `torch.cuda.max_memory_allocated` on
 GPU) for 5 vs 50 guided steps and 1 vs 32 relations (one run: 50 steps with 1 relation, the
 peaks after its 5th and its last step, then 5 steps with 32), and in another for the split step
-on CPU and the joint step on CUDA. Medians and their ratios go to a table and to JSON, each timing ratio also as the
-median of its per-round ratios (`paired`: robust to a machine whose speed drifts between rounds).
+on CPU and the joint step on CUDA. Medians and their ratios go to a table and to JSON, each timing
+ratio also as the median of its per-round ratios (`paired`: robust to a machine whose speed
+drifts between rounds).
 Latents are 32x32 on CPU, 64x64 in float16 on a GPU; `--quick` on CPU measures the peak memory
 at latent 8 (a leak of a step's graph, maps or trace would show at any size). The timing process
 has glibc keep the memory it frees (`keep_freed_memory`; `--allocator system` leaves malloc as it
