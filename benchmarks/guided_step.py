@@ -397,7 +397,8 @@ def measure_memory(latent: int, device: str) -> dict:
     One process runs 50 steps with 1 relation and then 5 steps with 32: whatever a step kept for
     later would make the 50-step peak exceed the 5-step one, and the 32-relation peak is the
     running peak after those 5 steps, so it can only overstate what 32 relations add. One process
-    instead of two saves building the model again (half a minute on 2 CPU cores)."""
+    instead of two saves building the model again (half a minute on 2 CPU cores). A second process
+    runs 5 steps of the device's other CFG step (`r1_split` on CPU, `r1_joint` on CUDA)."""
     run = child_memory([(1, 50), (32, 5)], latent, device)
     memory = {
         "r1": peak_entry(run, 1, 5),
@@ -405,7 +406,7 @@ def measure_memory(latent: int, device: str) -> dict:
         "steps5": peak_entry(run, 1, 5),
         "steps50": peak_entry(run, 1, 50),
     }
-    # the other step of the device: on CUDA the joint one is the faster, where the default is the split step
+    # on CUDA the default runs the split step, and the joint one is the faster there
     other = "joint" if device == "cuda" else "split"
     memory[f"r1_{other}"] = peak_entry(child_memory([(1, 5)], latent, device, other), 1, 5)
     return memory
