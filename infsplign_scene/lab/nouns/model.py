@@ -1,0 +1,140 @@
+"""Components of the embedded noun model, in Stable Diffusion format.
+
+64x64 RGB images, a VAE with factor 4 (16x16x4 latents, as the shapes model), a word-level
+tokenizer whose vocabulary (`vocabulary.txt`) holds every class name, synonym and plural and every
+word of the relation lexicon, so that spatial prompts can be written at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .glyphs import noun_classes, plural
+from .scenes import IMAGE_SIZE, NUMBER_WORDS
+
+VOCABULARY_FILE = Path(__file__).with_name("vocabulary.txt")
+SPECIAL_TOKENS = ("<pad>", "<unk>", "<|startoftext|>", "<|endoftext|>")
+LATENT_SIZE = IMAGE_SIZE // 4
+
+
+def noun_words() -> list[str]:
+    """Every word of every class name, synonym and plural, in first-seen order."""
+    words: dict[str, None] = {}
+    for noun in noun_classes():
+        for name in noun.names:
+            for phrase in (name, plural(name)):
+                words.update(dict.fromkeys(phrase.split()))
+    return list(words)
+
+
+def lexicon_words() -> list[str]:
+    """The words of the relation lexicon, split as the tokenizer splits them."""
+    from tokenizers import pre_tokenizers
+
+    from ...lexicon import grammar_dir
+
+    import json
+
+    data = json.loads((grammar_dir() / "lexicon.json").read_text(encoding="utf-8"))
+    phrases: list[str] = []
+    for key in ("relations", "pronoun_relations"):
+        phrases += [p for group in data[key].values() for p in group]
+    for key in ("between", "symmetric_suffixes", "lead_ins", "verbs", "relative_pronouns", "pronouns", "articles"):
+        phrases += data[key]
+    phrases += list(data["counts"]) + data["clause_separators"] + ["the", "!", "?", "'", "-"]
+    splitter = pre_tokenizers.Whitespace()
+    words: dict[str, None] = {}
+    for phrase in phrases:
+        words.update(dict.fromkeys(piece for piece, _ in splitter.pre_tokenize_str(phrase.lower())))
+    return list(words)
+
+
+def write_vocabulary() -> None:
+    """Write `vocabulary.txt` once; the text encoder's embedding table is sized by it."""
+    words = dict.fromkeys([*SPECIAL_TOKENS, "a", "an", "and", *NUMBER_WORDS.values(), *noun_words(), *lexicon_words()])
+    VOCABULARY_FILE.write_text("\n".join(words) + "\n", encoding="utf-8")
+
+
+def vocabulary() -> list[str]:
+    return VOCABULARY_FILE.read_text(encoding="utf-8").split("\n")[:-1]
+
+
+def build_tokenizer():
+    """A word-level tokenizer with CLIP-style start/end tokens, padded to 77 like SD's."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {word: i for i, word in enumerate(vocabulary())}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.normalizer = normalizers.Lowercase()
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.post_processor = processors.TemplateProcessing(
+        single="<|startoftext|> $A <|endoftext|>",
+        special_tokens=[("<|startoftext|>", vocab["<|startoftext|>"]), ("<|endoftext|>", vocab["<|endoftext|>"])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token="<|startoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        model_max_length=77,
+    )
+
+
+def build_text_encoder():
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    config = CLIPTextConfig(
+        vocab_size=len(vocabulary()),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=3,
+    )
+    return CLIPTextModel(config)
+
+
+def build_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=16,
+        sample_size=IMAGE_SIZE,
+        mid_block_add_attention=False,
+    )
+
+
+def build_unet():
+    """Cross-attention on the 16x16 and 8x8 levels (down and up), as in the shapes model: the
+    decoder's coarse level is 8x8 and its middle 16x16."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=LATENT_SIZE,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(64, 128, 128),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        mid_block_type="UNetMidBlock2D",
+        cross_attention_dim=128,
+        attention_head_dim=8,
+        norm_num_groups=16,
+    )
+
+
+def scheduler_config() -> dict:
+    return {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear"}

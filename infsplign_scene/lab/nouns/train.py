@@ -1,0 +1,72 @@
+"""Train the embedded noun model and save it as a Stable Diffusion folder.
+
+    python -m infsplign_scene.lab.nouns.train --out runs/nouns --threads 1
+
+See `infsplign_scene.lab.training` for the stages and losses; this module supplies the scenes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..training import SceneBatch, World, train
+from . import model
+from .glyphs import noun_classes
+from .scenes import DEFAULT_OBJECT_COUNTS, IMAGE_SIZE, MAX_OBJECTS, caption, sample_scene
+
+
+def scene_batch(
+    rng: np.random.Generator, size: int, tokenizer, dropout: float = 0.1, counts: tuple[float, ...] | None = None
+) -> SceneBatch:
+    """A batch of fresh scenes; a mention's mask is the union of the objects it names, and every
+    word of its noun maps to it (and to the noun's class for the probe)."""
+    images = np.empty((size, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+    masks = np.zeros((size, MAX_OBJECTS, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    token_object = np.full((size, 77), -1, dtype=np.int64)
+    token_attribute = np.full((size, 77), -100, dtype=np.int64)
+    captions = []
+    for b in range(size):
+        image, index, _, phrases = sample_scene(rng, counts)
+        images[b] = image
+        for m, phrase in enumerate(phrases):
+            masks[b, m] = np.isin(index, phrase.objects)
+        if rng.random() < dropout:
+            captions.append("")
+            continue
+        captions.append(caption(phrases))
+        position = 1  # after the start token; every caption word is one token
+        for m, phrase in enumerate(phrases):
+            first_noun = position + len(phrase.words) - phrase.noun_words
+            token_object[b, first_noun : position + len(phrase.words)] = m
+            token_attribute[b, first_noun : position + len(phrase.words)] = phrase.noun.index
+            position += len(phrase.words) + 1  # the "and" after it
+    ids = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return SceneBatch(
+        pixels, torch.from_numpy(masks), torch.from_numpy(token_object), ids, torch.from_numpy(token_attribute)
+    )
+
+
+WORLD = World(
+    name="nouns",
+    latent_size=model.LATENT_SIZE,
+    max_objects=MAX_OBJECTS,
+    attribute_classes=len(noun_classes()),
+    default_counts=DEFAULT_OBJECT_COUNTS,
+    build_tokenizer=model.build_tokenizer,
+    build_text_encoder=model.build_text_encoder,
+    build_vae=model.build_vae,
+    build_unet=model.build_unet,
+    scheduler_config=model.scheduler_config,
+    scene_batch=scene_batch,
+    defaults={"edge_weight": 1.0, "vae_batch_size": 32, "vae_steps": 1500},
+)
+
+
+def main(argv: list[str] | None = None) -> None:
+    train(WORLD, argv)
+
+
+if __name__ == "__main__":
+    main()
