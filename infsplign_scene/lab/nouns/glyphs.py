@@ -70,7 +70,8 @@ def plural(name: str) -> str:
 def noun_classes() -> tuple[NounClass, ...]:
     data = json.loads(CLASSES_FILE.read_text(encoding="utf-8"))
     return tuple(
-        NounClass(i, c["name"], c["emoji"], tuple(c["synonyms"]), bool(c["coco"])) for i, c in enumerate(data["classes"])
+        NounClass(i, c["name"], c["emoji"], tuple(c["synonyms"]), bool(c["coco"]))
+        for i, c in enumerate(data["classes"])
     )
 
 

@@ -29,11 +29,11 @@ def noun_words() -> list[str]:
 
 def lexicon_words() -> list[str]:
     """The words of the relation lexicon, split as the tokenizer splits them."""
+    import json
+
     from tokenizers import pre_tokenizers
 
     from ...lexicon import grammar_dir
-
-    import json
 
     data = json.loads((grammar_dir() / "lexicon.json").read_text(encoding="utf-8"))
     phrases: list[str] = []
