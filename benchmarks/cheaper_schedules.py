@@ -21,9 +21,8 @@ import argparse
 import json
 from pathlib import Path
 
-from infsplign_scene.guidance import GuidanceConfig, ScenePipeline
-from infsplign_scene.shapes.bench import generate, make_suite, score
-from infsplign_scene.shapes.model import SHAPES_SAMPLING
+from infsplign_scene.guidance import ScenePipeline
+from infsplign_scene.lab.shapes.bench import generate, make_suite, score
 
 VARIANTS = {
     "unguided": {"eta": 0.0},
@@ -59,23 +58,25 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda adds the CUDA-graph variants)")
     args = parser.parse_args()
-    scene_pipe = ScenePipeline.from_pretrained(None).to(args.device)
+    scene_pipe = ScenePipeline.from_pretrained("shapes").to(args.device)
     variants = {**VARIANTS, **(CUDA_GRAPH_VARIANTS if scene_pipe.device.type == "cuda" else CPU_VARIANTS)}
-    base = GuidanceConfig.for_pipeline(scene_pipe.pipe)
+    base = scene_pipe.config
     items = make_suite("a_two_objects", args.images, 2)
     # warm-up at the measured batch size in both modes: oneDNN sets kernels up once per tensor shape
-    for warm in (base, base.model_copy(update={"eta": 0.0})):
-        generate(scene_pipe, items[:50], warm, 50, **SHAPES_SAMPLING)
+    for warm in (base, base.updated(**{"eta": 0.0})):
+        generate(scene_pipe, items[:50], warm, 50, **scene_pipe.preset.sampling.model_dump())
     rows = {}
     for name, update in variants.items():
         traces: list = []
-        config = base.model_copy(update=update)
-        images, graphs, seconds = generate(scene_pipe, items, config, 50, traces=traces, **SHAPES_SAMPLING)
+        config = base.updated(**update)
+        images, graphs, seconds = generate(
+            scene_pipe, items, config, 50, traces=traces, **scene_pipe.preset.sampling.model_dump()
+        )
         metrics, _ = score(items, images, graphs)
         rows[name] = {
             **metrics,
             "seconds_per_image": seconds / len(items),
-            "backward_share": backward_share(traces, len(items), SHAPES_SAMPLING["num_inference_steps"]),
+            "backward_share": backward_share(traces, len(items), scene_pipe.preset.sampling.num_inference_steps),
         }
         print(
             f"{name:<26} relation {metrics['relation_accuracy']:.3f}  objects {metrics['object_accuracy']:.3f}  "

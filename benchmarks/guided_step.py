@@ -57,10 +57,10 @@ from infsplign_scene.attention import cross_attention_layers, no_graph_after, tr
 from infsplign_scene.compile import compile_objective
 from infsplign_scene.compile import statistics as statistics_of
 from infsplign_scene.guidance import GuidanceConfig
+from infsplign_scene.lab.testing import SD14_UNET_CONFIG
 from infsplign_scene.losses import centroids_and_variances, spatial_loss
 from infsplign_scene.scene import SceneGraph
 from infsplign_scene.step import frozen_weights, guided_step, object_maps
-from infsplign_scene.testing import SD14_UNET_CONFIG
 
 DEFAULT_CFG_FORWARD = GuidanceConfig().cfg_forward
 
@@ -192,7 +192,7 @@ def reference_step(unet, scheduler, latents, t, cond, uncond, capture: Reference
         maps = torch.stack(capture.maps).mean(0)[1:]  # conditional half, [1, 77, 64, 64]
         centroids, _ = centroids_and_variances(maps[:, [2, 5]].float())
         index = torch.zeros(1, 1, dtype=torch.long, device=latents.device)
-        loss = spatial_loss(centroids, index, index + 1, index).sum()
+        loss = spatial_loss(centroids, index, index + 1, index, alpha=1.5, margin=0.25, near_margin=0.25).sum()
         grad = torch.autograd.grad(loss, guided)[0]
     noise_uncond, noise_text = noise.detach().chunk(2)
     return noise_uncond + 7.5 * (noise_text - noise_uncond) + 1000 * grad
@@ -246,7 +246,7 @@ def memory_child(segments: list[tuple[int, int]], latent: int, device: str, cfg:
     unet, scheduler, cond, uncond, start = setup(latent, device, dtype)
     reset_peak_memory(device)
     baseline = current_memory(device)
-    weights = GuidanceConfig().loss_weights()
+    weights = GuidanceConfig()
     peaks = []
     for relations, steps in segments:
         objective = compile_objective(relation_graph(relations))
@@ -487,7 +487,7 @@ def main() -> None:
     unet, scheduler, cond, uncond, latents = setup(latent, device, dtype)
     progress(f"SD 1.4 UNet built; latent {latent}, {repeats} repeats after a warm-up")
     t = scheduler.timesteps[10]
-    weights = GuidanceConfig().loss_weights()
+    weights = GuidanceConfig()
     objectives = {r: compile_objective(relation_graph(r)) for r in (1, 4, 16, 32)}
     assert all(objective.num_relations == r for r, objective in objectives.items())
     capture = ReferenceCapture()

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from infsplign_scene import ParseError, SceneGraph, parse
-from infsplign_scene.scene import canonical_triple
+from infsplign_scene.relations import canonical_triple
 
 Triples = frozenset
 FREEFORM = Path(__file__).resolve().parents[1] / "tests" / "data" / "freeform.jsonl"

@@ -23,8 +23,7 @@ import numpy as np
 import torch
 
 from infsplign_scene.guidance import GuidanceConfig, ScenePipeline
-from infsplign_scene.shapes.bench import generate, make_suite, score
-from infsplign_scene.shapes.model import SHAPES_SAMPLING
+from infsplign_scene.lab.shapes.bench import generate, make_suite, score
 
 SCENE = "a red circle left of a blue square"
 
@@ -45,15 +44,15 @@ def latency(scene_pipe: ScenePipeline, cuda: bool) -> dict:
     rows = {}
     for dtype in (torch.float32, torch.float16):
         scene_pipe.to(dtype=dtype)
-        defaults = GuidanceConfig.for_pipeline(scene_pipe.pipe)
-        every_step = defaults.model_copy(update={"skip_satisfied": False})
+        defaults = scene_pipe.config
+        every_step = defaults.updated(**{"skip_satisfied": False})
         configs = {
-            "unguided": defaults.model_copy(update={"eta": 0.0}),
+            "unguided": defaults.updated(**{"eta": 0.0}),
             "guided (defaults)": defaults,
             "guided every step": every_step,
         }
         if cuda:
-            configs["guided every step, CUDA graph"] = every_step.model_copy(update={"cuda_graph": True})
+            configs["guided every step, CUDA graph"] = every_step.updated(**{"cuda_graph": True})
         seconds = {name: seconds_per_call(scene_pipe, config) for name, config in configs.items()}
         rows[str(dtype)] = {
             "seconds": seconds,
@@ -75,7 +74,7 @@ def pixel_difference(ours: np.ndarray, reference: np.ndarray) -> dict:
 
 
 def repeatability(scene_pipe: ScenePipeline, images: int, cuda: bool) -> dict:
-    base = GuidanceConfig.for_pipeline(scene_pipe.pipe)
+    base = scene_pipe.config
     items = make_suite("a_two_objects", images, 2)
     runs = {"eager": {}, "eager again": {}}
     if cuda:
@@ -84,8 +83,8 @@ def repeatability(scene_pipe: ScenePipeline, images: int, cuda: bool) -> dict:
     for label, update in (("defaults", {}), ("backward for every image", {"measure_first": False})):
         pixels, metrics = {}, {}
         for run, extra in runs.items():
-            config = base.model_copy(update={**update, **extra})
-            sampled, graphs, _ = generate(scene_pipe, items, config, 50, **SHAPES_SAMPLING)
+            config = base.updated(**{**update, **extra})
+            sampled, graphs, _ = generate(scene_pipe, items, config, 50, **scene_pipe.preset.sampling.model_dump())
             pixels[run] = np.stack([np.asarray(image, dtype=np.int16) for image in sampled])
             metrics[run], _ = score(items, sampled, graphs)
         against = {run: pixel_difference(pixels[run], pixels["eager"]) for run in runs if run != "eager"}
@@ -100,7 +99,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100, help="suite (a) items for the repeatability runs")
     parser.add_argument("--device", default="cuda")
     args = parser.parse_args()
-    scene_pipe = ScenePipeline.from_pretrained(None).to(args.device)
+    scene_pipe = ScenePipeline.from_pretrained("shapes").to(args.device)
     cuda = scene_pipe.device.type == "cuda"
     results = {
         "device": torch.cuda.get_device_name() if cuda else args.device,

@@ -23,7 +23,7 @@ noise (`ddim_eta` 0 / 0.5 / 1) x the guidance weight, from the recorded defaults
 among the rows that keep (a)'s object accuracy within 3 points of unguided sampling with the
 same sampler.
 
-`SHAPES_SAMPLING` and `SHAPES_GUIDANCE` in infsplign_scene/shapes/model.py record the choices.
+`infsplign_scene/models/shapes/preset.json` records the choices.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import json
 from pathlib import Path
 
 from infsplign_scene.guidance import GuidanceConfig, ScenePipeline
-from infsplign_scene.shapes.bench import generate, make_suite, score
+from infsplign_scene.lab.shapes.bench import generate, make_suite, score
 
 SUITES = ("a_two_objects", "b_three_objects")
 SAMPLING_GRID = {"guidance_scale": [3.0, 4.0, 6.0], "num_inference_steps": [25, 40]}
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument(
         "--windows-only",
         action="store_true",
-        help="sweep only the guided window, from the recorded defaults (SHAPES_SAMPLING, SHAPES_GUIDANCE)",
+        help="sweep only the guided window, from the recorded defaults (the shapes preset)",
     )
     parser.add_argument(
         "--sampler-only",
@@ -100,8 +100,8 @@ def main() -> None:
         help="sweep only the DDIM noise x guidance weight on suites (a)-(c), from the recorded defaults",
     )
     args = parser.parse_args()
-    scene_pipe = ScenePipeline.from_pretrained(None)
-    base = GuidanceConfig.for_pipeline(scene_pipe.pipe)
+    scene_pipe = ScenePipeline.from_pretrained("shapes")
+    base = scene_pipe.config
     if args.sampler_only:
         sweep_sampler(scene_pipe, base, args)
         return
@@ -114,10 +114,8 @@ def main() -> None:
 
     results: dict = {"images_per_suite": args.images, "seed": args.seed}
     if args.windows_only:
-        from infsplign_scene.shapes.model import SHAPES_GUIDANCE, SHAPES_SAMPLING
-
-        sampling, guidance = dict(SHAPES_SAMPLING), dict(SHAPES_GUIDANCE)
-        unguided = evaluate(scene_pipe, items, base.model_copy(update={"eta": 0.0}), sampling)
+        sampling, guidance = scene_pipe.preset.sampling.model_dump(), scene_pipe.preset.guidance.model_dump()
+        unguided = evaluate(scene_pipe, items, base.updated(**{"eta": 0.0}), sampling)
         unguided_objects = unguided["a_two_objects"]["object_accuracy"]
         if args.json and args.json.exists():
             results = json.loads(args.json.read_text())
@@ -125,7 +123,7 @@ def main() -> None:
         sampling_rows = []
         for values in itertools.product(*SAMPLING_GRID.values()):
             sampling = dict(zip(SAMPLING_GRID, values, strict=True))
-            row = evaluate(scene_pipe, items, base.model_copy(update={"eta": 0.0}), sampling)
+            row = evaluate(scene_pipe, items, base.updated(**{"eta": 0.0}), sampling)
             sampling_rows.append({"setting": sampling, **row})
             report("sampling", sampling, row)
         best_sampling = max(
@@ -137,7 +135,7 @@ def main() -> None:
 
         guidance_rows = []
         for setting in GUIDANCE_SETTINGS:
-            row = evaluate(scene_pipe, items, base.model_copy(update=setting), sampling)
+            row = evaluate(scene_pipe, items, base.updated(**setting), sampling)
             guidance_rows.append({"setting": setting, **row})
             report("guidance", setting, row)
         guidance = choose(guidance_rows, unguided_objects, lambda r: mean_of(r, "relation_accuracy"))
@@ -146,7 +144,7 @@ def main() -> None:
     window_rows = []
     for end in WINDOW_ENDS:
         setting = {**guidance, "start": 0.0, "end": end}
-        row = evaluate(scene_pipe, items, base.model_copy(update=setting), sampling)
+        row = evaluate(scene_pipe, items, base.updated(**setting), sampling)
         window_rows.append({"setting": setting, **row})
         report("window", {"end": end}, row)
     guidance = choose(window_rows, unguided_objects, lambda r: -r["setting"]["end"])  # the shorter window on a tie
@@ -158,17 +156,15 @@ def main() -> None:
 
 def sweep_sampler(scene_pipe: ScenePipeline, base: GuidanceConfig, args: argparse.Namespace) -> None:
     """DDIM noise x guidance weight on suites (a)-(c), from the recorded defaults."""
-    from infsplign_scene.shapes.model import SHAPES_SAMPLING
-
     items = {suite: make_suite(suite, args.images, args.seed) for suite in SAMPLER_SUITES}
     rows, unguided_rows = [], []
     for ddim_eta in DDIM_ETAS:
-        sampling = {**SHAPES_SAMPLING, "ddim_eta": ddim_eta}
-        unguided = evaluate(scene_pipe, items, base.model_copy(update={"eta": 0.0}), sampling)
+        sampling = {**scene_pipe.preset.sampling.model_dump(), "ddim_eta": ddim_eta}
+        unguided = evaluate(scene_pipe, items, base.updated(**{"eta": 0.0}), sampling)
         unguided_rows.append({"setting": {"ddim_eta": ddim_eta, "eta": 0.0}, **unguided})
         report("unguided", {"ddim_eta": ddim_eta}, unguided)
         for eta in SAMPLER_GUIDANCE_ETAS:
-            row = evaluate(scene_pipe, items, base.model_copy(update={"eta": eta}), sampling)
+            row = evaluate(scene_pipe, items, base.updated(**{"eta": eta}), sampling)
             row["unguided_objects_a"] = unguided["a_two_objects"]["object_accuracy"]
             rows.append({"setting": {"ddim_eta": ddim_eta, "eta": eta}, **row})
             report("guided", rows[-1]["setting"], row)

@@ -8,10 +8,21 @@
 from .analysis import Analysis, Conflict, analyze
 from .attention import trace
 from .compile import Objective, compile_objective
-from .errors import ConflictError, InfsplignError, ParseError, SceneGraphError, TokenSpanError, VocabularyError
-from .guidance import ComposeResult, GuidanceConfig, ScenePipeline, compose
+from .config import GuidanceConfig, Preset, SamplingDefaults
+from .embedded import embedded_model_dir, embedded_model_names
+from .errors import (
+    ConfigError,
+    ConflictError,
+    InfsplignError,
+    ParseError,
+    SceneGraphError,
+    TokenSpanError,
+    VocabularyError,
+)
+from .guidance import ComposeResult, ScenePipeline, compose
 from .parsing import load_scene, parse
-from .scene import PREDICATES, Relation, SceneGraph, SceneObject
+from .relations import PREDICATES, holds
+from .scene import Relation, SceneGraph, SceneObject
 
 __version__ = "0.1.0"
 
@@ -19,13 +30,16 @@ __all__ = [
     "PREDICATES",
     "Analysis",
     "ComposeResult",
+    "ConfigError",
     "Conflict",
     "ConflictError",
     "GuidanceConfig",
     "InfsplignError",
     "Objective",
     "ParseError",
+    "Preset",
     "Relation",
+    "SamplingDefaults",
     "SceneGraph",
     "SceneGraphError",
     "ScenePipeline",
@@ -35,6 +49,9 @@ __all__ = [
     "analyze",
     "compile_objective",
     "compose",
+    "embedded_model_dir",
+    "embedded_model_names",
+    "holds",
     "load_scene",
     "parse",
     "trace",

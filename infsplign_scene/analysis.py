@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import get_args
 
 import networkx as nx
 
+from .config import Policy
 from .errors import ConflictError, SceneGraphError
 from .parsing import load_scene
-from .scene import Relation, SceneGraph, canonical_triple
+from .relations import AXIS_NAMES, TABLE, canonical_triple, forward_predicate
+from .scene import Relation, SceneGraph
 
-Policy = Literal["error", "drop", "keep"]
-POLICIES: tuple[str, ...] = ("error", "drop", "keep")
-_AXIS_OF = {"left_of": "x", "right_of": "x", "above": "y", "below": "y"}
-_FORWARD = {"x": "left_of", "y": "above"}
+POLICIES: tuple[str, ...] = get_args(Policy)
+_AXIS_OF = {name: AXIS_NAMES[info.axis] for name, info in TABLE.items() if info.axis is not None}
+_FORWARD = {AXIS_NAMES[axis]: forward_predicate(axis) for axis in (0, 1)}
 # Exact minimum-weight cycle breaking enumerates subsets of the edges on cycles up to this size.
 EXACT_LIMIT = 16
 MAX_REPORTED_CYCLES = 64

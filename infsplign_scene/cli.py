@@ -71,7 +71,11 @@ def compose_command(
     source: Annotated[str, typer.Argument(help="A prompt, or a scene-graph JSON file.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the PNG image.")] = Path("out.png"),
     model: Annotated[
-        str | None, typer.Option(help="A Stable Diffusion folder (or hub id when online); default: the embedded model.")
+        str | None,
+        typer.Option(
+            help="An embedded model's name (e.g. shapes), a Stable Diffusion folder, or a hub id when online; "
+            "default: the default embedded model."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     steps: Annotated[int | None, typer.Option(help="Denoising steps (default per model family).")] = None,
@@ -93,17 +97,16 @@ def compose_command(
     cuda_graph: Annotated[
         bool,
         typer.Option(
-            help="On cuda: record the guided step once as a CUDA graph and replay it (no kernel launch cost; "
-            "about 4x faster guided steps on an H200), with every guided step replayed (measure_first off)."
+            help="On cuda: record the guided step once as a CUDA graph and replay it at every guided step "
+            "(measure_first off); see docs/performance.md."
         ),
     ] = False,
     cfg_forward: Annotated[
         str | None,
         typer.Option(
             help="How a guided step runs the two classifier-free-guidance halves: concurrent (side by side in "
-            "two threads on CPU, about 0.9x the split step's time for SD-sized models; the split step on a GPU), "
-            "split (one after the other; the embedded model's default) or joint (one batch: for GPUs). "
-            "Default: the model family's.",
+            "two threads on CPU; the split step on a GPU), split (one after the other) or joint (one batch). "
+            "Default: the model family's; docs/performance.md compares them.",
         ),
     ] = None,
     trace_path: Annotated[Path | None, typer.Option("--trace", help="Write the per-step trace as JSON.")] = None,
@@ -112,7 +115,7 @@ def compose_command(
     ] = None,
 ) -> None:
     """Generate an image whose objects follow the prompt's spatial relations."""
-    from .guidance import GuidanceConfig, ScenePipeline, compose
+    from .guidance import ScenePipeline, compose
 
     try:
         scene_pipe = ScenePipeline.from_pretrained(model).to(device)
@@ -121,7 +124,7 @@ def compose_command(
             updates |= {"cuda_graph": True, "measure_first": False}
         if cfg_forward is not None:
             updates |= {"cfg_forward": cfg_forward}
-        config = GuidanceConfig(**(GuidanceConfig.for_pipeline(scene_pipe.pipe).model_dump() | updates))
+        config = scene_pipe.config.updated(**updates)
         result = compose(
             load_scene(source),
             pipe=scene_pipe,
@@ -172,7 +175,7 @@ def bench_shapes_command(
     ] = "objects",
 ) -> None:
     """Unguided vs guided on the embedded shapes model, scored by the exact detector."""
-    from .shapes.bench import SUITES, check_prompt_style, run_benchmark
+    from .lab.shapes.bench import SUITES, check_prompt_style, run_benchmark
 
     chosen = tuple(s for s in suites.split(",") if s) or SUITES
     unknown = [s for s in chosen if s not in SUITES]
@@ -182,13 +185,22 @@ def bench_shapes_command(
         check_prompt_style(prompt)
     except InfsplignError as error:
         _fail(error)
-    config = None
-    if eta is not None:
-        from .guidance import GuidanceConfig, ScenePipeline
+    from .guidance import ScenePipeline
 
-        scene_pipe = ScenePipeline.from_pretrained(None)
-        config = GuidanceConfig(**(GuidanceConfig.for_pipeline(scene_pipe.pipe).model_dump() | {"eta": eta}))
-    results = run_benchmark(images=images, seed=seed, suites=chosen, config=config, grid_path=grid_path, prompt=prompt)
+    scene_pipe = ScenePipeline.from_pretrained("shapes")
+    try:
+        config = scene_pipe.config if eta is None else scene_pipe.config.updated(eta=eta)
+    except InfsplignError as error:
+        _fail(error)
+    results = run_benchmark(
+        images=images,
+        seed=seed,
+        suites=chosen,
+        scene_pipe=scene_pipe,
+        config=config,
+        grid_path=grid_path,
+        prompt=prompt,
+    )
     text = json.dumps(results, indent=2)
     if json_path is not None:
         json_path.write_text(text)
@@ -203,7 +215,7 @@ def study_command(
     ),
 ) -> None:
     """Run a conflict study (graphs x seeds x policies); re-running resumes where it stopped."""
-    from .study import run_study
+    from .lab.study import run_study
 
     try:
         rows = run_study(spec, out)

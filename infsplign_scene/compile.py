@@ -25,18 +25,10 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .analysis import Analysis, Policy, analyze
+from .config import GuidanceConfig
 from .losses import PREDICATE_CODES, balance_loss, centroids_and_variances, presence_loss, satisfied, spatial_loss
-from .scene import Relation, SceneGraph, canonical_triple
-
-
-@dataclass
-class LossWeights:
-    alpha: float = 1.5
-    margin: float = 0.25
-    near_margin: float = 0.25
-    lambda_spatial: float = 0.5
-    lambda_presence: float = 1.0
-    lambda_balance: float = 1.0
+from .relations import canonical_triple
+from .scene import Relation, SceneGraph
 
 
 @dataclass
@@ -87,11 +79,11 @@ class Objective:
     def num_objects(self) -> int:
         return max((len(ids) for ids in self.object_ids), default=0)
 
-    def __call__(self, levels: dict[int, torch.Tensor], weights: LossWeights) -> ObjectiveValue:
+    def __call__(self, levels: dict[int, torch.Tensor], weights: GuidanceConfig) -> ObjectiveValue:
         """levels: map height -> object maps [B, K, h, w], coarsest first (coarse, middle, ...)."""
         return self.evaluate(statistics(levels), weights)
 
-    def evaluate(self, stats: dict[int, tuple[torch.Tensor, torch.Tensor]], weights: LossWeights) -> ObjectiveValue:
+    def evaluate(self, stats: dict[int, tuple[torch.Tensor, torch.Tensor]], weights: GuidanceConfig) -> ObjectiveValue:
         """The objective from each level's centroids [B, K, 2] and variances [B, K]."""
         heights = sorted(stats)
         device = stats[heights[0]][0].device
@@ -101,7 +93,13 @@ class Objective:
         for rank, height in enumerate(heights):
             centroids, variances = stats[height]
             per_relation = weights.lambda_spatial * spatial_loss(
-                centroids, subject, obj, predicate, weights.alpha, weights.margin, weights.near_margin
+                centroids,
+                subject,
+                obj,
+                predicate,
+                alpha=weights.alpha,
+                margin=weights.margin,
+                near_margin=weights.near_margin,
             )
             if rank == 0:
                 per_relation = per_relation + weights.lambda_presence * presence_loss(variances, subject, obj)

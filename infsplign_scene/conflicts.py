@@ -16,12 +16,13 @@ Combinations:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import get_args
 
 import torch
 
-Combination = Literal["sum", "pcgrad", "priority"]
-COMBINATIONS: tuple[str, ...] = ("sum", "pcgrad", "priority")
+from .config import Combination
+
+COMBINATIONS: tuple[str, ...] = get_args(Combination)
 
 
 @dataclass

@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 import torch
 
-from .compile import LossWeights, Objective
+from .compile import Objective
+from .config import GuidanceConfig
 from .step import GuidedStep, guided_step
 
 Output = TypeVar("Output")
@@ -76,7 +77,7 @@ class CapturedGuidedStep:
         store: Any,
         token_matrix: torch.Tensor,
         objective: Objective,
-        weights: LossWeights,
+        weights: GuidanceConfig,
         *,
         warmups: int = 2,
         **options: Any,

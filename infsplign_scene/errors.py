@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class InfsplignError(Exception):
     """Base class of every error raised on bad input."""
@@ -38,3 +43,32 @@ class TokenSpanError(InfsplignError, ValueError):
 
 class VocabularyError(InfsplignError, ValueError):
     """A prompt uses words the model's tokenizer does not know."""
+
+
+class ConfigError(InfsplignError, ValueError):
+    """A setting (guidance, sampling, preset) is out of range or inconsistent with another.
+
+    `problems`: (field, message) pairs, the field dotted (`guidance.eta`)."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None) -> None:
+        self.problems = problems or []
+        super().__init__(message)
+
+
+def validation_problems(error: ValidationError) -> list[tuple[str, str]]:
+    """(dotted field, message) per problem; a nested settings error keeps its own fields."""
+    problems = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"])
+        nested = item.get("ctx", {}).get("error")
+        if isinstance(nested, ConfigError) and nested.problems:
+            problems += [(f"{location}.{field}" if location else field, text) for field, text in nested.problems]
+        else:
+            problems.append((location, item["msg"].removeprefix("Value error, ")))
+    return problems
+
+
+def format_validation_error(error: ValidationError, what: str) -> str:
+    """One line per problem, each naming the field: "invalid scene graph:\n  objects.0.id: ..."."""
+    lines = [f"{location or what}: {message}" for location, message in validation_problems(error)]
+    return f"invalid {what}:\n  " + "\n  ".join(lines)

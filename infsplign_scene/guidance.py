@@ -14,110 +14,21 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
-from .analysis import Policy
 from .attention import no_graph_after, trace
-from .compile import LossWeights, Objective, ObjectiveValue, compile_objective
-from .conflicts import Combination
+from .compile import Objective, ObjectiveValue, compile_objective
+from .config import GuidanceConfig, Preset
 from .cuda_graphs import CapturedGuidedStep
+from .embedded import DEFAULT_MODEL, embedded_model_dir, embedded_model_names
 from .errors import InfsplignError
 from .parsing import load_scene
 from .scene import SceneGraph
-from .step import CfgForward, GuidedStep, frozen_weights, guided_step, unconditional_and_conditional
+from .step import GuidedStep, frozen_weights, guided_step, unconditional_and_conditional
 from .tokens import check_vocabulary, object_token_indices
-
-PROMPT_STYLES = ("as_written", "objects")
-
-
-class GuidanceConfig(BaseModel):
-    """Strength, loss weights and schedule of the guidance.
-
-    The defaults are the authors' sweep for SD 1.4/2.1 (alpha 1.5, margin 0.25, lambda_s 0.5,
-    lambda_p 1, lambda_b 1, gradient weight 1000 on every step); `for_pipeline` picks the
-    defaults of a model family (the embedded shapes model has its own, tuned by a sweep).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    eta: float = Field(1000.0, ge=0, description="Gradient weight in noise_pred += eta * grad.")
-    alpha: float = Field(1.5, gt=0)
-    margin: float = Field(0.25, ge=0, le=1)
-    near_margin: float = Field(0.25, gt=0, le=1.5)
-    lambda_spatial: float = Field(0.5, ge=0)
-    lambda_presence: float = Field(1.0, ge=0)
-    lambda_balance: float = Field(1.0, ge=0)
-    start: float = Field(0.0, ge=0, le=1, description="First guided step, as a fraction of the schedule.")
-    end: float = Field(1.0, ge=0, le=1, description="Guidance stops at this fraction of the schedule.")
-    policy: Policy = Field("keep", description="Conflict policy: error, drop or keep.")
-    include_attributes: bool = Field(False, description="Use the whole name's tokens, not only the head noun's.")
-    normalize_gradient: bool = Field(False, description="Scale each image's gradient to unit RMS before eta.")
-    redundant_weight: float = Field(0.5, ge=0, description="Weight factor of relations implied by others.")
-    skip_satisfied: bool = Field(
-        False,
-        description="No update for an image whose relations all hold with margin at this step's maps.",
-    )
-    measure_first: bool = Field(
-        True,
-        description="With skip_satisfied, once at least half the batch was settled at the previous step: "
-        "measure every image without grad first, then run the backward only for the unsettled ones "
-        "(the same images, less work).",
-    )
-    combination: Combination = Field(
-        "sum", description="How relations' gradients combine: sum, pcgrad or priority (see infsplign_scene.conflicts)."
-    )
-    guidance_precision: Literal["model", "bfloat16"] = Field(
-        "model", description="Run the guided forward/backward in the model's dtype or under bfloat16 autocast."
-    )
-    cfg_forward: CfgForward = Field(
-        "concurrent",
-        description="How a guided step runs classifier-free guidance's two halves. 'split' runs the "
-        "unconditional forward without grad, then the conditional one with grad (least arithmetic). "
-        "'concurrent' (the default) runs the split step's unconditional forward in a second thread beside "
-        "the conditional one, torch's CPU threads shared between them and restored after; it needs a CPU "
-        "and two or more threads, and is the split step elsewhere: 0.9x the split step's time for SD 1.4 "
-        "on 2 cores, for 1.01-1.05x its peak memory (the unconditional pass's activations sit beside the "
-        "graph). The embedded model's passes are bound by Python, and its defaults keep 'split'. 'joint' "
-        "runs both halves as one batch with grad, the unconditional half as a constant (one pass fewer, "
-        "1.9x the activation memory): faster where a pass costs what launching its kernels costs, whatever "
-        "the batch (a large GPU at small batch: 0.71x the time on an H200), slower where the arithmetic is "
-        "the cost (CPU). The same numbers each way.",
-    )
-    cuda_graph: bool = Field(
-        False,
-        description="On a CUDA device, record the guided step once as a CUDA graph and replay it at every "
-        "guided step (infsplign_scene.cuda_graphs): no kernel launch cost, 0.23x the eager step's time on "
-        "an H200 with SD 1.4. The same numbers, up to the order of additions; recording costs about three "
-        "eager steps per call. Steps that measure first run eagerly: pair it with measure_first=False.",
-    )
-
-    def loss_weights(self) -> LossWeights:
-        return LossWeights(
-            alpha=self.alpha,
-            margin=self.margin,
-            near_margin=self.near_margin,
-            lambda_spatial=self.lambda_spatial,
-            lambda_presence=self.lambda_presence,
-            lambda_balance=self.lambda_balance,
-        )
-
-    def guided(self, step: int, num_steps: int) -> bool:
-        return self.eta > 0 and self.start * num_steps <= step < self.end * num_steps
-
-    @classmethod
-    def for_pipeline(cls, pipe: Any) -> GuidanceConfig:
-        """Defaults of the pipeline's model family."""
-        from .shapes.model import is_shapes_model
-
-        if is_shapes_model(pipe):
-            from .shapes.model import SHAPES_GUIDANCE
-
-            return cls(**SHAPES_GUIDANCE)
-        return cls()
 
 
 @dataclass
@@ -166,24 +77,26 @@ class ScenePipeline:
     >>> result.images[0].save("cat.png")
     """
 
-    def __init__(self, pipe: Any, config: GuidanceConfig | None = None) -> None:
+    def __init__(self, pipe: Any, config: GuidanceConfig | None = None, preset: Preset | None = None) -> None:
+        """`preset`: the model family's settings, by default `Preset.for_pipeline(pipe)` (the
+        `preset.json` beside the weights, else the family's); `config` overrides its guidance."""
         for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
             if not hasattr(pipe, part):
                 raise InfsplignError(
                     f"expected a diffusers StableDiffusionPipeline; {type(pipe).__name__} has no {part}"
                 )
         self.pipe = pipe
-        self.config = config or GuidanceConfig.for_pipeline(pipe)
+        self.preset = preset or Preset.for_pipeline(pipe)
+        self.config = config or self.preset.guidance
 
     @classmethod
     def from_pretrained(cls, path_or_id: str | Path | None = None, **kwargs: Any) -> ScenePipeline:
-        """Load a Stable Diffusion folder or hub id (offline: a local folder). None loads the embedded model."""
+        """Load a Stable Diffusion folder, an embedded model by name (`embedded_model_names()`) or a
+        hub id (offline: a local folder). None loads the default embedded model."""
         from diffusers import StableDiffusionPipeline
 
-        if path_or_id is None:
-            from .shapes.model import embedded_model_dir
-
-            path_or_id = embedded_model_dir()
+        if path_or_id is None or str(path_or_id) in embedded_model_names():
+            path_or_id = embedded_model_dir(str(path_or_id or DEFAULT_MODEL))
         kwargs.setdefault("safety_checker", None)
         kwargs.setdefault("requires_safety_checker", False)
         kwargs.setdefault("use_safetensors", True)
@@ -219,28 +132,19 @@ class ScenePipeline:
     ) -> ComposeResult:
         """Sample one image per scene; a list of scenes is sampled as one batch.
 
-        Steps, CFG scale and `ddim_eta` default to the model family's (`sampling_defaults`).
-        `ddim_eta` is diffusers' `eta` of the DDIM step (0: deterministic; 1: fresh noise at each
-        step, as in DDPM), not the guidance weight `GuidanceConfig.eta`; schedulers without it
-        ignore it. `prompt_style` "as_written" encodes each scene's prompt; "objects" encodes a
-        prompt that names the objects only (`SceneGraph.naming_objects_only`), for models trained
-        on such captions (the embedded model: relation words are untrained there and cost it
-        objects); the relations are guided either way."""
+        Steps, CFG scale, `ddim_eta` and `prompt_style` default to the preset's (`SamplingDefaults`
+        says what each means); a value given here is validated the same way."""
         started = time.perf_counter()
         config = config or self.config
-        defaults = sampling_defaults(self.pipe)
-        num_inference_steps = defaults["num_inference_steps"] if num_inference_steps is None else num_inference_steps
-        guidance_scale = defaults["guidance_scale"] if guidance_scale is None else guidance_scale
-        ddim_eta = defaults["ddim_eta"] if ddim_eta is None else ddim_eta
-        prompt_style = defaults["prompt_style"] if prompt_style is None else prompt_style
-        if num_inference_steps < 1:
-            raise InfsplignError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
-        if guidance_scale < 0:
-            raise InfsplignError(f"guidance_scale must be >= 0, got {guidance_scale}")
-        if not 0 <= ddim_eta <= 1:
-            raise InfsplignError(f"ddim_eta must be between 0 and 1, got {ddim_eta}")
-        if prompt_style not in PROMPT_STYLES:
-            raise InfsplignError(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {prompt_style!r}")
+        given = {
+            "num_inference_steps": num_inference_steps,
+            "guidance_scale": guidance_scale,
+            "ddim_eta": ddim_eta,
+            "prompt_style": prompt_style,
+        }
+        sampling = self.preset.sampling.updated(**{k: v for k, v in given.items() if v is not None})
+        num_inference_steps, guidance_scale = sampling.num_inference_steps, sampling.guidance_scale
+        ddim_eta, prompt_style = sampling.ddim_eta, sampling.prompt_style
         pipe, unet, scheduler = self.pipe, self.pipe.unet, self.pipe.scheduler
         scenes = scene if isinstance(scene, list) else [scene]
         graphs = [load_scene(s) for s in scenes]
@@ -277,7 +181,7 @@ class ScenePipeline:
         extra_step_kwargs = pipe.prepare_extra_step_kwargs(generator, ddim_eta)
         latent_size = (latents.shape[-2], latents.shape[-1])
         columns = token_matrix[1]
-        weights = config.loss_weights()
+        weights = config
         records: list[dict] = []
         maps: dict[int, dict[int, torch.Tensor]] | None = {} if record_maps else None
         guide_any = objective.num_relations > 0 and config.eta > 0
@@ -423,8 +327,8 @@ def compose(
 ) -> ComposeResult:
     """Parse (if needed), analyse, compile and sample with guidance.
 
-    `pipe` is a diffusers `StableDiffusionPipeline` or a `ScenePipeline`; None uses the embedded
-    shapes model. Other keyword arguments (ddim_eta, prompt_style, height, width,
+    `pipe` is a diffusers `StableDiffusionPipeline` or a `ScenePipeline`; None uses the default
+    embedded model. Other keyword arguments (ddim_eta, prompt_style, height, width,
     negative_prompt, generator, ...) pass through to `ScenePipeline.__call__`.
     """
     if pipe is None:
@@ -441,17 +345,6 @@ def compose(
         config=config,
         **kwargs,
     )
-
-
-def sampling_defaults(pipe: Any) -> dict:
-    """Steps, CFG scale, DDIM eta and prompt style of the pipeline's model family (the embedded
-    model: `SHAPES_SAMPLING`; SD: diffusers' 50 steps, CFG 7.5, deterministic DDIM, the prompt
-    as written)."""
-    from .shapes.model import SHAPES_SAMPLING, is_shapes_model
-
-    if is_shapes_model(pipe):
-        return dict(SHAPES_SAMPLING)
-    return {"num_inference_steps": 50, "guidance_scale": 7.5, "ddim_eta": 0.0, "prompt_style": "as_written"}
 
 
 _EMBEDDED: dict[str, ScenePipeline] = {}

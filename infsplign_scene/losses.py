@@ -11,12 +11,15 @@ from functools import cache
 import torch
 import torch.nn.functional as F
 
-# Predicate codes used by the index tensors.
-LEFT_OF, RIGHT_OF, ABOVE, BELOW, NEAR = 0, 1, 2, 3, 4
-PREDICATE_CODES = {"left_of": LEFT_OF, "right_of": RIGHT_OF, "above": ABOVE, "below": BELOW, "near": NEAR}
-# Axis (0 = x, 1 = y) and the sign that makes d = sign * (c_object - c_subject) positive when satisfied.
-_AXIS = torch.tensor([0, 0, 1, 1, 0])
-_SIGN = torch.tensor([1.0, -1.0, 1.0, -1.0, 0.0])
+from .relations import NEAR_DISTANCE, TABLE
+
+# Predicate codes used by the index tensors: positions in the predicate table.
+PREDICATE_CODES = {name: code for code, name in enumerate(TABLE)}
+NEAR = PREDICATE_CODES["near"]
+# Axis (0 = x, 1 = y; near reads x, times sign 0) and the sign that makes d = sign * (c_object - c_subject)
+# positive when satisfied.
+_AXIS = torch.tensor([info.axis or 0 for info in TABLE.values()])
+_SIGN = torch.tensor([float(info.sign) for info in TABLE.values()])
 
 
 def centroids_and_variances(maps: torch.Tensor, eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,11 +80,12 @@ def spatial_loss(
     subject: torch.Tensor,
     obj: torch.Tensor,
     predicate: torch.Tensor,
-    alpha: float = 1.5,
-    margin: float = 0.25,
-    near_margin: float = 0.25,
+    *,
+    alpha: float,
+    margin: float,
+    near_margin: float,
 ) -> torch.Tensor:
-    """Per-relation spatial loss [B, R].
+    """Per-relation spatial loss [B, R] (the weights' defaults: `GuidanceConfig`).
 
     left/right/above/below: GELU(alpha * (margin - d)) with d the signed offset on the relation's
     axis (d = x_obj - x_subj for left_of, x_subj - x_obj for right_of, y_obj - y_subj for above,
@@ -107,9 +111,10 @@ def satisfied(
     obj: torch.Tensor,
     predicate: torch.Tensor,
     threshold: float = 0.0,
-    near_margin: float = 0.25,
+    near_margin: float = NEAR_DISTANCE,
 ) -> torch.Tensor:
-    """Bool [B, R]: the order along the axis is right by more than `threshold` (near: within near_margin)."""
+    """Bool [B, R]: `relations.holds` vectorised, with the order along the axis right by more than
+    `threshold` (near: centroids within near_margin)."""
     d, distance = relation_offsets(centroids, subject, obj, predicate)
     return torch.where(predicate == NEAR, distance <= near_margin, d > threshold)
 

@@ -10,25 +10,15 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import SceneGraphError
+from .errors import SceneGraphError, format_validation_error
+from .relations import PREDICATES, TABLE, Predicate, canonical_triple
 
-Predicate = Literal["left_of", "right_of", "above", "below", "near"]
-PREDICATES: tuple[str, ...] = ("left_of", "right_of", "above", "below", "near")
 MAX_OBJECTS = 32
 MAX_RELATIONS = 128
-
-# How `SceneGraph.write_prompt` phrases each predicate; the parser reads these back.
-PREDICATE_PHRASES: dict[str, str] = {
-    "left_of": "to the left of",
-    "right_of": "to the right of",
-    "above": "above",
-    "below": "below",
-    "near": "near",
-}
 
 
 class SceneObject(BaseModel):
@@ -185,24 +175,12 @@ class SceneGraph(BaseModel):
         except json.JSONDecodeError as error:
             raise SceneGraphError(f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
         except ValidationError as error:
-            raise SceneGraphError(_format_validation_error(error)) from None
+            raise SceneGraphError(format_validation_error(error, "scene graph")) from None
 
     def triples(self) -> set[tuple[str, str, str]]:
         """Relations as (subject name, predicate, object name), with inverses normalised."""
         names = {o.id: o.name for o in self.objects}
         return {canonical_triple(names[r.subject], r.predicate, names[r.object]) for r in self.relations}
-
-
-INVERSE = {"left_of": "right_of", "right_of": "left_of", "above": "below", "below": "above", "near": "near"}
-
-
-def canonical_triple(subject: str, predicate: str, obj: str) -> tuple[str, str, str]:
-    """One spelling per relation: right_of/below are written as their inverses; near is sorted."""
-    if predicate in ("right_of", "below"):
-        return (obj, INVERSE[predicate], subject)
-    if predicate == "near" and obj < subject:
-        return (obj, predicate, subject)
-    return (subject, predicate, obj)
 
 
 def _write_prompt(graph: SceneGraph) -> tuple[str, list[tuple[int, int]]]:
@@ -223,7 +201,7 @@ def _write_prompt(graph: SceneGraph) -> tuple[str, list[tuple[int, int]]]:
         if text:
             text += ", "
         mention(relation.subject)
-        text += " " + PREDICATE_PHRASES[relation.predicate] + " "
+        text += " " + TABLE[relation.predicate].phrase + " "
         mention(relation.object)
     for obj in graph.objects:
         if obj.id not in spans:
@@ -234,12 +212,3 @@ def _write_prompt(graph: SceneGraph) -> tuple[str, list[tuple[int, int]]]:
 
 def _article(name: str) -> str:
     return "an " if name[0].lower() in "aeiou" else "a "
-
-
-def _format_validation_error(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"]) or "graph"
-        message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"{location}: {message}")
-    return "invalid scene graph:\n  " + "\n  ".join(lines)

@@ -10,14 +10,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 
 from .compile import ObjectiveValue, statistics
-from .conflicts import Combination, ConflictReport, combine, relation_gradients
-
-CfgForward = Literal["split", "joint", "concurrent"]
+from .config import CfgForward, Combination
+from .conflicts import ConflictReport, combine, relation_gradients
 
 
 def object_maps(store, token_matrix: torch.Tensor, conditional_rows: int | None = None) -> dict[int, torch.Tensor]:

@@ -83,8 +83,8 @@ def build_tiny_pipeline(tokenizer=None, seed: int = 0):
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from infsplign_scene.shapes.model import build_tokenizer
-    from infsplign_scene.testing import assemble_pipeline
+    from infsplign_scene.lab.shapes.model import build_tokenizer
+    from infsplign_scene.lab.testing import assemble_pipeline
 
     tokenizer = tokenizer or build_tokenizer()
     torch.manual_seed(seed)

@@ -13,8 +13,8 @@ from diffusers.models.attention_processor import Attention
 from infsplign_scene.attention import no_graph_after, trace
 from infsplign_scene.compile import compile_objective
 from infsplign_scene.guidance import ScenePipeline
+from infsplign_scene.lab.shapes.model import WEIGHTS_DIR
 from infsplign_scene.parsing import load_scene
-from infsplign_scene.shapes.model import WEIGHTS_DIR
 from infsplign_scene.step import frozen_weights, guided_step
 
 
@@ -22,7 +22,7 @@ def embedded_model_gradient(dtype: torch.dtype) -> torch.Tensor:
     """The guided step's gradient [2, 4, h, w] (float32) of the embedded model in `dtype`, at the
     first of 20 steps, for two images whose maps of one object hold almost no mass (seeds 13 and
     14 of a batch that alternates the two scenes)."""
-    scene = ScenePipeline.from_pretrained(None).to(dtype=dtype)
+    scene = ScenePipeline.from_pretrained("shapes").to(dtype=dtype)
     pipe = scene.pipe
     texts = ["a green triangle above a yellow circle", "a red circle left of a blue square"]
     objective = compile_objective([load_scene(text).naming_objects_only() for text in texts])
@@ -38,7 +38,7 @@ def embedded_model_gradient(dtype: torch.dtype) -> torch.Tensor:
         frozen_weights(pipe.unet),
         no_graph_after(pipe.unet),
     ):
-        weights = scene.config.loss_weights()
+        weights = scene.config
         step = guided_step(pipe.unet, pipe.scheduler, latents, t, embeds, store, matrix, objective, weights)
     return step.grad
 

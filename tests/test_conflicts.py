@@ -39,7 +39,7 @@ def test_relation_gradients_match_autograd_per_relation():
     stats = statistics(maps)
     leaves = [x.detach().requires_grad_(True) for pair in stats.values() for x in pair]
     packed = {4: (leaves[0], leaves[1]), 8: (leaves[2], leaves[3])}
-    value = objective.evaluate(packed, GuidanceConfig().loss_weights())
+    value = objective.evaluate(packed, GuidanceConfig())
     batched = relation_gradients(value.relation_loss, leaves)
     for r in range(2):
         single = torch.autograd.grad(value.relation_loss[0, r], leaves, retain_graph=True)
@@ -63,7 +63,7 @@ def test_relation_gradients_run_as_many_operators_for_32_relations_as_for_one():
         assert objective.num_relations == relations
         maps = {4: torch.rand(1, 8, 4, 4), 8: torch.rand(1, 8, 8, 8)}
         leaves = [x.detach().requires_grad_(True) for pair in statistics(maps).values() for x in pair]
-        value = objective.evaluate({4: tuple(leaves[:2]), 8: tuple(leaves[2:])}, GuidanceConfig().loss_weights())
+        value = objective.evaluate({4: tuple(leaves[:2]), 8: tuple(leaves[2:])}, GuidanceConfig())
         with DispatchedOperators() as operators_run:
             relation_gradients(value.relation_loss, leaves)
         return len(operators_run.seen)

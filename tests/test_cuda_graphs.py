@@ -71,7 +71,7 @@ def test_a_replay_gives_the_eager_step_at_new_latents_and_timesteps(cuda_pipe, c
             store=store,
             token_matrix=token_matrix,
             objective=objective,
-            weights=scene.config.loss_weights(),
+            weights=scene.config,
             negative_embeds=negative,
             cfg_forward=cfg_forward,
         )

@@ -124,7 +124,7 @@ def test_one_gradient_step_lowers_the_objective_for_every_predicate(tiny_pipe, p
     embeds, _ = pipe.encode_prompt([prompt], "cpu", 1, False)
     pipe.scheduler.set_timesteps(10)
     t = pipe.scheduler.timesteps[2]
-    weights = scene.config.loss_weights()
+    weights = scene.config
     torch.manual_seed(0)
     latents = torch.randn(1, 4, 8, 8)
     with trace(pipe.unet, (8, 8), columns) as store:
@@ -145,7 +145,7 @@ def cfg_step(pipe, prompts: list[str], config: GuidanceConfig):
     token_matrix, columns = scene._token_matrix(objective, scene.config)
     embeds, negative = pipe.encode_prompt(prompts, "cpu", 1, True)
     pipe.scheduler.set_timesteps(10)
-    t, weights = pipe.scheduler.timesteps[2], scene.config.loss_weights()
+    t, weights = pipe.scheduler.timesteps[2], scene.config
     latents = torch.randn(len(prompts), 4, 8, 8, generator=torch.Generator().manual_seed(0))
 
     def step(store, **options):
@@ -302,7 +302,7 @@ def test_batch_of_scenes_with_different_relation_counts(tiny_pipe):
 def test_shapes_family_encodes_a_prompt_naming_the_objects_only(tiny_pipe):
     from infsplign_scene import InfsplignError
 
-    scene = ScenePipeline(tiny_pipe, GuidanceConfig(eta=50.0))
+    scene = ScenePipeline(tiny_pipe, GuidanceConfig(eta=50.0), preset=shapes_preset())
     rewritten = scene(PROMPT, seed=0, num_inference_steps=2, progress=False)
     assert rewritten.graph.prompt == "a red circle and a blue square"
     assert [str(r) for r in rewritten.graph.relations] == ["circle left_of square"]
@@ -413,7 +413,7 @@ def test_callback_can_replace_latents_and_bad_settings_are_typed_errors(tiny_pip
 def test_capture_can_be_limited_to_the_two_coarsest_decoder_levels():
     from diffusers import UNet2DConditionModel
 
-    from infsplign_scene.testing import SD14_UNET_CONFIG
+    from infsplign_scene.lab.testing import SD14_UNET_CONFIG
 
     config = dict(SD14_UNET_CONFIG, block_out_channels=(32, 32, 32, 32), cross_attention_dim=32, attention_head_dim=2)
     unet = UNet2DConditionModel(**config, norm_num_groups=8)
@@ -427,8 +427,8 @@ def test_no_graph_after_the_captured_levels_keeps_the_gradient():
     from diffusers import UNet2DConditionModel
 
     from infsplign_scene.attention import no_graph_after
+    from infsplign_scene.lab.testing import SD14_UNET_CONFIG
     from infsplign_scene.step import frozen_weights
-    from infsplign_scene.testing import SD14_UNET_CONFIG
 
     torch.manual_seed(0)
     config = dict(SD14_UNET_CONFIG, block_out_channels=(32, 32, 32, 32), cross_attention_dim=32, attention_head_dim=2)
@@ -441,7 +441,7 @@ def test_no_graph_after_the_captured_levels_keeps_the_gradient():
         def scale_model_input(self, sample, t):
             return sample
 
-    weights = GuidanceConfig().loss_weights()
+    weights = GuidanceConfig()
     grads = []
     for truncate in (False, True):
         with trace(unet, (16, 16), columns, levels=2) as store, frozen_weights(unet):
@@ -474,17 +474,16 @@ def test_non_finite_loss_skips_the_update_and_is_recorded(tiny_pipe, monkeypatch
 def test_by_default_an_sd_pipeline_runs_the_cfg_forwards_side_by_side_and_the_embedded_model_one_after_the_other(
     tiny_pipe,
 ):
-    from infsplign_scene.shapes.model import build_tokenizer
+    from infsplign_scene.lab.shapes.model import build_tokenizer
 
     tokenizer = build_tokenizer()
-    tokenizer.add_tokens(["zebra"])  # another vocabulary: not the embedded model's family
     sd_family = build_tiny_pipeline(tokenizer)
 
-    def sample(pipe) -> tuple[set[str], torch.Tensor, list[dict]]:
+    def sample(pipe, preset=None) -> tuple[set[str], torch.Tensor, list[dict]]:
         """The threads that ran the UNet's forwards, the final latents and the trace."""
         calls, stop = forward_calls(pipe.unet)
         with torch_threads(2):
-            result = ScenePipeline(pipe)(
+            result = ScenePipeline(pipe, preset=preset)(
                 PROMPT, seed=0, num_inference_steps=2, guidance_scale=3.0, output_type="latent", progress=False
             )
         stop()
@@ -496,4 +495,40 @@ def test_by_default_an_sd_pipeline_runs_the_cfg_forwards_side_by_side_and_the_em
     assert steps[0]["grad_norm"][0] > 0
     torch.testing.assert_close(latents, latents_again, atol=0, rtol=0)  # a seed gives the same result
     assert steps == steps_again
-    assert sample(tiny_pipe)[0] == {main}
+    assert sample(tiny_pipe, shapes_preset())[0] == {main}
+
+
+def shapes_preset():
+    from infsplign_scene import Preset, embedded_model_dir
+
+    return Preset.load(embedded_model_dir("shapes") / "preset.json")
+
+
+def test_a_preset_comes_from_the_folder_the_pipeline_was_loaded_from(tiny_pipe, tmp_path):
+    from infsplign_scene import ConfigError, Preset
+
+    assert Preset.for_pipeline(tiny_pipe).family == "stable-diffusion"  # built in memory: the family's defaults
+    assert ScenePipeline.from_pretrained("shapes").preset == shapes_preset()
+    tiny_pipe.save_pretrained(tmp_path / "model")
+    (tmp_path / "model" / "preset.json").write_text(
+        '{"family": "mine", "guidance": {"eta": 3.0}, "sampling": {"num_inference_steps": 7}}'
+    )
+    loaded = ScenePipeline.from_pretrained(tmp_path / "model")
+    assert (loaded.preset.family, loaded.config.eta, loaded.preset.sampling.num_inference_steps) == ("mine", 3.0, 7)
+    (tmp_path / "model" / "preset.json").write_text('{"family": "mine", "guidance": {"eta": "lots"}}')
+    with pytest.raises(ConfigError, match="guidance.eta"):
+        ScenePipeline.from_pretrained(tmp_path / "model")
+
+
+def test_guidance_settings_are_finite_bounded_and_consistent():
+    from infsplign_scene import ConfigError, InfsplignError
+
+    for bad, field in (({"eta": float("inf")}, "eta"), ({"eta": 1e308}, "eta"), ({"start": 0.8, "end": 0.2}, "start")):
+        with pytest.raises(ConfigError, match=field) as raised:
+            GuidanceConfig(**bad)
+        assert isinstance(raised.value, InfsplignError) and isinstance(raised.value, ValueError)
+    with pytest.raises(ConfigError, match="measure_first"):
+        GuidanceConfig(cuda_graph=True, skip_satisfied=True)
+    assert GuidanceConfig(cuda_graph=True, skip_satisfied=True, measure_first=False).cuda_graph
+    with pytest.raises(ConfigError, match="alpha"):
+        GuidanceConfig().updated(alpha=-1)

@@ -113,7 +113,7 @@ def test_unreachable_server_is_a_typed_error():
 def test_tiny_random_transformers_model_fails_cleanly(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from infsplign_scene.shapes.model import build_tokenizer
+    from infsplign_scene.lab.shapes.model import build_tokenizer
 
     tokenizer = build_tokenizer()
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=2048, n_embd=16, n_layer=1, n_head=2))

@@ -5,17 +5,15 @@ import torch
 import torch.nn.functional as F
 
 from infsplign_scene.losses import (
-    ABOVE,
-    BELOW,
-    LEFT_OF,
-    NEAR,
-    RIGHT_OF,
+    PREDICATE_CODES,
     balance_loss,
     centroids_and_variances,
     presence_loss,
     satisfied,
     spatial_loss,
 )
+
+LEFT_OF, RIGHT_OF, ABOVE, BELOW, NEAR = (PREDICATE_CODES[p] for p in ("left_of", "right_of", "above", "below", "near"))
 
 
 def point_map(height, width, cells):
@@ -56,6 +54,7 @@ def test_centroid_translation_equivariance():
 
 def spatial(centroids, predicate, **kwargs):
     index = torch.tensor([[0]])
+    kwargs = {"alpha": 1.5, "margin": 0.25, "near_margin": 0.25} | kwargs
     return spatial_loss(centroids, index, torch.tensor([[1]]), torch.tensor([[predicate]]), **kwargs)[0, 0].item()
 
 
@@ -79,7 +78,9 @@ def test_near_pulls_together_and_is_zero_when_close():
     loss = spatial(far, NEAR, near_margin=0.25)
     assert loss == pytest.approx(0.8 - 0.25, rel=1e-5)
     index = torch.tensor([[0]])
-    spatial_loss(far, index, torch.tensor([[1]]), torch.tensor([[NEAR]]), near_margin=0.25).sum().backward()
+    spatial_loss(
+        far, index, torch.tensor([[1]]), torch.tensor([[NEAR]]), alpha=1.5, margin=0.25, near_margin=0.25
+    ).sum().backward()
     # descending the gradient moves the subject right (towards the object) and the object left
     assert far.grad[0, 0, 0] < 0 < far.grad[0, 1, 0]
     close = torch.tensor([[(0.45, 0.5), (0.55, 0.5)]])
@@ -92,7 +93,7 @@ def test_vectorised_over_batch_and_relations():
     subject = torch.tensor([[0, 1, 2, 3, 0]]).expand(3, -1)
     obj = torch.tensor([[1, 2, 3, 0, 2]]).expand(3, -1)
     predicate = torch.tensor([[LEFT_OF, RIGHT_OF, ABOVE, BELOW, NEAR]]).expand(3, -1)
-    losses = spatial_loss(centroids, subject, obj, predicate)
+    losses = spatial_loss(centroids, subject, obj, predicate, alpha=1.5, margin=0.25, near_margin=0.25)
     assert losses.shape == (3, 5)
     for b in range(3):
         for r in range(5):
@@ -120,3 +121,28 @@ def test_gelu_reversal_property_is_documented_behaviour():
     centroids_far = torch.tensor([[(0.0, 0.5), (1.0, 0.5)]])
     assert spatial(centroids_far, LEFT_OF) > spatial(centroids_mid, LEFT_OF)
     assert math.isfinite(spatial(centroids_far, LEFT_OF))
+
+
+def test_every_judge_agrees_with_the_predicate_table_on_random_boxes():
+    """The satisfaction report (losses.satisfied on centroids) and the detectors' judge
+    (relations.holds on boxes and on centroids) give the same verdict for every predicate."""
+    from infsplign_scene.relations import PREDICATES, center, holds
+
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.rand(256, 2, 2, 2, generator=generator)  # [pairs, subject/object, corner, xy]
+    boxes = torch.cat([corners.amin(2), corners.amax(2)], dim=-1)  # [pairs, 2, 4]
+    centres = torch.tensor([[center(tuple(box.tolist())) for box in pair] for pair in boxes])  # [pairs, 2, 2]
+    agreed = disagreed = 0
+    for code, predicate in enumerate(PREDICATES):
+        index = torch.tensor([[0]]), torch.tensor([[1]]), torch.tensor([[code]])
+        for pair, pair_centres in zip(boxes, centres, strict=True):
+            reported = bool(satisfied(pair_centres[None].double(), *index)[0, 0])
+            on_boxes = holds(tuple(pair[0].tolist()), tuple(pair[1].tolist()), predicate)
+            on_centres = holds(tuple(pair_centres[0].tolist()), tuple(pair_centres[1].tolist()), predicate)
+            agreed += reported == on_boxes == on_centres
+            disagreed += not (reported == on_boxes == on_centres)
+    assert disagreed == 0 and agreed == 256 * len(PREDICATES)
+    # both verdicts occur for every predicate, so the agreement is not vacuous
+    for predicate in PREDICATES:
+        verdicts = {holds(tuple(p[0].tolist()), tuple(p[1].tolist()), predicate) for p in boxes}
+        assert verdicts == {True, False}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from infsplign_scene.guidance import GuidanceConfig, ScenePipeline
-from infsplign_scene.testing import SD14_UNET_CONFIG, assemble_pipeline
+from infsplign_scene.lab.testing import SD14_UNET_CONFIG, assemble_pipeline
 
 
 @pytest.mark.slow
@@ -12,7 +12,7 @@ def test_two_guided_steps_on_the_sd14_unet_configuration():
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from infsplign_scene.shapes.model import build_tokenizer
+    from infsplign_scene.lab.shapes.model import build_tokenizer
 
     torch.manual_seed(0)
     tokenizer = build_tokenizer()

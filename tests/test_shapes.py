@@ -7,9 +7,10 @@ import torch
 from PIL import Image
 
 from infsplign_scene.errors import InfsplignError
-from infsplign_scene.shapes.detector import classify_shape, detect, relation_holds
-from infsplign_scene.shapes.model import VOCABULARY, WEIGHTS_DIR, build_tokenizer
-from infsplign_scene.shapes.scenes import COLORS, SHAPES, caption, render, sample_count, sample_objects, shape_mask
+from infsplign_scene.lab.shapes.detector import classify_shape, detect
+from infsplign_scene.lab.shapes.model import VOCABULARY, WEIGHTS_DIR, build_tokenizer
+from infsplign_scene.lab.shapes.scenes import COLORS, SHAPES, caption, render, sample_count, sample_objects, shape_mask
+from infsplign_scene.relations import holds
 
 
 def test_generated_scenes_have_distinct_colours_no_overlap_and_no_relation_words():
@@ -54,9 +55,9 @@ def test_relation_judgement_from_detections():
     )
     found = detect(image)
     red, blue = found.objects["red"], found.objects["blue"]
-    assert relation_holds(red, blue, "left_of") and not relation_holds(red, blue, "right_of")
-    assert relation_holds(red, blue, "above") and not relation_holds(red, blue, "above", strict=True)
-    assert not relation_holds(red, blue, "near")
+    assert holds(red.centroid, blue.centroid, "left_of") and not holds(red.centroid, blue.centroid, "right_of")
+    assert holds(red.centroid, blue.centroid, "above") and not holds(red.centroid, blue.centroid, "above", strict=True)
+    assert not holds(red.centroid, blue.centroid, "near")
 
 
 def test_tokenizer_is_word_level_with_clip_style_ends():
@@ -70,7 +71,7 @@ def test_tokenizer_is_word_level_with_clip_style_ends():
 def test_training_script_runs_resumes_and_exports_an_sd_folder(tmp_path):
     from diffusers import StableDiffusionPipeline
 
-    from infsplign_scene.shapes.train import main
+    from infsplign_scene.lab.shapes.train import main
 
     main(["--out", str(tmp_path), "--vae-steps", "2", "--unet-steps", "2", "--batch-size", "4", "--threads", "1"])
     log = (tmp_path / "train_log.jsonl").read_text()
@@ -100,19 +101,19 @@ def test_training_script_runs_resumes_and_exports_an_sd_folder(tmp_path):
 
 
 def test_object_counts_are_drawn_as_asked_and_checked():
-    from infsplign_scene.shapes.train import parse_object_counts
+    from infsplign_scene.lab.training import parse_object_counts
 
     rng = np.random.default_rng(0)
     assert {sample_count(rng, (0.0, 0.0, 0.0, 1.0)) for _ in range(50)} == {4}
     assert {sample_count(rng, (0.0, 0.5, 0.5, 0.0)) for _ in range(200)} == {2, 3}
-    assert parse_object_counts("0.1,0.3,0.3,0.3") == (0.1, 0.3, 0.3, 0.3)
+    assert parse_object_counts("0.1,0.3,0.3,0.3", 4) == (0.1, 0.3, 0.3, 0.3)
     for bad in ("0.5,0.5", "0.5,0.5,0.5,-0.5", "a,b,c,d", "0.2,0.2,0.2,0.2"):
         with pytest.raises(SystemExit, match="object-counts"):
-            parse_object_counts(bad)
+            parse_object_counts(bad, 4)
 
 
 def test_training_starts_from_one_folder_at_most(tmp_path):
-    from infsplign_scene.shapes.train import main
+    from infsplign_scene.lab.shapes.train import main
 
     with pytest.raises(SystemExit):  # argparse refuses the pair before anything is built
         main(["--out", str(tmp_path), "--vae-from", str(tmp_path), "--init-from", str(tmp_path)])
@@ -120,7 +121,7 @@ def test_training_starts_from_one_folder_at_most(tmp_path):
 
 
 def test_training_batches_label_each_word_with_its_object_and_attribute():
-    from infsplign_scene.shapes.train import scene_batch
+    from infsplign_scene.lab.shapes.train import scene_batch
 
     tokenizer = build_tokenizer()
     pixels, masks, token_object, ids, token_attribute = scene_batch(np.random.default_rng(3), 16, tokenizer)
@@ -138,15 +139,15 @@ def test_training_batches_label_each_word_with_its_object_and_attribute():
 
 
 def test_edge_weights_mark_object_outlines_only():
-    from infsplign_scene.shapes.train import edge_weights
+    from infsplign_scene.lab.training import edge_weights
 
     masks = torch.zeros(1, 4, 32, 32)
     masks[0, 0, 8:24, 8:24] = 1  # a 16-pixel square
-    weights = edge_weights(masks, 3.0)[0, 0]
+    weights = edge_weights(masks, 3.0, 16)[0, 0]
     assert weights.shape == (16, 16)
     assert weights[8, 8] == 1 and weights[0, 0] == 1  # interior and background
     assert weights[4, 8] > 1 and weights[8, 4] > 1  # on the outline
-    assert torch.equal(edge_weights(masks, 0.0), torch.ones(1, 1, 16, 16))
+    assert torch.equal(edge_weights(masks, 0.0, 16), torch.ones(1, 1, 16, 16))
 
 
 @pytest.mark.skipif(not (WEIGHTS_DIR / "model_index.json").exists(), reason="the embedded model's weights are absent")
@@ -175,9 +176,9 @@ def test_cli_compose_takes_the_sampler_settings_and_rejects_bad_ones(tmp_path):
         pictures.append(np.asarray(Image.open(out)))
     assert not np.array_equal(*pictures)  # the same seed, a different sampler
     bad = runner.invoke(app, ["compose", prompt, "-o", str(tmp_path / "x.png"), "--ddim-eta", "2"])
-    assert bad.exit_code == 2 and "ddim_eta must be between 0 and 1" in bad.output
+    assert bad.exit_code == 2 and "ddim_eta: Input should be less than or equal to 1" in bad.output
     bad = runner.invoke(app, ["compose", prompt, "-o", str(tmp_path / "x.png"), "--prompt-style", "words"])
-    assert bad.exit_code == 2 and "prompt_style must be one of as_written, objects" in bad.output
+    assert bad.exit_code == 2 and "prompt_style: Input should be 'as_written' or 'objects'" in bad.output
     bad = runner.invoke(app, ["compose", prompt, "-o", str(tmp_path / "x.png"), "--cuda-graph"])
     assert bad.exit_code == 2 and "cuda_graph=True replays the guided step from a CUDA graph" in bad.output
     # a bad guidance setting names the setting, without a traceback
@@ -193,7 +194,7 @@ def test_cli_compose_takes_the_sampler_settings_and_rejects_bad_ones(tmp_path):
 
 @pytest.mark.skipif(not (WEIGHTS_DIR / "model_index.json").exists(), reason="the embedded model's weights are absent")
 def test_benchmark_json_contract(tmp_path):
-    from infsplign_scene.shapes.bench import run_benchmark
+    from infsplign_scene.lab.shapes.bench import run_benchmark
 
     results = run_benchmark(images=5, seed=0, suites=("a_two_objects", "d_conflict_drop"), grid_path=tmp_path / "g.png")
     for suite in ("a_two_objects", "d_conflict_drop"):
@@ -214,18 +215,18 @@ def test_benchmark_json_contract(tmp_path):
 def test_judgements_are_plain_python_booleans():
     import json
 
-    from infsplign_scene.shapes.bench import paired_flips
+    from infsplign_scene.lab.shapes.bench import paired_flips
 
     rng = np.random.default_rng(3)
     found = detect(render(sample_objects(rng, 2))[0])
     first, second = found.objects.values()
-    outcome = relation_holds(first, second, "left_of")
-    assert type(outcome) is bool and type(relation_holds(first, second, "near")) is bool
+    outcome = holds(first.centroid, second.centroid, "left_of")
+    assert type(outcome) is bool and type(holds(first.centroid, second.centroid, "near")) is bool
     json.dumps(paired_flips([[outcome, None]], [[not outcome, True]]))
 
 
 def test_suites_name_objects_only_or_write_relations_into_the_prompt():
-    from infsplign_scene.shapes.bench import make_suite
+    from infsplign_scene.lab.shapes.bench import make_suite
 
     for item in make_suite("b_three_objects", 5, 0):
         prompt = item.graph.prompt

@@ -1,8 +1,8 @@
 import json
 
 from infsplign_scene.guidance import ScenePipeline
+from infsplign_scene.lab.study import max_consistent, run_study
 from infsplign_scene.parsing import parse
-from infsplign_scene.study import max_consistent, run_study
 
 
 def test_max_consistent_subset_size():
@@ -53,7 +53,7 @@ def test_owlvit_detector_runs_on_a_tiny_random_model(clip_tokenizer, tmp_path):
     from transformers import OwlViTConfig, OwlViTForObjectDetection, OwlViTProcessor
     from transformers.models.owlvit.image_processing_pil_owlvit import OwlViTImageProcessorPil
 
-    from infsplign_scene.study import OwlVitDetector
+    from infsplign_scene.lab.study import OwlVitDetector
 
     config = OwlViTConfig(
         text_config={

@@ -1,7 +1,7 @@
 import pytest
 
 from infsplign_scene import SceneGraph, TokenSpanError, VocabularyError, parse
-from infsplign_scene.shapes.model import build_tokenizer
+from infsplign_scene.lab.shapes.model import build_tokenizer
 from infsplign_scene.tokens import check_vocabulary, object_token_indices
 
 

@@ -58,6 +58,8 @@ class World:
     scene_batch: Callable[..., SceneBatch]
     # argparse defaults that differ from the common ones
     defaults: dict = field(default_factory=dict)
+    # held-out scenes that set the VAE's scaling factor (1 / std of their latents)
+    scaling_scenes: int = 512
 
 
 def parse_object_counts(text: str, max_objects: int) -> tuple[float, ...]:
@@ -242,7 +244,7 @@ def train(world: World, argv: list[str] | None = None) -> None:
         train_vae(world, vae, rng, tokenizer, args, state["step"], vae_optimizer, log, save)
         vae.eval()
         with torch.no_grad():
-            pixels = world.scene_batch(np.random.default_rng(args.seed + 1), 256, tokenizer).pixels
+            pixels = world.scene_batch(np.random.default_rng(args.seed + 1), world.scaling_scenes, tokenizer).pixels
             latents = vae.encode(pixels).latent_dist.mean
             recon = vae.decode(latents).sample
         state["scaling_factor"] = float(1.0 / latents.std())
@@ -329,7 +331,9 @@ def train_unet(world: World, args, counts, parts, ema, optimizer, rng, state: di
 
 def export(folder: Path, world: World, vae, text_encoder, unet, tokenizer, scaling: float) -> None:
     """Write a `StableDiffusionPipeline.from_pretrained`-loadable folder (safetensors)."""
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from diffusers import DDIMScheduler
+
+    from .testing import assemble_pipeline
 
     vae.register_to_config(scaling_factor=scaling)
     scheduler = DDIMScheduler(
@@ -339,14 +343,4 @@ def export(folder: Path, world: World, vae, text_encoder, unet, tokenizer, scali
         steps_offset=1,
         timestep_spacing="trailing",
     )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(folder, safe_serialization=True)
+    assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler).save_pretrained(folder, safe_serialization=True)

@@ -17,10 +17,9 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from ..errors import ParseError
+from ..errors import ParseError, format_validation_error
 from ..lexicon import grammar_dir
 from ..scene import SceneGraph
-from ..scene import _format_validation_error as format_validation_error
 
 MAX_REPLY_CHARS = 64_000
 
@@ -152,7 +151,7 @@ def graph_from_reply(text: str, reply: str) -> SceneGraph:
     try:
         return SceneGraph.model_validate(data)
     except ValidationError as error:
-        raise LLMError(format_validation_error(error)) from None
+        raise LLMError(format_validation_error(error, "scene graph")) from None
 
 
 def parse_llm(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -30,11 +31,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .analysis import analyze
-from .errors import ConflictError, InfsplignError
-from .guidance import GuidanceConfig, ScenePipeline
-from .parsing import load_scene
-from .scene import SceneGraph
+from ..analysis import analyze
+from ..errors import ConflictError, InfsplignError
+from ..guidance import ScenePipeline
+from ..parsing import load_scene
+from ..relations import holds
+from ..scene import SceneGraph
 
 POLICY_SETTINGS = {
     "drop": {"policy": "drop", "combination": "sum"},
@@ -107,15 +109,10 @@ class OwlVitDetector:
         return located
 
 
-def holds(subject: tuple[float, float], obj: tuple[float, float], predicate: str, near: float = 0.35) -> bool:
-    dx, dy = float(obj[0] - subject[0]), float(obj[1] - subject[1])
-    return {
-        "left_of": dx > 0,
-        "right_of": dx < 0,
-        "above": dy > 0,
-        "below": dy < 0,
-        "near": float(np.hypot(dx, dy)) <= near,
-    }[predicate]
+def safe_file_name(text: str) -> str:
+    """A file name from free text: only letters, digits, '_', '-' and '.', never a path or a dot file."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:120].lstrip(".")
+    return name or "_"
 
 
 def max_consistent(graph: SceneGraph) -> int:
@@ -147,7 +144,7 @@ def run_study(
     out.mkdir(parents=True, exist_ok=True)
     scene_pipe = scene_pipe or ScenePipeline.from_pretrained(spec.get("model"))
     detector = detector or ShapesDetector()
-    base = GuidanceConfig.for_pipeline(scene_pipe.pipe).model_dump() | spec.get("config", {})
+    base = scene_pipe.config.updated(**spec.get("config", {}))
     sampling = spec.get("sampling", {})  # unset fields take the model family's defaults
     results_path = out / "results.jsonl"
     rows = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
@@ -160,7 +157,7 @@ def run_study(
                 seeds = [s for s in spec.get("seeds", [0]) if (entry["id"], s, policy) not in done]
                 if not seeds:
                     continue
-                config = GuidanceConfig(**(base | POLICY_SETTINGS[policy]))
+                config = base.updated(**POLICY_SETTINGS[policy])
                 started = time.perf_counter()
                 try:
                     result = scene_pipe([graph] * len(seeds), seed=seeds, config=config, progress=progress, **sampling)
@@ -170,7 +167,7 @@ def run_study(
                     seconds = (time.perf_counter() - started) / len(seeds)
                     new = []
                     for index, seed in enumerate(seeds):
-                        image_path = out / "images" / f"{entry['id']}_{policy}_{seed}.png"
+                        image_path = out / "images" / safe_file_name(f"{entry['id']}_{policy}_{seed}.png")
                         image_path.parent.mkdir(exist_ok=True)
                         result.images[index].save(image_path)
                         located = detector.locate(result.images[index], graph)

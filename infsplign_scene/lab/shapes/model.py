@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from ...embedded import MODELS_DIR
 from .scenes import COLORS, IMAGE_SIZE, SHAPES
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_DIR = MODELS_DIR / "shapes"
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<|startoftext|>", "<|endoftext|>")
 # Words the prompts may use. Training captions use only articles, colours, shapes and "and";
 # the spatial words are known to the tokenizer so that spatial prompts can be written at all.
@@ -137,38 +136,3 @@ def build_unet():
 
 def scheduler_config() -> dict:
     return {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear"}
-
-
-# Defaults of this model family (tuned by `benchmarks/tune_shapes.py`; see docs/shapes.md).
-SHAPES_GUIDANCE: dict = {
-    "eta": 0.12,
-    "margin": 0.3,
-    "start": 0.0,
-    "end": 1.0,
-    "lambda_presence": 0.1,
-    "include_attributes": True,
-    "normalize_gradient": True,
-    "skip_satisfied": True,
-    # its passes are bound by Python: two threads side by side take turns at the interpreter (docs/performance.md)
-    "cfg_forward": "split",
-}
-# Prompts are encoded in the training captions' form ("a red circle and a blue square"): the
-# relation words were never in a caption, so their embeddings are untrained (docs/shapes.md).
-SHAPES_SAMPLING: dict = {"num_inference_steps": 40, "guidance_scale": 3.0, "ddim_eta": 1.0, "prompt_style": "objects"}
-
-
-def is_shapes_model(pipe) -> bool:
-    """True for a pipeline of this model family (recognised by its word-level vocabulary)."""
-    tokenizer = getattr(pipe, "tokenizer", None)
-    try:
-        return set(tokenizer.get_vocab()) == set(VOCABULARY)
-    except AttributeError:
-        return False
-
-
-def embedded_model_dir() -> Path:
-    from ..errors import InfsplignError
-
-    if not (WEIGHTS_DIR / "model_index.json").is_file():
-        raise InfsplignError(f"the embedded model's weights are missing from {WEIGHTS_DIR}; reinstall the package")
-    return WEIGHTS_DIR

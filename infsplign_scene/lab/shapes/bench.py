@@ -16,10 +16,12 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..errors import InfsplignError
-from ..guidance import GuidanceConfig, ScenePipeline
-from ..scene import SceneGraph
-from .detector import DetectionResult, detect, relation_holds
+from ...config import GuidanceConfig
+from ...errors import InfsplignError
+from ...guidance import ScenePipeline
+from ...relations import holds
+from ...scene import SceneGraph
+from .detector import DetectionResult, detect
 from .scenes import COLORS, SHAPES
 
 SUITES = ("a_two_objects", "b_three_objects", "c_four_objects", "d_conflict_drop", "d_conflict_keep")
@@ -191,7 +193,7 @@ def _judge(relations, objects: dict, strict: bool = False) -> list[bool | None]:
     for relation in relations:
         subject, obj = objects[relation.subject], objects[relation.object]
         missing = subject is None or obj is None
-        outcomes.append(None if missing else relation_holds(subject, obj, relation.predicate, strict=strict))
+        outcomes.append(None if missing else holds(subject.centroid, obj.centroid, relation.predicate, strict=strict))
     return outcomes
 
 
@@ -238,11 +240,9 @@ def run_benchmark(
 
     prompt: "objects" (the relations come from the graph only) or "relations" (also written into
     the prompt, in words the model never saw in training); see `_graph`."""
-    scene_pipe = scene_pipe or ScenePipeline.from_pretrained(None)
-    config = config or GuidanceConfig.for_pipeline(scene_pipe.pipe)
-    from .model import SHAPES_SAMPLING
-
-    sampling = {**SHAPES_SAMPLING, "prompt_style": "as_written"}  # the suites write their own prompts
+    scene_pipe = scene_pipe or ScenePipeline.from_pretrained("shapes")
+    config = config or scene_pipe.config
+    sampling = scene_pipe.preset.sampling.updated(prompt_style="as_written").model_dump()  # suites write prompts
     results: dict = {
         "config": config.model_dump(),
         "sampling": sampling,

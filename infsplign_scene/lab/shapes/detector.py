@@ -19,8 +19,6 @@ MIN_AREA = 6  # pixels; smaller blobs are specks, not objects
 # Area of each template as a multiple of radius^2, and its centroid's offset below the centre (x radius).
 _AREA_FACTOR = {"circle": np.pi, "square": 1.7**2, "triangle": 1.8}
 _CENTROID_OFFSET = {"circle": 0.0, "square": 0.0, "triangle": 0.2}
-# Pairs whose bounding boxes are at most this far apart (fraction of the image) are "near".
-NEAR_GAP = 0.125
 
 
 @dataclass(frozen=True)
@@ -98,18 +96,3 @@ def detect(image: np.ndarray) -> DetectionResult:
     halo = ndimage.binary_dilation(covered, iterations=1)
     artifacts = int((~background & ~halo).sum())
     return DetectionResult(objects=objects, artifact_pixels=artifacts)
-
-
-def relation_holds(subject: Detection, obj: Detection, predicate: str, strict: bool = False) -> bool:
-    """Judge a relation from detected centroids (VISOR judges from box centres, likewise).
-
-    strict: the relation's axis must also dominate the offset (|dx| > |dy| for left/right).
-    near: the bounding boxes are at most NEAR_GAP apart."""
-    dx = obj.centroid[0] - subject.centroid[0]
-    dy = obj.centroid[1] - subject.centroid[1]
-    if predicate == "near":
-        gap_x = max(obj.box[0] - subject.box[2], subject.box[0] - obj.box[2], 0.0)
-        gap_y = max(obj.box[1] - subject.box[3], subject.box[1] - obj.box[3], 0.0)
-        return bool(np.hypot(gap_x, gap_y) <= NEAR_GAP)
-    offset, other = {"left_of": (dx, dy), "right_of": (-dx, dy), "above": (dy, dx), "below": (-dy, dx)}[predicate]
-    return bool(offset > 0 and (not strict or abs(offset) > abs(other)))
