@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from infsplign_scene import cuda_graphs
+from infsplign_scene.analysis import analyze
 from infsplign_scene.attention import cross_attention_layers, no_graph_after, trace
 from infsplign_scene.compile import compile_objective
 from infsplign_scene.compile import statistics as statistics_of
@@ -249,7 +250,7 @@ def memory_child(segments: list[tuple[int, int]], latent: int, device: str, cfg:
     weights = GuidanceConfig()
     peaks = []
     for relations, steps in segments:
-        objective = compile_objective(relation_graph(relations))
+        objective = compile_objective(analyze(relation_graph(relations)))
         matrix, columns = token_matrix(objective, device)
         scheduler.set_timesteps(steps)
         latents = start
@@ -488,7 +489,7 @@ def main() -> None:
     progress(f"SD 1.4 UNet built; latent {latent}, {repeats} repeats after a warm-up")
     t = scheduler.timesteps[10]
     weights = GuidanceConfig()
-    objectives = {r: compile_objective(relation_graph(r)) for r in (1, 4, 16, 32)}
+    objectives = {r: compile_objective(analyze(relation_graph(r))) for r in (1, 4, 16, 32)}
     assert all(objective.num_relations == r for r, objective in objectives.items())
     capture = ReferenceCapture()
     ours = dict(unet.attn_processors)

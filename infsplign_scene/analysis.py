@@ -16,7 +16,6 @@ import networkx as nx
 
 from .config import Policy
 from .errors import ConflictError, SceneGraphError
-from .parsing import load_scene
 from .relations import AXIS_NAMES, TABLE, canonical_triple, forward_predicate
 from .scene import Relation, SceneGraph
 
@@ -113,7 +112,7 @@ def axis_graphs(relations: list[Relation]) -> dict[str, nx.DiGraph]:
     return graphs
 
 
-def analyze(graph: SceneGraph | dict | str, policy: Policy = "keep") -> Analysis:
+def analyze(graph: SceneGraph, policy: Policy = "keep") -> Analysis:
     """Find contradictions, duplicates, implied and redundant relations; resolve by `policy`.
 
     - ``error``: raise `ConflictError` naming the first cycle;
@@ -122,7 +121,8 @@ def analyze(graph: SceneGraph | dict | str, policy: Policy = "keep") -> Analysis
     """
     if policy not in POLICIES:
         raise SceneGraphError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
-    graph = load_scene(graph)
+    if not isinstance(graph, SceneGraph):
+        raise TypeError(f"analyze takes a SceneGraph (parse(text), load_scene(...)), got {type(graph).__name__}")
     relations = graph.relations
     axes = axis_graphs(relations)
     conflicts = _find_conflicts(axes, relations)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .analysis import Analysis, Policy, analyze
+from .analysis import Analysis
 from .config import GuidanceConfig
 from .losses import PREDICATE_CODES, balance_loss, centroids_and_variances, presence_loss, satisfied, spatial_loss
 from .relations import canonical_triple
@@ -145,12 +145,12 @@ def resolve_relations(analysis: Analysis, redundant_weight: float = 0.5) -> list
     return resolved
 
 
-def compile_objective(
-    graphs: SceneGraph | dict | str | list, policy: Policy = "keep", redundant_weight: float = 0.5
-) -> Objective:
-    """Analyse each graph under `policy` and stack their relations into one batched objective."""
-    graph_list = graphs if isinstance(graphs, list) else [graphs]
-    analyses = [analyze(g, policy=policy) for g in graph_list]
+def compile_objective(analyses: Analysis | list[Analysis], redundant_weight: float = 0.5) -> Objective:
+    """Stack the relations of analysed graphs (`analyze`) into one batched objective."""
+    analyses = analyses if isinstance(analyses, list) else [analyses]
+    for analysis in analyses:
+        if not isinstance(analysis, Analysis):
+            raise TypeError(f"compile_objective takes analyses (analyze(graph)), got {type(analysis).__name__}")
     relations = [resolve_relations(a, redundant_weight) for a in analyses]
     object_ids: list[list[str]] = []
     for analysis, graph_relations in zip(analyses, relations, strict=False):

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from .analysis import analyze
 from .attention import no_graph_after, trace
 from .compile import Objective, ObjectiveValue, compile_objective
 from .config import GuidanceConfig, Preset
@@ -150,7 +151,8 @@ class ScenePipeline:
         graphs = [load_scene(s) for s in scenes]
         if prompt_style == "objects":
             graphs = [graph.naming_objects_only() for graph in graphs]
-        objective = compile_objective(graphs, policy=config.policy, redundant_weight=config.redundant_weight)
+        analyses = [analyze(graph, policy=config.policy) for graph in graphs]
+        objective = compile_objective(analyses, redundant_weight=config.redundant_weight)
         prompts = [g.prompt or "" for g in objective.graphs]
         for prompt in prompts:
             check_vocabulary(pipe.tokenizer, prompt)

@@ -135,3 +135,12 @@ def build_tiny_pipeline(tokenizer=None, seed: int = 0):
 @pytest.fixture(scope="session")
 def tiny_pipe():
     return build_tiny_pipeline()
+
+
+def objective_for(scenes, policy: str = "keep"):
+    """The objective of prompts or graphs, through the library's stages (load, analyse, compile)."""
+    from infsplign_scene import analyze, compile_objective
+    from infsplign_scene.parsing import load_scene
+
+    scenes = scenes if isinstance(scenes, list) else [scenes]
+    return compile_objective([analyze(load_scene(scene), policy=policy) for scene in scenes])

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infsplign_scene import ConflictError, SceneGraph, SceneGraphError, analyze
+from infsplign_scene import ConflictError, SceneGraph, SceneGraphError, analyze, parse
 
 
 def graph(relations, count=None):
@@ -94,9 +94,11 @@ def test_keep_policy_keeps_everything_and_unknown_policy_errors():
         analyze(graph(CYCLE), policy="vote")
 
 
-def test_text_input_is_parsed():
-    analysis = analyze("a cat left of a dog, a dog left of a bird, a bird left of the cat")
+def test_a_parsed_prompt_is_analysed_and_raw_text_is_refused():
+    analysis = analyze(parse("a cat left of a dog, a dog left of a bird, a bird left of the cat"))
     assert len(analysis.conflicts) == 1
+    with pytest.raises(TypeError, match="analyze takes a SceneGraph"):
+        analyze("a cat left of a dog")
 
 
 @settings(max_examples=100, deadline=None)

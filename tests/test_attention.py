@@ -8,10 +8,10 @@ import threading
 
 import pytest
 import torch
+from conftest import objective_for
 from diffusers.models.attention_processor import Attention
 
 from infsplign_scene.attention import no_graph_after, trace
-from infsplign_scene.compile import compile_objective
 from infsplign_scene.guidance import ScenePipeline
 from infsplign_scene.lab.shapes.model import WEIGHTS_DIR
 from infsplign_scene.parsing import load_scene
@@ -25,7 +25,7 @@ def embedded_model_gradient(dtype: torch.dtype) -> torch.Tensor:
     scene = ScenePipeline.from_pretrained("shapes").to(dtype=dtype)
     pipe = scene.pipe
     texts = ["a green triangle above a yellow circle", "a red circle left of a blue square"]
-    objective = compile_objective([load_scene(text).naming_objects_only() for text in texts])
+    objective = objective_for([load_scene(text).naming_objects_only() for text in texts])
     matrix, columns = scene._token_matrix(objective, scene.config)
     embeds, _ = pipe.encode_prompt([g.prompt for g in objective.graphs], "cpu", 1, False)
     pipe.scheduler.set_timesteps(20)

@@ -2,9 +2,9 @@ import itertools
 
 import pytest
 import torch
-from conftest import DispatchedOperators
+from conftest import DispatchedOperators, objective_for
 
-from infsplign_scene.compile import compile_objective, statistics
+from infsplign_scene.compile import statistics
 from infsplign_scene.conflicts import combine, relation_gradients
 from infsplign_scene.guidance import GuidanceConfig, ScenePipeline
 from infsplign_scene.scene import SceneGraph
@@ -33,7 +33,7 @@ def test_pcgrad_removes_the_opposing_component_of_the_lower_priority_relation():
 
 
 def test_relation_gradients_match_autograd_per_relation():
-    objective = compile_objective("a red circle left of a blue square, the red circle above a green triangle")
+    objective = objective_for("a red circle left of a blue square, the red circle above a green triangle")
     torch.manual_seed(0)
     maps = {4: torch.rand(1, 3, 4, 4), 8: torch.rand(1, 3, 8, 8)}
     stats = statistics(maps)
@@ -59,7 +59,7 @@ def test_relation_gradients_run_as_many_operators_for_32_relations_as_for_one():
                 for (a, b), predicate in itertools.islice(statements, relations)
             ],
         )
-        objective = compile_objective(graph)
+        objective = objective_for(graph)
         assert objective.num_relations == relations
         maps = {4: torch.rand(1, 8, 4, 4), 8: torch.rand(1, 8, 8, 8)}
         leaves = [x.detach().requires_grad_(True) for pair in statistics(maps).values() for x in pair]

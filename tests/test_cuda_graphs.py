@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import build_tiny_pipeline
+from conftest import build_tiny_pipeline, objective_for
 from diffusers import EulerDiscreteScheduler
 
 from infsplign_scene.attention import no_graph_after, trace
-from infsplign_scene.compile import compile_objective
 from infsplign_scene.cuda_graphs import CapturedGuidedStep
 from infsplign_scene.errors import InfsplignError
 from infsplign_scene.guidance import GuidanceConfig, ScenePipeline
@@ -29,7 +28,7 @@ def test_cuda_graph_on_a_cpu_pipeline_is_a_clear_error(tiny_pipe):
 
 def test_recording_a_step_on_cpu_latents_is_a_clear_error(tiny_pipe):
     latents, embeds = torch.zeros(1, 4, 8, 8), torch.zeros(1, 77, 32)
-    objective = compile_objective(PROMPT)
+    objective = objective_for(PROMPT)
     with pytest.raises(ValueError, match="CUDA device, not cpu"):
         CapturedGuidedStep(tiny_pipe.unet, tiny_pipe.scheduler, latents, 1, embeds, None, None, objective, None)
 
@@ -60,7 +59,7 @@ def test_a_replay_gives_the_eager_step_at_new_latents_and_timesteps(cuda_pipe, c
     which the test checks to be far more."""
     pipe, device = cuda_pipe, torch.device("cuda")
     scene = ScenePipeline(pipe, GuidanceConfig(eta=1.0))
-    objective = compile_objective([PROMPT]).to(device)
+    objective = objective_for([PROMPT]).to(device)
     token_matrix, columns = scene._token_matrix(objective, scene.config)
     embeds, negative = pipe.encode_prompt([PROMPT], device, 1, True)
     generator = torch.Generator(device).manual_seed(0)

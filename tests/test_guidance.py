@@ -6,11 +6,10 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 import torch
-from conftest import DispatchedOperators, build_tiny_pipeline
+from conftest import DispatchedOperators, build_tiny_pipeline, objective_for
 
 from infsplign_scene import VocabularyError
 from infsplign_scene.attention import cross_attention_layers, trace
-from infsplign_scene.compile import compile_objective
 from infsplign_scene.guidance import GuidanceConfig, ScenePipeline, compose
 from infsplign_scene.step import guided_step
 
@@ -119,7 +118,7 @@ def test_one_gradient_step_lowers_the_objective_for_every_predicate(tiny_pipe, p
     pipe = tiny_pipe
     prompt = f"a red circle {PHRASES[predicate]} a blue square"
     scene = ScenePipeline(pipe, GuidanceConfig(eta=1.0, margin=0.6, near_margin=0.01))
-    objective = compile_objective(prompt)
+    objective = objective_for(prompt)
     token_matrix, columns = scene._token_matrix(objective, scene.config)
     embeds, _ = pipe.encode_prompt([prompt], "cpu", 1, False)
     pipe.scheduler.set_timesteps(10)
@@ -141,7 +140,7 @@ def test_one_gradient_step_lowers_the_objective_for_every_predicate(tiny_pipe, p
 def cfg_step(pipe, prompts: list[str], config: GuidanceConfig):
     """The columns to trace, and `guided_step` with CFG on seeded latents: step(store, **options)."""
     scene = ScenePipeline(pipe, config)
-    objective = compile_objective(prompts)
+    objective = objective_for(prompts)
     token_matrix, columns = scene._token_matrix(objective, scene.config)
     embeds, negative = pipe.encode_prompt(prompts, "cpu", 1, True)
     pipe.scheduler.set_timesteps(10)
@@ -433,7 +432,7 @@ def test_no_graph_after_the_captured_levels_keeps_the_gradient():
     torch.manual_seed(0)
     config = dict(SD14_UNET_CONFIG, block_out_channels=(32, 32, 32, 32), cross_attention_dim=32, attention_head_dim=2)
     unet = UNet2DConditionModel(**config, norm_num_groups=8).eval()
-    objective = compile_objective("a red circle to the left of a blue square")
+    objective = objective_for("a red circle to the left of a blue square")
     matrix, columns = torch.eye(2).unsqueeze(0), torch.tensor([2, 3])
     latents, embeds = torch.randn(1, 4, 16, 16), torch.randn(1, 77, 32)
 
