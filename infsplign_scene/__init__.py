@@ -19,9 +19,10 @@ from .errors import (
     TokenSpanError,
     VocabularyError,
 )
-from .guidance import ComposeResult, ScenePipeline, compose
+from .guidance import ScenePipeline, compose
 from .parsing import load_scene, parse
 from .relations import PREDICATES, holds
+from .result import ComposeResult
 from .scene import Relation, SceneGraph, SceneObject
 
 __version__ = "0.1.0"

@@ -12,7 +12,6 @@ Unguided steps are exactly the diffusers loop, so eta = 0 reproduces the plain p
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,53 +20,16 @@ from tqdm.auto import tqdm
 
 from .analysis import analyze
 from .attention import no_graph_after, trace
-from .compile import Objective, ObjectiveValue, compile_objective
+from .compile import compile_objective
 from .config import GuidanceConfig, Preset
 from .cuda_graphs import CapturedGuidedStep
 from .embedded import DEFAULT_MODEL, embedded_model_dir, embedded_model_names
 from .errors import InfsplignError
 from .parsing import load_scene
+from .result import ComposeResult, record_step
 from .scene import SceneGraph
-from .step import GuidedStep, frozen_weights, guided_step, unconditional_and_conditional
-from .tokens import check_vocabulary, object_token_indices
-
-
-@dataclass
-class ComposeResult:
-    """Images, the graphs used (after conflict resolution), and a JSON-serialisable trace."""
-
-    images: list
-    graphs: list[SceneGraph]
-    objective: Objective
-    trace: list[dict] = field(default_factory=list)
-    config: GuidanceConfig | None = None
-    seconds: float = 0.0
-    maps: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)  # step -> height -> [B, K, h, w]
-
-    @property
-    def graph(self) -> SceneGraph:
-        return self.graphs[0]
-
-    def plot_attention(self, step: int | None = None, path: str | Path | None = None, image: int = 0):
-        """Each object's map per level over the image, with centroid, spread and relation arrows.
-
-        Needs `record_maps=True` at sampling time. Returns the matplotlib figure."""
-        from .report import plot_attention
-
-        return plot_attention(self, step=step, path=path, image=image)
-
-    def plot_trace(self, path: str | Path | None = None, image: int = 0):
-        """Relation losses and satisfaction, centroid paths, gradient norm and conflicts over the steps."""
-        from .report import plot_trace
-
-        return plot_trace(self, path=path, image=image)
-
-    def final_satisfied(self) -> list[list[bool]]:
-        """Per image, each relation's satisfied flag at the last guided step's maps."""
-        for record in reversed(self.trace):
-            if "satisfied" in record:
-                return record["satisfied"]
-        return []
+from .step import GuidedStep, finite_rows, frozen_weights, guided_step, per_image, unconditional_and_conditional
+from .tokens import check_vocabulary, object_token_matrix
 
 
 class ScenePipeline:
@@ -174,7 +136,9 @@ class ScenePipeline:
         do_cfg = guidance_scale > 1
         with torch.no_grad():  # else the text encoder's weights tie every step's output into one graph
             prompt_embeds, negative_embeds = pipe.encode_prompt(prompts, device, 1, do_cfg, negative_prompt)
-        token_matrix = self._token_matrix(objective, config)
+        token_matrix = object_token_matrix(
+            pipe.tokenizer, objective, include_attributes=config.include_attributes, device=device
+        )
         scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = scheduler.timesteps
         latents = pipe.prepare_latents(
@@ -220,8 +184,8 @@ class ScenePipeline:
                         step = captured(latents, t)
                     else:
                         step = guided_step(unet, scheduler, latents, t, measure_first=measure_first, **step_arguments)
-                    noise_pred, value = self._guided_noise(step, guidance_scale, config, record, maps)
-                    settled = value.settled
+                    record_step(step, config, record, maps)
+                    noise_pred, settled = self._guided_noise(step, guidance_scale, config), step.value.settled
                 else:
                     with torch.no_grad():
                         noise_uncond, noise_pred = unconditional_and_conditional(
@@ -255,61 +219,23 @@ class ScenePipeline:
             maps=maps or {},
         )
 
-    def _token_matrix(self, objective: Objective, config: GuidanceConfig) -> tuple[torch.Tensor, torch.Tensor]:
-        """Averaging matrix [B, K, T] from captured columns to object maps, and the columns [T]."""
-        spans = [
-            object_token_indices(self.pipe.tokenizer, graph, ids, include_attributes=config.include_attributes)
-            for graph, ids in zip(objective.graphs, objective.object_ids, strict=False)
-        ]
-        columns = sorted({index for graph_spans in spans for span in graph_spans for index in span})
-        position = {column: j for j, column in enumerate(columns)}
-        matrix = torch.zeros(len(spans), max(objective.num_objects, 1), max(len(columns), 1))
-        for b, graph_spans in enumerate(spans):
-            for k, span in enumerate(graph_spans):
-                for index in span:
-                    matrix[b, k, position[index]] = 1.0 / len(span)
-        return matrix.to(self.device), torch.tensor(columns, dtype=torch.long, device=self.device)
+    def _guided_noise(self, step: GuidedStep, guidance_scale: float, config: GuidanceConfig) -> torch.Tensor:
+        """The classifier-free-guided noise prediction shifted by the objective's gradient.
 
-    def _guided_noise(
-        self, step: GuidedStep, guidance_scale: float, config: GuidanceConfig, record: dict, maps: dict | None
-    ) -> tuple[torch.Tensor, ObjectiveValue]:
-        """The guided noise prediction from a step's results; records what the step measured."""
-        value, grad, noise_text = step.value, step.grad, step.noise_text
+        An image whose loss or gradient is not finite gets no update; with `skip_satisfied` a
+        settled image keeps its layout (normalising would amplify a vanishing pull)."""
         noise_pred = (
-            step.noise_uncond + guidance_scale * (noise_text - step.noise_uncond)
+            step.noise_uncond + guidance_scale * (step.noise_text - step.noise_uncond)
             if step.noise_uncond is not None
-            else noise_text
+            else step.noise_text
         )
-        finite = torch.isfinite(value.total) & torch.isfinite(grad).flatten(1).all(dim=1)  # [B]
-        grad = torch.where(_per_image(finite, grad), grad, torch.zeros_like(grad))
-        record.update(
-            loss=value.total.tolist(),
-            relation_loss=value.relation_loss.tolist(),
-            satisfied=value.satisfied.tolist(),
-            centroids={str(h): c.tolist() for h, c in value.centroids.items()},
-            variances={str(h): v.tolist() for h, v in value.variances.items()},
-            backward=step.backward.tolist(),
-            grad_norm=grad.flatten(1).norm(dim=1).tolist(),
-            cosine=step.report.cosine.tolist(),
-            opposed=step.report.opposed.tolist(),
-        )
-        if maps is not None:
-            maps[record["step"]] = {h: m.cpu() for h, m in step.levels.items()}
-        if not finite.all():
-            skipped = [b for b, ok in enumerate(finite.tolist()) if not ok]
-            record["warning"] = f"non-finite loss or gradient for images {skipped}: their update was skipped"
-        if config.skip_satisfied:  # a settled image keeps its layout; normalising would amplify a vanishing pull
-            grad = grad * _per_image(~value.settled, grad)
-            record["updated"] = (~value.settled).tolist()
+        grad = torch.where(per_image(finite_rows(step), step.grad), step.grad, torch.zeros_like(step.grad))
+        if config.skip_satisfied:
+            grad = grad * per_image(~step.value.settled, grad)
         if config.normalize_gradient:
             rms = grad.flatten(1).square().mean(dim=1).sqrt().clamp_min(1e-12)
-            grad = grad / _per_image(rms, grad)
-        return noise_pred + config.eta * grad.to(noise_pred.dtype), value
-
-
-def _per_image(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """values [B] viewed as [B, 1, ..., 1] to broadcast over `like` [B, ...]."""
-    return values.view(-1, *([1] * (like.dim() - 1)))
+            grad = grad / per_image(rms, grad)
+        return noise_pred + config.eta * grad.to(noise_pred.dtype)
 
 
 def _bar_disabled(pipe: Any) -> bool:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .guidance import ComposeResult
+    from .result import ComposeResult
 
 SATISFIED, VIOLATED = "#2ca02c", "#d62728"
 

@@ -46,6 +46,145 @@ class GuidedStep:
     backward: torch.Tensor  # [B] bool, the rows whose gradient was computed
 
 
+@dataclass
+class _StepInputs:
+    """What every mode of a guided step reads."""
+
+    unet: torch.nn.Module
+    scheduler: object
+    latents: torch.Tensor
+    t: torch.Tensor
+    prompt_embeds: torch.Tensor
+    negative_embeds: torch.Tensor | None
+    store: object
+    token_matrix: torch.Tensor
+    objective: object
+    weights: object
+    precision: str
+    combination: Combination
+
+    def unconditional(self) -> torch.Tensor:
+        """The unconditional noise prediction, without grad."""
+        with torch.no_grad():
+            model_input = self.scheduler.scale_model_input(self.latents, self.t)
+            return self.unet(model_input, self.t, encoder_hidden_states=self.negative_embeds).sample
+
+    def graph_forward(self, rows: torch.Tensor, joint: bool = False):
+        """The forward that records the autograd graph, for the latents of `rows` (every row when
+        `joint`, with the unconditional batch riding along as a constant): the guided latents, the
+        conditional noise, the unconditional one when joint, and the rows' object maps."""
+        guided_latents = self.latents[rows].detach().requires_grad_(True)
+        # no cast cache: each weight is cast once per pass anyway, and a CUDA graph cannot record one
+        autocast = torch.autocast(
+            self.latents.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16", cache_enabled=False
+        )
+        noise_uncond = None
+        with self.store.capturing(), autocast:
+            if joint:
+                model_input = self.scheduler.scale_model_input(
+                    torch.cat([self.latents.detach(), guided_latents]), self.t
+                )
+                embeds = torch.cat([self.negative_embeds, self.prompt_embeds])
+                noise_uncond, noise = self.unet(model_input, self.t, encoder_hidden_states=embeds).sample.chunk(2)
+                noise_uncond = noise_uncond.detach().to(self.latents.dtype)
+            else:
+                model_input = self.scheduler.scale_model_input(guided_latents, self.t)
+                noise = self.unet(model_input, self.t, encoder_hidden_states=self.prompt_embeds[rows]).sample
+        conditional_rows = self.latents.shape[0] if joint else None
+        return guided_latents, noise, noise_uncond, object_maps(self.store, self.token_matrix[rows], conditional_rows)
+
+    def finish(self, levels, guided_latents, rows, noise_text, noise_uncond) -> GuidedStep:
+        """The objective on every image's maps, its gradient for `rows`, and the step's results."""
+        self.store.reset()
+        batch = self.latents.shape[0]
+        stats = statistics(levels)
+        leaves = {h: (c.detach().requires_grad_(True), v.detach().requires_grad_(True)) for h, (c, v) in stats.items()}
+        value = self.objective.evaluate(leaves, self.weights)
+        flat_leaves = [x for pair in leaves.values() for x in pair]
+        per_relation = relation_gradients(value.relation_loss, flat_leaves)  # [B, R, D]
+        combined, report = combine(per_relation, self.objective.weight.to(per_relation.device), self.combination)
+        grad = torch.zeros_like(self.latents, dtype=torch.float32)
+        if rows.numel():
+            sizes = [leaf[0].numel() for leaf in flat_leaves]
+            grad_outputs = [
+                g.reshape(leaf.shape) for g, leaf in zip(combined.split(sizes, dim=1), flat_leaves, strict=True)
+            ]
+            outputs = [x for pair in stats.values() for x in pair]
+            grad[rows] = torch.autograd.grad(outputs, guided_latents, grad_outputs=grad_outputs)[0].float()
+        value.total, value.relation_loss = value.total.detach(), value.relation_loss.detach()
+        # index_fill_, not `backward[rows] = True`, whose value travels from host memory
+        backward = torch.zeros(batch, dtype=torch.bool, device=self.latents.device).index_fill_(0, rows, True)
+        return GuidedStep(
+            value=value,
+            grad=grad,
+            noise_text=noise_text,
+            noise_uncond=noise_uncond,
+            levels={h: m.detach() for h, m in levels.items()},
+            report=report,
+            backward=backward,
+        )
+
+    def every_row(self) -> torch.Tensor:
+        return torch.arange(self.latents.shape[0], device=self.latents.device)
+
+
+def split_step(inputs: _StepInputs) -> GuidedStep:
+    """The unconditional forward without grad, then the conditional one with grad: the least
+    arithmetic, and the unconditional activations are freed before the graph is recorded."""
+    noise_uncond = inputs.unconditional() if inputs.negative_embeds is not None else None
+    rows = inputs.every_row()
+    guided_latents, noise, _, levels = inputs.graph_forward(rows)
+    return inputs.finish(levels, guided_latents, rows, noise.detach().to(inputs.latents.dtype), noise_uncond)
+
+
+def joint_step(inputs: _StepInputs) -> GuidedStep:
+    """Both CFG halves as one batch with grad, the unconditional half a constant: one pass fewer."""
+    if inputs.negative_embeds is None:
+        return split_step(inputs)
+    rows = inputs.every_row()
+    guided_latents, noise, noise_uncond, levels = inputs.graph_forward(rows, joint=True)
+    return inputs.finish(levels, guided_latents, rows, noise.detach().to(inputs.latents.dtype), noise_uncond)
+
+
+def concurrent_step(inputs: _StepInputs) -> GuidedStep:
+    """The split step with its unconditional forward in a second thread beside the conditional one
+    (on a CPU with two or more threads; the split step elsewhere)."""
+    with _ThreadSharing() as sharing:
+        if inputs.negative_embeds is None or not sharing.possible(inputs.latents.device):
+            return split_step(inputs)
+        pending_uncond = sharing.start(inputs.unconditional)
+        rows = inputs.every_row()
+        guided_latents, noise, _, levels = inputs.graph_forward(rows)
+        noise_uncond = pending_uncond()  # joined before the backward, which gets every thread again
+        return inputs.finish(levels, guided_latents, rows, noise.detach().to(inputs.latents.dtype), noise_uncond)
+
+
+def measured_step(inputs: _StepInputs) -> GuidedStep:
+    """One forward of the CFG batch without grad measures every image; only the images whose
+    relations do not all hold with margin get the conditional forward with grad and the backward.
+    The others' gradient stays zero (a settled image gets no update anyway): the same images, at
+    less cost when most of the batch is settled."""
+    batch = inputs.latents.shape[0]
+    with inputs.store.capturing(), torch.no_grad():
+        noise_uncond, noise_text = unconditional_and_conditional(
+            inputs.unet, inputs.scheduler, inputs.latents, inputs.t, inputs.prompt_embeds, inputs.negative_embeds
+        )
+    levels = object_maps(inputs.store, inputs.token_matrix, conditional_rows=batch)
+    rows = (~inputs.objective.evaluate(statistics(levels), inputs.weights).settled).nonzero().flatten()
+    guided_latents = None
+    if rows.numel():
+        guided_latents, _, _, graph_maps = inputs.graph_forward(rows)
+        levels = {h: maps.index_copy(0, rows, graph_maps[h]) for h, maps in levels.items()}
+    return inputs.finish(levels, guided_latents, rows, noise_text, noise_uncond)
+
+
+STEP_BY_MODE: dict[str, Callable[[_StepInputs], GuidedStep]] = {
+    "split": split_step,
+    "joint": joint_step,
+    "concurrent": concurrent_step,
+}
+
+
 def guided_step(
     unet,
     scheduler,
@@ -65,96 +204,29 @@ def guided_step(
 ) -> GuidedStep:
     """The model passes of one guided step, the objective on every image, and its gradient.
 
-    By default the conditional forward runs with grad on the latents for every image and the
-    unconditional one (`negative_embeds`, if given) without. With `measure_first`, one forward
-    without grad (the CFG batch) measures every image first, and only the images whose relations
-    do not all hold with margin get the conditional forward with grad and the backward; the
-    others' gradient is left at zero (a settled image gets no update anyway), so images come out
-    the same, at less cost when most of the batch is settled. The relations' gradients are taken
-    with respect to the objects' centroids and variances (a few numbers each), combined there
-    (`conflicts.combine`), and pushed through the UNet with one vector-Jacobian product.
-    latents [B,C,h,w]; token_matrix [B,K,T] averages the captured token columns into object maps.
-    precision "bfloat16" runs the graph-recording forward and the backward under bfloat16
-    autocast (the loss stays float32). `cfg_forward` (without `measure_first`) says how the
-    unconditional forward runs: "split", before the graph-recording one; "joint", riding along in
-    it as a constant (one pass fewer); "concurrent", on CPU with two or more threads, beside it
-    in a second thread. The same numbers each way."""
-    batch = latents.shape[0]
-    noise_uncond = None
-    graph_rows = torch.arange(batch, device=latents.device)
-    with torch.enable_grad(), _ThreadSharing() as sharing:
-        if measure_first:
-            with store.capturing(), torch.no_grad():
-                noise_uncond, noise_text = unconditional_and_conditional(
-                    unet, scheduler, latents, t, prompt_embeds, negative_embeds
-                )
-            measured = object_maps(store, token_matrix, conditional_rows=batch)
-            graph_rows = (~objective.evaluate(statistics(measured), weights).settled).nonzero().flatten()
-        unconditional_pending = negative_embeds is not None and not measure_first
-        joint = cfg_forward == "joint" and unconditional_pending
-        pending_uncond: Callable[[], torch.Tensor] | None = None
-        if unconditional_pending and not joint:
-            unconditional_input = scheduler.scale_model_input(latents, t)
-
-            def unconditional_forward() -> torch.Tensor:
-                with torch.no_grad():
-                    return unet(unconditional_input, t, encoder_hidden_states=negative_embeds).sample
-
-            if cfg_forward == "concurrent" and sharing.possible(latents.device):
-                pending_uncond = sharing.start(unconditional_forward)
-            else:  # before the graph is recorded, so that its activations never sit beside the graph's
-                noise_uncond = unconditional_forward()
-        if graph_rows.numel():
-            guided_latents = latents[graph_rows].detach().requires_grad_(True)
-            # no cast cache: each weight is cast once per pass anyway, and a CUDA graph cannot record one
-            autocast = torch.autocast(
-                latents.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16", cache_enabled=False
-            )
-            with store.capturing(), autocast:
-                if joint:  # not measure_first, so graph_rows holds every image
-                    model_input = scheduler.scale_model_input(torch.cat([latents.detach(), guided_latents]), t)
-                    embeds = torch.cat([negative_embeds, prompt_embeds])
-                    noise_uncond, noise_graph = unet(model_input, t, encoder_hidden_states=embeds).sample.chunk(2)
-                    noise_uncond = noise_uncond.detach().to(latents.dtype)
-                else:
-                    model_input = scheduler.scale_model_input(guided_latents, t)
-                    noise_graph = unet(model_input, t, encoder_hidden_states=prompt_embeds[graph_rows]).sample
-            graph_maps = object_maps(store, token_matrix[graph_rows], conditional_rows=batch if joint else None)
-        if pending_uncond is not None:  # joined before the backward, which gets every thread again
-            noise_uncond = pending_uncond()
-        store.reset()
-        if measure_first:
-            levels = measured
-            if graph_rows.numel():
-                levels = {h: maps.index_copy(0, graph_rows, graph_maps[h]) for h, maps in measured.items()}
-        else:
-            levels, noise_text = graph_maps, noise_graph.detach().to(latents.dtype)
-        stats = statistics(levels)
-        leaves = {h: (c.detach().requires_grad_(True), v.detach().requires_grad_(True)) for h, (c, v) in stats.items()}
-        value = objective.evaluate(leaves, weights)
-        flat_leaves = [x for pair in leaves.values() for x in pair]
-        per_relation = relation_gradients(value.relation_loss, flat_leaves)  # [B, R, D]
-        combined, report = combine(per_relation, objective.weight.to(per_relation.device), combination)
-        grad = torch.zeros_like(latents, dtype=torch.float32)
-        if graph_rows.numel():
-            sizes = [leaf[0].numel() for leaf in flat_leaves]
-            grad_outputs = [
-                g.reshape(leaf.shape) for g, leaf in zip(combined.split(sizes, dim=1), flat_leaves, strict=True)
-            ]
-            outputs = [x for pair in stats.values() for x in pair]
-            grad[graph_rows] = torch.autograd.grad(outputs, guided_latents, grad_outputs=grad_outputs)[0].float()
-    value.total, value.relation_loss = value.total.detach(), value.relation_loss.detach()
-    # index_fill_, not `backward[graph_rows] = True`, whose value travels from host memory
-    backward = torch.zeros(batch, dtype=torch.bool, device=latents.device).index_fill_(0, graph_rows, True)
-    return GuidedStep(
-        value=value,
-        grad=grad,
-        noise_text=noise_text,
-        noise_uncond=noise_uncond,
-        levels={h: m.detach() for h, m in levels.items()},
-        report=report,
-        backward=backward,
+    `cfg_forward` picks how the two CFG halves run (`split_step`, `joint_step`,
+    `concurrent_step`: the same numbers each way); `measure_first` runs `measured_step` instead.
+    The relations' gradients are taken with respect to the objects' centroids and variances (a
+    few numbers each), combined there (`conflicts.combine`), and pushed through the UNet with one
+    vector-Jacobian product. latents [B,C,h,w]; token_matrix [B,K,T] averages the captured token
+    columns into object maps. precision "bfloat16" runs the graph-recording forward and the
+    backward under bfloat16 autocast (the loss stays float32)."""
+    inputs = _StepInputs(
+        unet,
+        scheduler,
+        latents,
+        t,
+        prompt_embeds,
+        negative_embeds,
+        store,
+        token_matrix,
+        objective,
+        weights,
+        precision,
+        combination,
     )
+    with torch.enable_grad():
+        return measured_step(inputs) if measure_first else STEP_BY_MODE[cfg_forward](inputs)
 
 
 class _ThreadSharing:
@@ -225,3 +297,13 @@ def frozen_weights(module: torch.nn.Module) -> Iterator[None]:
     finally:
         for parameter, flag in flags:
             parameter.requires_grad_(flag)
+
+
+def per_image(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """values [B] viewed as [B, 1, ..., 1] to broadcast over `like` [B, ...]."""
+    return values.view(-1, *([1] * (like.dim() - 1)))
+
+
+def finite_rows(step: GuidedStep) -> torch.Tensor:
+    """[B] whether an image's loss and gradient are finite."""
+    return torch.isfinite(step.value.total) & torch.isfinite(step.grad).flatten(1).all(dim=1)

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import re
 
+import torch
+
+from .compile import Objective
 from .errors import TokenSpanError, VocabularyError
 from .scene import SceneGraph, SceneObject
 
@@ -90,3 +93,22 @@ def check_vocabulary(tokenizer, prompt: str) -> None:
             f"the model does not know the word(s) {', '.join(map(repr, unknown))}; "
             f"its vocabulary is: {' '.join(vocabulary)}"
         )
+
+
+def object_token_matrix(
+    tokenizer, objective: Objective, include_attributes: bool = False, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The averaging matrix [B, K, T] from the captured token columns to each object's map, and
+    the columns [T] (token positions) to capture: object k of image b is the mean of its tokens."""
+    spans = [
+        object_token_indices(tokenizer, graph, ids, include_attributes=include_attributes)
+        for graph, ids in zip(objective.graphs, objective.object_ids, strict=True)
+    ]
+    columns = sorted({index for graph_spans in spans for span in graph_spans for index in span})
+    position = {column: j for j, column in enumerate(columns)}
+    matrix = torch.zeros(len(spans), max(objective.num_objects, 1), max(len(columns), 1))
+    for b, graph_spans in enumerate(spans):
+        for k, span in enumerate(graph_spans):
+            for index in span:
+                matrix[b, k, position[index]] = 1.0 / len(span)
+    return matrix.to(device), torch.tensor(columns, dtype=torch.long, device=device)

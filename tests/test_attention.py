@@ -16,6 +16,7 @@ from infsplign_scene.guidance import ScenePipeline
 from infsplign_scene.lab.shapes.model import WEIGHTS_DIR
 from infsplign_scene.parsing import load_scene
 from infsplign_scene.step import frozen_weights, guided_step
+from infsplign_scene.tokens import object_token_matrix
 
 
 def embedded_model_gradient(dtype: torch.dtype) -> torch.Tensor:
@@ -26,7 +27,9 @@ def embedded_model_gradient(dtype: torch.dtype) -> torch.Tensor:
     pipe = scene.pipe
     texts = ["a green triangle above a yellow circle", "a red circle left of a blue square"]
     objective = objective_for([load_scene(text).naming_objects_only() for text in texts])
-    matrix, columns = scene._token_matrix(objective, scene.config)
+    matrix, columns = object_token_matrix(
+        scene.pipe.tokenizer, objective, scene.config.include_attributes, scene.device
+    )
     embeds, _ = pipe.encode_prompt([g.prompt for g in objective.graphs], "cpu", 1, False)
     pipe.scheduler.set_timesteps(20)
     side = pipe.unet.config.sample_size * pipe.vae_scale_factor

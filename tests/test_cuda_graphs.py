@@ -15,6 +15,7 @@ from infsplign_scene.cuda_graphs import CapturedGuidedStep
 from infsplign_scene.errors import InfsplignError
 from infsplign_scene.guidance import GuidanceConfig, ScenePipeline
 from infsplign_scene.step import frozen_weights, guided_step
+from infsplign_scene.tokens import object_token_matrix
 
 PROMPT = "a red circle left of a blue square"
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
@@ -60,7 +61,9 @@ def test_a_replay_gives_the_eager_step_at_new_latents_and_timesteps(cuda_pipe, c
     pipe, device = cuda_pipe, torch.device("cuda")
     scene = ScenePipeline(pipe, GuidanceConfig(eta=1.0))
     objective = objective_for([PROMPT]).to(device)
-    token_matrix, columns = scene._token_matrix(objective, scene.config)
+    token_matrix, columns = object_token_matrix(
+        scene.pipe.tokenizer, objective, scene.config.include_attributes, scene.device
+    )
     embeds, negative = pipe.encode_prompt([PROMPT], device, 1, True)
     generator = torch.Generator(device).manual_seed(0)
     latents = [torch.randn(1, 4, 8, 8, generator=generator, device=device) for _ in range(3)]

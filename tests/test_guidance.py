@@ -12,6 +12,7 @@ from infsplign_scene import VocabularyError
 from infsplign_scene.attention import cross_attention_layers, trace
 from infsplign_scene.guidance import GuidanceConfig, ScenePipeline, compose
 from infsplign_scene.step import guided_step
+from infsplign_scene.tokens import object_token_matrix
 
 PROMPT = "a red circle to the left of a blue square"
 PHRASES = {
@@ -119,7 +120,9 @@ def test_one_gradient_step_lowers_the_objective_for_every_predicate(tiny_pipe, p
     prompt = f"a red circle {PHRASES[predicate]} a blue square"
     scene = ScenePipeline(pipe, GuidanceConfig(eta=1.0, margin=0.6, near_margin=0.01))
     objective = objective_for(prompt)
-    token_matrix, columns = scene._token_matrix(objective, scene.config)
+    token_matrix, columns = object_token_matrix(
+        scene.pipe.tokenizer, objective, scene.config.include_attributes, scene.device
+    )
     embeds, _ = pipe.encode_prompt([prompt], "cpu", 1, False)
     pipe.scheduler.set_timesteps(10)
     t = pipe.scheduler.timesteps[2]
@@ -141,7 +144,9 @@ def cfg_step(pipe, prompts: list[str], config: GuidanceConfig):
     """The columns to trace, and `guided_step` with CFG on seeded latents: step(store, **options)."""
     scene = ScenePipeline(pipe, config)
     objective = objective_for(prompts)
-    token_matrix, columns = scene._token_matrix(objective, scene.config)
+    token_matrix, columns = object_token_matrix(
+        scene.pipe.tokenizer, objective, scene.config.include_attributes, scene.device
+    )
     embeds, negative = pipe.encode_prompt(prompts, "cpu", 1, True)
     pipe.scheduler.set_timesteps(10)
     t, weights = pipe.scheduler.timesteps[2], scene.config

@@ -1,0 +1,75 @@
+"""What a guided sampling run returns: images, the graphs used, the objective and a trace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .compile import Objective
+from .config import GuidanceConfig
+from .scene import SceneGraph
+from .step import GuidedStep, finite_rows, per_image
+
+
+@dataclass
+class ComposeResult:
+    """Images, the graphs used (after conflict resolution), and a JSON-serialisable trace."""
+
+    images: list
+    graphs: list[SceneGraph]
+    objective: Objective
+    trace: list[dict] = field(default_factory=list)
+    config: GuidanceConfig | None = None
+    seconds: float = 0.0
+    maps: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)  # step -> height -> [B, K, h, w]
+
+    @property
+    def graph(self) -> SceneGraph:
+        return self.graphs[0]
+
+    def plot_attention(self, step: int | None = None, path: str | Path | None = None, image: int = 0):
+        """Each object's map per level over the image, with centroid, spread and relation arrows.
+
+        Needs `record_maps=True` at sampling time. Returns the matplotlib figure."""
+        from .report import plot_attention
+
+        return plot_attention(self, step=step, path=path, image=image)
+
+    def plot_trace(self, path: str | Path | None = None, image: int = 0):
+        """Relation losses and satisfaction, centroid paths, gradient norm and conflicts over the steps."""
+        from .report import plot_trace
+
+        return plot_trace(self, path=path, image=image)
+
+    def final_satisfied(self) -> list[list[bool]]:
+        """Per image, each relation's satisfied flag at the last guided step's maps."""
+        for record in reversed(self.trace):
+            if "satisfied" in record:
+                return record["satisfied"]
+        return []
+
+
+def record_step(step: GuidedStep, config: GuidanceConfig, record: dict, maps: dict | None) -> None:
+    """Write what a guided step measured into its trace record (and its maps into `maps`)."""
+    value, finite = step.value, finite_rows(step)
+    grad = torch.where(per_image(finite, step.grad), step.grad, torch.zeros_like(step.grad))
+    record.update(
+        loss=value.total.tolist(),
+        relation_loss=value.relation_loss.tolist(),
+        satisfied=value.satisfied.tolist(),
+        centroids={str(h): c.tolist() for h, c in value.centroids.items()},
+        variances={str(h): v.tolist() for h, v in value.variances.items()},
+        backward=step.backward.tolist(),
+        grad_norm=grad.flatten(1).norm(dim=1).tolist(),
+        cosine=step.report.cosine.tolist(),
+        opposed=step.report.opposed.tolist(),
+    )
+    if maps is not None:
+        maps[record["step"]] = {h: m.cpu() for h, m in step.levels.items()}
+    if not finite.all():
+        skipped = [b for b, ok in enumerate(finite.tolist()) if not ok]
+        record["warning"] = f"non-finite loss or gradient for images {skipped}: their update was skipped"
+    if config.skip_satisfied:
+        record["updated"] = (~value.settled).tolist()
