@@ -1,4 +1,4 @@
-"""The README's tour and the examples run as written (they need the embedded model's weights)."""
+"""The README's tour, the guides' Python blocks and the examples run as written."""
 
 import re
 import runpy
@@ -8,21 +8,24 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "infsplign_scene" / "shapes" / "weights" / "model_index.json"
-needs_model = pytest.mark.skipif(not WEIGHTS.exists(), reason="the embedded model's weights are not in this checkout")
 
 
-@needs_model
-def test_readme_tour_runs(tmp_path, monkeypatch):
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
-    assert blocks, "the README has a Python tour"
+def python_blocks(path: Path) -> list[str]:
+    """The Python blocks of a document, except those that need a model we do not ship ("path/to")."""
+    blocks = re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.S)
+    return [block for block in blocks if "path/to" not in block]
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/getting-started.md", "docs/embedded-models.md"])
+def test_python_blocks_of_the_docs_run(document, tmp_path, monkeypatch):
+    blocks = python_blocks(ROOT / document)
+    assert blocks, f"{document} has a Python block that runs here"
     monkeypatch.chdir(tmp_path)
-    for block in blocks:
-        exec(compile(block, "README.md", "exec"), {})
+    namespace: dict = {}
+    for block in blocks:  # one namespace: a guide's blocks build on each other
+        exec(compile(block, document, "exec"), namespace)
 
 
-@needs_model
 def test_quickstart_example_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["quickstart.py", str(tmp_path)])
     runpy.run_path(str(ROOT / "examples" / "quickstart.py"), run_name="__main__")

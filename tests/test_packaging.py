@@ -25,8 +25,9 @@ def test_wheel_contains_grammar_and_weights(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "infsplign_scene/grammar/lexicon.json" in names
     assert "infsplign_scene/grammar/prompt.lark" in names
-    if (ROOT / "infsplign_scene" / "shapes" / "weights" / "model_index.json").exists():
-        assert "infsplign_scene/shapes/weights/unet/diffusion_pytorch_model.safetensors" in names
+    assert "infsplign_scene/models/shapes/unet/diffusion_pytorch_model.safetensors" in names
+    assert "infsplign_scene/models/shapes/preset.json" in names
+    assert "infsplign_scene/lab/nouns/classes.json" in names
 
 
 def test_unpacked_wheel_parses_without_the_source_tree(wheel, tmp_path):
