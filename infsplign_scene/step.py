@@ -234,8 +234,7 @@ class _ThreadSharing:
     out between the two; on exit (also on error) the work is waited for and the count restored.
 
     Two batch-1 passes side by side keep the cores busier than one after the other: a small pass
-    splits too little work to use every thread well (SD 1.4 at latent 32 on 2 cores: a batch-1
-    forward takes 0.56 of its 1-thread time with 2 threads)."""
+    splits too little work to use every thread well (docs/performance.md)."""
 
     _worker: ClassVar[ThreadPoolExecutor | None] = None  # one lasting thread: its kernel caches outlive a step
 

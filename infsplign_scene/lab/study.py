@@ -55,7 +55,7 @@ class Detector(Protocol):
 class ShapesDetector:
     """The exact detector of the embedded model (objects named "<colour> <shape>"). Colours are
     distinct within an image, so an object is located by its colour alone, like the `_color`
-    metrics of the shapes benchmark (docs/shapes.md)."""
+    metrics of the shapes benchmark (docs/embedded-models.md)."""
 
     def locate(self, image: Any, graph: SceneGraph) -> dict[str, tuple[float, float] | None]:
         from .shapes.detector import detect
