@@ -1,9 +1,11 @@
 """What each predicate means, and how a relation is judged: the one table and the one judge.
 
-Coordinates are fractions of the image, x to the right and y down. A directional predicate reads
-one axis with a sign: `left_of` holds when the object's centre lies right of the subject's
-(offset = sign * (object - subject) on the axis is positive). `near` holds when the centres are
-at most `NEAR_DISTANCE` apart. Everything that decides what a predicate means reads this module:
+Coordinates are fractions of the image, x to the right and y down; a place is a box
+(x0, y0, x1, y1) or a point (x, y), a box of no size. A directional predicate reads one axis with
+a sign: `left_of` holds when the object's centre lies right of the subject's (offset = sign *
+(object - subject) on the axis is positive), as VISOR judges box centres. `near` holds when the
+two places are at most `NEAR_DISTANCE` apart: the gap between two boxes, the distance between two
+points. Everything that decides what a predicate means reads this module:
 the scene model (inverses, the phrase a written prompt uses), the analysis (axes, the forward
 direction of each axis), the losses (axis and sign tensors), the guidance's satisfaction report,
 the detectors' scores and the study.
@@ -16,8 +18,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 Predicate = Literal["left_of", "right_of", "above", "below", "near"]
-# Centres at most this far apart (a fraction of the image side) are "near"; also the default
-# `near_margin` of the guidance loss, so that the loss is satisfied where the judge says so.
+# Places at most this far apart (a fraction of the image side) are "near"; also the default
+# `near_margin` of the guidance loss, so that the loss on centroids is satisfied where the judge says so.
 NEAR_DISTANCE = 0.25
 
 
@@ -68,25 +70,36 @@ Point = tuple[float, float]
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
 
 
+def as_box(where: Point | Box) -> Box:
+    """A box (x0, y0, x1, y1) as it is, a point (x, y) as a box of no size."""
+    return (where[0], where[1], where[2], where[3]) if len(where) == 4 else (where[0], where[1], where[0], where[1])
+
+
 def center(where: Point | Box) -> Point:
-    """The centre of a box (x0, y0, x1, y1), or a point (x, y) itself."""
-    if len(where) == 4:
-        return ((where[0] + where[2]) / 2, (where[1] + where[3]) / 2)
-    return (where[0], where[1])
+    """The centre of a box, or a point itself."""
+    x0, y0, x1, y1 = as_box(where)
+    return ((x0 + x1) / 2, (y0 + y1) / 2)
+
+
+def gap(first: Point | Box, second: Point | Box) -> float:
+    """The distance between two places: 0 for overlapping boxes, the distance between two points."""
+    a, b = as_box(first), as_box(second)
+    dx = max(b[0] - a[2], a[0] - b[2], 0.0)
+    dy = max(b[1] - a[3], a[1] - b[3], 0.0)
+    return math.hypot(dx, dy)
 
 
 def holds(
     subject: Point | Box, obj: Point | Box, predicate: str, *, strict: bool = False, near: float = NEAR_DISTANCE
 ) -> bool:
-    """Whether `subject predicate obj` holds between two boxes or centroids (image fractions).
+    """Whether `subject predicate obj` holds between two boxes or points (image fractions).
 
-    Directional predicates compare centres on their axis, as VISOR does with box centres;
-    `strict` also asks that the axis dominate the offset (|dx| > |dy| for left_of). `near`: the
-    centres are at most `near` apart."""
-    (sx, sy), (ox, oy) = center(subject), center(obj)
-    delta = (ox - sx, oy - sy)
+    Directional predicates compare centres on their axis; `strict` also asks that the axis
+    dominate the offset (|dx| > |dy| for left_of). `near`: the places are at most `near` apart."""
     info = TABLE[predicate]
     if info.axis is None:
-        return bool(math.hypot(*delta) <= near)
+        return bool(gap(subject, obj) <= near)
+    (sx, sy), (ox, oy) = center(subject), center(obj)
+    delta = (ox - sx, oy - sy)
     offset, other = info.sign * delta[info.axis], delta[1 - info.axis]
     return bool(offset > 0 and (not strict or abs(offset) > abs(other)))

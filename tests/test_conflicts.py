@@ -71,10 +71,18 @@ def test_relation_gradients_run_as_many_operators_for_32_relations_as_for_one():
     assert operators(32) <= operators(1) + 20
 
 
-def test_combinations_run_in_the_pipeline_and_trace_the_conflicts(tiny_pipe):
+def test_the_three_combinations_give_three_different_updates_in_the_pipeline(tiny_pipe):
+    """A 2-cycle with only the spatial term: the relations' centroid gradients are opposite, so
+    the sum nearly cancels, priority keeps the first relation's gradient, and PCGrad keeps it plus
+    the part of the second that does not oppose it."""
     prompt = "a red circle left of a blue square, the blue square left of the red circle"
+    steps = {}
     for mode in ("sum", "pcgrad", "priority"):
-        config = GuidanceConfig(eta=20.0, combination=mode)
+        config = GuidanceConfig(eta=20.0, combination=mode, lambda_presence=0.0, lambda_balance=0.0)
         result = ScenePipeline(tiny_pipe, config)(prompt, seed=0, num_inference_steps=2, progress=False)
-        step = result.trace[0]
-        assert len(step["cosine"][0]) == 2 and 0.0 <= step["opposed"][0] <= 1.0
+        steps[mode] = result.trace[0]
+    assert steps["sum"]["cosine"][0][0][1] < -0.99  # opposite relations
+    norms = {mode: step["grad_norm"][0] for mode, step in steps.items()}
+    assert norms["sum"] < 0.05 * norms["priority"]
+    assert norms["pcgrad"] > norms["priority"]
+    assert steps["priority"]["opposed"][0] == 0.5  # the kept relation's update works against the other

@@ -125,24 +125,39 @@ def test_gelu_reversal_property_is_documented_behaviour():
 
 def test_every_judge_agrees_with_the_predicate_table_on_random_boxes():
     """The satisfaction report (losses.satisfied on centroids) and the detectors' judge
-    (relations.holds on boxes and on centroids) give the same verdict for every predicate."""
-    from infsplign_scene.relations import PREDICATES, center, holds
+    (relations.holds) give the same verdicts: on centroids for every predicate, on boxes for the
+    directional ones (box centres); `near` on boxes is the gap, never more than the centres' distance."""
+    from infsplign_scene.relations import PREDICATES, center, gap, holds
 
     generator = torch.Generator().manual_seed(0)
     corners = torch.rand(256, 2, 2, 2, generator=generator)  # [pairs, subject/object, corner, xy]
-    boxes = torch.cat([corners.amin(2), corners.amax(2)], dim=-1)  # [pairs, 2, 4]
-    centres = torch.tensor([[center(tuple(box.tolist())) for box in pair] for pair in boxes])  # [pairs, 2, 2]
-    agreed = disagreed = 0
+    boxes = [[tuple(b) for b in torch.cat([c.amin(1), c.amax(1)], dim=-1).tolist()] for c in corners]
+    centres = [[center(box) for box in pair] for pair in boxes]
+    verdicts = {predicate: set() for predicate in PREDICATES}
     for code, predicate in enumerate(PREDICATES):
         index = torch.tensor([[0]]), torch.tensor([[1]]), torch.tensor([[code]])
         for pair, pair_centres in zip(boxes, centres, strict=True):
-            reported = bool(satisfied(pair_centres[None].double(), *index)[0, 0])
-            on_boxes = holds(tuple(pair[0].tolist()), tuple(pair[1].tolist()), predicate)
-            on_centres = holds(tuple(pair_centres[0].tolist()), tuple(pair_centres[1].tolist()), predicate)
-            agreed += reported == on_boxes == on_centres
-            disagreed += not (reported == on_boxes == on_centres)
-    assert disagreed == 0 and agreed == 256 * len(PREDICATES)
-    # both verdicts occur for every predicate, so the agreement is not vacuous
-    for predicate in PREDICATES:
-        verdicts = {holds(tuple(p[0].tolist()), tuple(p[1].tolist()), predicate) for p in boxes}
-        assert verdicts == {True, False}
+            reported = bool(satisfied(torch.tensor([pair_centres], dtype=torch.float64), *index)[0, 0])
+            on_centres = holds(*pair_centres, predicate)
+            on_boxes = holds(*pair, predicate)
+            assert reported == on_centres, (predicate, pair)
+            if predicate != "near":
+                assert on_boxes == on_centres, (predicate, pair)
+            else:
+                assert on_boxes == (gap(*pair) <= 0.25) and (on_boxes or not on_centres)
+            verdicts[predicate].add(on_boxes)
+    assert all(found == {True, False} for found in verdicts.values())  # neither verdict is vacuous
+
+
+def test_near_is_the_gap_between_boxes():
+    from infsplign_scene.relations import gap, holds
+
+    left, right = (0.0, 0.0, 0.3, 0.3), (0.5, 0.0, 0.8, 0.3)  # a gap of 0.2, centres 0.5 apart
+    assert gap(left, right) == pytest.approx(0.2) and holds(left, right, "near")
+    assert not holds(center_of(left), center_of(right), "near")
+    assert holds(left, (0.1, 0.1, 0.2, 0.2), "near") and gap(left, (0.1, 0.1, 0.2, 0.2)) == 0.0
+    assert not holds(left, (0.6, 0.0, 0.9, 0.3), "near")  # a gap of 0.3
+
+
+def center_of(box):
+    return ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)

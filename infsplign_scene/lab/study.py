@@ -16,7 +16,8 @@ Policies: ``drop`` and ``keep`` are the analysis policies (with the plain weight
 Rows go to DIR/results.jsonl as they finish (a re-run skips finished rows, so an interrupted run
 loses nothing written); DIR/summary.md, DIR/summary.csv and DIR/summary.png summarise them.
 Objects are located by a detector: the exact shapes detector for the embedded model, or any
-object with `locate(image, graph) -> {object_id: (x, y) or None}`.
+object with `locate(image, graph) -> {object_id: box (x0, y0, x1, y1) or None}`; relations are
+judged by `relations.holds`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ..analysis import analyze
 from ..errors import ConflictError, InfsplignError
 from ..guidance import ScenePipeline
 from ..parsing import load_scene
-from ..relations import holds
+from ..relations import Box, holds
 from ..scene import SceneGraph
 
 POLICY_SETTINGS = {
@@ -48,8 +49,8 @@ POLICY_SETTINGS = {
 
 
 class Detector(Protocol):
-    def locate(self, image: Any, graph: SceneGraph) -> dict[str, tuple[float, float] | None]:
-        """Centroid (x, y in [0, 1], y down) of each object of the graph, or None when absent."""
+    def locate(self, image: Any, graph: SceneGraph) -> dict[str, Box | None]:
+        """The box (x0, y0, x1, y1 in [0, 1], y down) of each object of the graph, or None when absent."""
 
 
 class ShapesDetector:
@@ -57,22 +58,21 @@ class ShapesDetector:
     distinct within an image, so an object is located by its colour alone, like the `_color`
     metrics of the shapes benchmark (docs/embedded-models.md)."""
 
-    def locate(self, image: Any, graph: SceneGraph) -> dict[str, tuple[float, float] | None]:
+    def locate(self, image: Any, graph: SceneGraph) -> dict[str, Box | None]:
         from .shapes.detector import detect
 
         found = detect(np.asarray(image))
         located = {}
         for obj in graph.objects:
             detection = found.find(obj.name.lower().split()[0])
-            located[obj.id] = detection.centroid if detection is not None else None
+            located[obj.id] = detection.box if detection is not None else None
         return located
 
 
 class OwlVitDetector:
     """Open-vocabulary detection with OWL-ViT (as in VISOR) from a local folder of weights.
 
-    Each object is queried as "a photo of a {name}"; its best box above `threshold` gives the
-    centroid. Load with `OwlVitDetector("path/to/owlvit-base-patch32")` (no network)."""
+    Each object is queried as "a photo of a {name}"; its best box above `threshold` locates it. Load with `OwlVitDetector("path/to/owlvit-base-patch32")` (no network)."""
 
     def __init__(self, path: str | Path, threshold: float = 0.1, device: str = "cpu") -> None:
         from transformers import OwlViTForObjectDetection, OwlViTProcessor
@@ -85,7 +85,7 @@ class OwlVitDetector:
         self.threshold = threshold
         self.device = device
 
-    def locate(self, image: Any, graph: SceneGraph) -> dict[str, tuple[float, float] | None]:
+    def locate(self, image: Any, graph: SceneGraph) -> dict[str, Box | None]:
         import torch
 
         queries = [f"a photo of a {obj.name}" for obj in graph.objects]
@@ -96,7 +96,7 @@ class OwlVitDetector:
         found = self.processor.image_processor.post_process_object_detection(
             outputs=outputs, threshold=self.threshold, target_sizes=[(height, width)]
         )[0]
-        located: dict[str, tuple[float, float] | None] = {obj.id: None for obj in graph.objects}
+        located: dict[str, Box | None] = {obj.id: None for obj in graph.objects}
         best: dict[int, float] = {}
         for score, label, box in zip(
             found["scores"].tolist(), found["labels"].tolist(), found["boxes"].tolist(), strict=True
@@ -104,8 +104,8 @@ class OwlVitDetector:
             if score > best.get(label, -1.0):
                 best[label] = score
                 x0, y0, x1, y1 = box
-                centre = ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height)
-                located[graph.objects[label].id] = tuple(min(max(c, 0.0), 1.0) for c in centre)
+                scaled = (x0 / width, y0 / height, x1 / width, y1 / height)
+                located[graph.objects[label].id] = tuple(min(max(c, 0.0), 1.0) for c in scaled)
         return located
 
 

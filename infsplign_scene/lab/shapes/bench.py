@@ -193,7 +193,7 @@ def _judge(relations, objects: dict, strict: bool = False) -> list[bool | None]:
     for relation in relations:
         subject, obj = objects[relation.subject], objects[relation.object]
         missing = subject is None or obj is None
-        outcomes.append(None if missing else holds(subject.centroid, obj.centroid, relation.predicate, strict=strict))
+        outcomes.append(None if missing else holds(subject.box, obj.box, relation.predicate, strict=strict))
     return outcomes
 
 
