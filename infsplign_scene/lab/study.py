@@ -72,7 +72,8 @@ class ShapesDetector:
 class OwlVitDetector:
     """Open-vocabulary detection with OWL-ViT (as in VISOR) from a local folder of weights.
 
-    Each object is queried as "a photo of a {name}"; its best box above `threshold` locates it. Load with `OwlVitDetector("path/to/owlvit-base-patch32")` (no network)."""
+    Each object is queried as "a photo of a {name}"; its best box above `threshold` locates it.
+    Load with `OwlVitDetector("path/to/owlvit-base-patch32")` (no network)."""
 
     def __init__(self, path: str | Path, threshold: float = 0.1, device: str = "cpu") -> None:
         from transformers import OwlViTForObjectDetection, OwlViTProcessor
