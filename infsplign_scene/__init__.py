@@ -3,11 +3,16 @@
 >>> from infsplign_scene import compose
 >>> result = compose("a red circle to the left of a blue square", seed=0)
 >>> result.images[0].save("out.png")
+
+The scene-graph stages (parse, analyze, the settings) import without torch; the sampling ones
+(compile_objective, trace, ScenePipeline, compose) load torch and diffusers on first use.
 """
 
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
 from .analysis import Analysis, Conflict, analyze
-from .attention import trace
-from .compile import Objective, compile_objective
 from .config import GuidanceConfig, Preset, SamplingDefaults
 from .embedded import embedded_model_dir, embedded_model_names
 from .errors import (
@@ -19,13 +24,30 @@ from .errors import (
     TokenSpanError,
     VocabularyError,
 )
-from .guidance import ScenePipeline, compose
 from .parsing import load_scene, parse
 from .relations import PREDICATES, holds
-from .result import ComposeResult
 from .scene import Relation, SceneGraph, SceneObject
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("infsplign-scene")
+except PackageNotFoundError:  # a source tree that was not installed
+    __version__ = "0+unknown"
+
+_LAZY = {
+    "ComposeResult": "result",
+    "Objective": "compile",
+    "ScenePipeline": "guidance",
+    "compile_objective": "compile",
+    "compose": "guidance",
+    "trace": "attention",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "PREDICATES",

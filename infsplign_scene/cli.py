@@ -1,4 +1,9 @@
-"""The `infsplign-scene` command line."""
+"""The `infsplign-scene` command line.
+
+Exit status: 0 success; 1 only when `check` finds conflicts that remain; 2 bad input (every
+`InfsplignError`, with a one-line message); 3 an internal error (one line; `--debug` shows the
+traceback). Light commands (parse, check, schema, --help) import no torch.
+"""
 
 from __future__ import annotations
 
@@ -17,15 +22,37 @@ from .scene import SceneGraph
 
 app = typer.Typer(
     help="Put objects where the prompt says: parse spatial prompts into scene graphs, check them, "
-    "and guide Stable Diffusion sampling with InfSplign.",
+    "and guide Stable Diffusion sampling with InfSplign. Exit status: 0 success, 1 conflicts remain "
+    "(check), 2 bad input, 3 internal error (rerun with --debug for the traceback).",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+BAD_INPUT, INTERNAL_ERROR = 2, 3
 
 
 def _fail(error: Exception) -> None:
     typer.echo(f"error: {error}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(BAD_INPUT)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"infsplign-scene {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an internal error.")] = False,
+) -> None:
+    """Put objects where the prompt says."""
 
 
 @app.command("parse")
@@ -231,8 +258,30 @@ def schema_command() -> None:
     typer.echo(json.dumps(SceneGraph.model_json_schema(), indent=2))
 
 
-def main() -> None:
-    app(prog_name="infsplign-scene")
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; every exception that is not bad input becomes exit status 3."""
+    arguments = sys.argv[1:] if argv is None else argv
+    try:
+        status = app(args=arguments, prog_name="infsplign-scene", standalone_mode=False)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else 0
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.TyperException as error:  # usage errors: unknown option or command, missing argument
+        error.show()
+        return BAD_INPUT
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except InfsplignError as error:
+        typer.echo(f"error: {error}", err=True)
+        return BAD_INPUT
+    except Exception as error:  # noqa: BLE001 - the contract: one line, exit 3
+        if "--debug" in arguments:
+            raise
+        typer.echo(f"internal error: {type(error).__name__}: {error}; rerun with --debug for the traceback", err=True)
+        return INTERNAL_ERROR
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

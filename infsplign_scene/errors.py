@@ -8,6 +8,26 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 
+QUOTE_WIDTH = 80
+
+
+def quote(text: str, position: int | None = None, width: int = QUOTE_WIDTH) -> tuple[str, int | None]:
+    """At most `width` characters of `text` around `position` (with "..." where cut), and the
+    position within the quote: errors never echo a long input whole."""
+    if len(text) <= width:
+        return text, position
+    center = position if position is not None else 0
+    start = max(0, min(center - width // 2, len(text) - width))
+    window = text[start : start + width]
+    prefix, suffix = ("..." if start > 0 else ""), ("..." if start + width < len(text) else "")
+    return prefix + window + suffix, None if position is None else position - start + len(prefix)
+
+
+def quoted(text: str) -> str:
+    """`text` in quotes, shortened as `quote` does."""
+    return repr(quote(text)[0])
+
+
 class InfsplignError(Exception):
     """Base class of every error raised on bad input."""
 
@@ -24,8 +44,9 @@ class ParseError(InfsplignError, ValueError):
         self.position = position
         self.reason = message
         if position is not None and text:
-            pointer = " " * position + "^"
-            message = f"{message} (at character {position})\n  {text}\n  {pointer}"
+            shown, at = quote(text.replace("\n", " "), position)
+            pointer = " " * (at or 0) + "^"
+            message = f"{message} (at character {position})\n  {shown}\n  {pointer}"
         super().__init__(message)
 
 

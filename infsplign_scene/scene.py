@@ -14,11 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import SceneGraphError, format_validation_error
+from .errors import SceneGraphError, format_validation_error, quoted
 from .relations import PREDICATES, TABLE, Predicate, canonical_triple
 
 MAX_OBJECTS = 32
 MAX_RELATIONS = 128
+MAX_JSON_CHARACTERS = 1_000_000
 
 
 class SceneObject(BaseModel):
@@ -133,7 +134,7 @@ class SceneGraph(BaseModel):
                     )
             elif not re.search(rf"(?<!\w){re.escape(obj.name.lower())}(?!\w)", lowered):
                 raise ValueError(
-                    f"object {obj.id!r}: its name {obj.name!r} does not occur in the prompt {self.prompt!r}"
+                    f"object {obj.id!r}: its name {obj.name!r} does not occur in the prompt {quoted(self.prompt)}"
                 )
 
     # ---- convenience -------------------------------------------------------------------------
@@ -158,7 +159,8 @@ class SceneGraph(BaseModel):
     def load(cls, source: SceneGraph | dict | str | Path) -> SceneGraph:
         """Build a graph from a graph, a dict, a JSON string or a path to a JSON file.
 
-        Validation problems become a `SceneGraphError` whose message names the field.
+        Every problem becomes a `SceneGraphError`: a missing, oversized or non-UTF-8 file, invalid
+        or too deeply nested JSON, a field that fails validation (the message names it).
         """
         if isinstance(source, SceneGraph):
             return source
@@ -167,15 +169,23 @@ class SceneGraph(BaseModel):
                 return cls.model_validate(source)
             text = str(source)
             if isinstance(source, Path) or (not text.lstrip().startswith("{") and text.endswith(".json")):
-                path = Path(text)
-                if not path.is_file():
-                    raise SceneGraphError(f"scene-graph file not found: {path}")
-                text = path.read_text(encoding="utf-8")
-            return cls.model_validate(json.loads(text))
+                text = _read_graph_file(Path(text))
+            if len(text) > MAX_JSON_CHARACTERS:
+                raise SceneGraphError(f"scene-graph JSON longer than {MAX_JSON_CHARACTERS} characters")
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise SceneGraphError(f"a scene graph is a JSON object, got a JSON {type(data).__name__}")
+            return cls.model_validate(data)
         except json.JSONDecodeError as error:
             raise SceneGraphError(f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
+        except RecursionError:
+            raise SceneGraphError("the JSON is nested too deeply to be a scene graph") from None
         except ValidationError as error:
             raise SceneGraphError(format_validation_error(error, "scene graph")) from None
+        except ValueError as error:  # e.g. an integer of thousands of digits
+            if isinstance(error, SceneGraphError):
+                raise
+            raise SceneGraphError(f"invalid JSON: {error}") from None
 
     def triples(self) -> set[tuple[str, str, str]]:
         """Relations as (subject name, predicate, object name), with inverses normalised."""
@@ -212,3 +222,14 @@ def _write_prompt(graph: SceneGraph) -> tuple[str, list[tuple[int, int]]]:
 
 def _article(name: str) -> str:
     return "an " if name[0].lower() in "aeiou" else "a "
+
+
+def _read_graph_file(path: Path) -> str:
+    if not path.is_file():
+        raise SceneGraphError(f"scene-graph file not found: {quoted(str(path))}")
+    if path.stat().st_size > MAX_JSON_CHARACTERS * 4:
+        raise SceneGraphError(f"scene-graph file {quoted(str(path))} is larger than {MAX_JSON_CHARACTERS * 4} bytes")
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SceneGraphError(f"scene-graph file {quoted(str(path))} is not UTF-8 (byte {error.start})") from None

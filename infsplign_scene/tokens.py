@@ -16,7 +16,7 @@ import re
 import torch
 
 from .compile import Objective
-from .errors import TokenSpanError, VocabularyError
+from .errors import TokenSpanError, VocabularyError, quoted
 from .scene import SceneGraph, SceneObject
 
 
@@ -34,7 +34,7 @@ def name_span(prompt: str, obj: SceneObject, taken: set[tuple[int, int]]) -> tup
     for match in pattern.finditer(prompt):
         if match.span() not in taken:
             return match.span()
-    raise TokenSpanError(f"object {obj.id!r}: its name {obj.name!r} does not occur in the prompt {prompt!r}")
+    raise TokenSpanError(f"object {obj.id!r}: its name {obj.name!r} does not occur in the prompt {quoted(prompt)}")
 
 
 def head_span(prompt: str, obj: SceneObject, span: tuple[int, int]) -> tuple[int, int]:

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import ParseError
+from ..errors import ParseError, SceneGraphError, quoted
 from ..scene import SceneGraph
 from .rules import lex, parse_controlled
 
@@ -78,9 +78,18 @@ def load_scene(scene: SceneGraph | dict | str | Path, backend: str = "auto") -> 
     if not isinstance(scene, str):
         raise ParseError(f"expected a prompt, a scene graph, a dict or a JSON path; got {type(scene).__name__}")
     text = scene.strip()
-    if text.startswith("{") or (text.endswith(".json") and Path(text).is_file()):
-        return SceneGraph.load(text if text.startswith("{") else Path(text))
+    if text.startswith("{"):
+        return SceneGraph.load(text)
+    if looks_like_a_file(text):
+        if not Path(text).is_file():
+            raise SceneGraphError(f"no such file: {quoted(text)} (a prompt has spaces; a scene graph is a .json file)")
+        return SceneGraph.load(Path(text))
     return parse(scene, backend=backend)
+
+
+def looks_like_a_file(text: str) -> bool:
+    """One word ending in .json, or a path: what a user means as a file, never as a prompt."""
+    return " " not in text and (text.lower().endswith(".json") or "/" in text or "\\" in text)
 
 
 __all__ = ["BACKENDS", "lex", "load_scene", "parse", "parse_controlled"]
