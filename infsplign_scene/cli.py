@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from .analysis import POLICIES, analyze
-from .errors import InfsplignError
+from .errors import InfsplignError, ParseWarning
 from .parsing import load_scene, parse
 from .scene import SceneGraph
 
@@ -35,6 +35,17 @@ BAD_INPUT, INTERNAL_ERROR = 2, 3
 def _fail(error: Exception) -> None:
     typer.echo(f"error: {error}", err=True)
     raise typer.Exit(BAD_INPUT)
+
+
+def _show_warning(message, category, *args, **kwargs) -> None:  # noqa: ANN001 - warnings' signature
+    """Our warnings as one line each on stderr; other libraries' only with --debug."""
+    if issubclass(category, ParseWarning):
+        typer.echo(f"warning: {message}", err=True)
+
+
+STRICT = Annotated[
+    bool, typer.Option("--strict", help="Refuse text with a spatial phrase no predicate expresses, or no relation.")
+]
 
 
 def _version(value: bool) -> None:
@@ -64,11 +75,12 @@ def parse_command(
     ] = None,
     llm_model: Annotated[str, typer.Option(help="Model name for --backend llm.")] = "default",
     indent: Annotated[int, typer.Option(help="JSON indentation.")] = 2,
+    strict: STRICT = False,
 ) -> None:
     """Parse a prompt and print its scene graph as JSON."""
     options = {"base_url": llm_url, "model": llm_model} if backend == "llm" else {}
     try:
-        graph = parse(text, backend=backend, **options)
+        graph = parse(text, backend=backend, strict=strict, **options)
     except InfsplignError as error:
         _fail(error)
     typer.echo(graph.model_dump_json(indent=indent, exclude_none=True))
@@ -80,13 +92,14 @@ def check_command(
     policy: Annotated[str, typer.Option(help=f"Conflict policy: {', '.join(POLICIES)}.")] = "keep",
     backend: Annotated[str, typer.Option(help="Parser backend for text: auto, rules or spacy.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the analysis as JSON.")] = False,
+    strict: STRICT = False,
 ) -> None:
     """Analyse a scene graph: contradictions, duplicates, implied and redundant relations.
 
     Exit status 0 when consistent, 1 when conflicts remain under the policy, 2 on bad input.
     """
     try:
-        analysis = analyze(load_scene(source, backend=backend), policy=policy)  # type: ignore[arg-type]
+        analysis = analyze(load_scene(source, backend=backend, strict=strict), policy=policy)  # type: ignore[arg-type]
     except InfsplignError as error:
         _fail(error)
     typer.echo(json.dumps(analysis.to_dict(), indent=2) if as_json else str(analysis))
@@ -107,6 +120,9 @@ def compose_command(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     steps: Annotated[int | None, typer.Option(help="Denoising steps (default per model family).")] = None,
     guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
+    negative_prompt: Annotated[str | None, typer.Option(help="What the image should not show.")] = None,
+    height: Annotated[int | None, typer.Option(help="Image height in pixels (default: the model's).")] = None,
+    width: Annotated[int | None, typer.Option(help="Image width in pixels (default: the model's).")] = None,
     eta: Annotated[float | None, typer.Option(help="InfSplign gradient weight; 0 turns guidance off.")] = None,
     ddim_eta: Annotated[
         float | None,
@@ -116,7 +132,7 @@ def compose_command(
         str | None,
         typer.Option(
             help="'as_written' encodes the prompt; 'objects' encodes one naming the objects only (the "
-            "embedded model's default: it never learned relation words). Relations are guided either way."
+            "embedded models' default: they never learned relation words). Relations are guided either way."
         ),
     ] = None,
     policy: Annotated[str, typer.Option(help=f"Conflict policy: {', '.join(POLICIES)}.")] = "keep",
@@ -136,15 +152,27 @@ def compose_command(
             "Default: the model family's; docs/performance.md compares them.",
         ),
     ] = None,
-    trace_path: Annotated[Path | None, typer.Option("--trace", help="Write the per-step trace as JSON.")] = None,
+    upscale: Annotated[
+        int, typer.Option(min=1, max=32, help="Enlarge the written image N times (nearest), for viewing.")
+    ] = 1,
+    trace_path: Annotated[
+        Path | None, typer.Option("--trace", help="Write the settings and the per-step trace as JSON.")
+    ] = None,
     plot: Annotated[
         Path | None, typer.Option(help="Write attention.png and trace.png (matplotlib) into this folder.")
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no report; errors only.")] = False,
+    strict: STRICT = False,
 ) -> None:
-    """Generate an image whose objects follow the prompt's spatial relations."""
-    from .guidance import ScenePipeline, compose
+    """Generate an image whose objects follow the prompt's spatial relations.
+
+    The PNG carries the prompt, seed, model and settings in its text chunks. The embedded models
+    draw small images (the shapes model 32x32): --upscale enlarges the file for viewing."""
+    from .guidance import ScenePipeline, check_device, compose
 
     try:
+        check_device(device)
+        scene = load_scene(source, strict=strict)
         scene_pipe = ScenePipeline.from_pretrained(model).to(device)
         updates = {"policy": policy} | ({"eta": eta} if eta is not None else {})
         if cuda_graph:  # a step that measures first runs eagerly: on a GPU it saves nothing anyway
@@ -153,26 +181,32 @@ def compose_command(
             updates |= {"cfg_forward": cfg_forward}
         config = scene_pipe.config.updated(**updates)
         result = compose(
-            load_scene(source),
+            scene,
             pipe=scene_pipe,
             seed=seed,
             num_inference_steps=steps,
             guidance_scale=guidance_scale,
             ddim_eta=ddim_eta,
             prompt_style=prompt_style,
+            negative_prompt=negative_prompt,
+            height=height,
+            width=width,
             config=config,
             record_maps=plot is not None,
+            progress=not quiet,
         )
-    except (InfsplignError, ValidationError) as error:  # bad input, said plainly
+    except InfsplignError as error:  # bad input, said plainly
         _fail(error)
     output.parent.mkdir(parents=True, exist_ok=True)
-    result.images[0].save(output)
+    result.save(output, upscale=upscale)
     if trace_path is not None:
-        trace_path.write_text(json.dumps(result.trace))
+        trace_path.write_text(json.dumps({"metadata": result.metadata(), "steps": result.trace}))
     if plot is not None and result.maps:
         plot.mkdir(parents=True, exist_ok=True)
         result.plot_attention(path=plot / "attention.png")
         result.plot_trace(path=plot / "trace.png")
+    if quiet:
+        return
     satisfied = result.final_satisfied()
     for relation, ok in zip(result.objective.relations[0], satisfied[0] if satisfied else [], strict=False):
         typer.echo(f"{'satisfied' if ok else 'violated '}  {relation.subject} {relation.predicate} {relation.object}")
@@ -262,7 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; every exception that is not bad input becomes exit status 3."""
     arguments = sys.argv[1:] if argv is None else argv
     try:
-        status = app(args=arguments, prog_name="infsplign-scene", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning if "--debug" not in arguments else warnings.showwarning
+            status = app(args=arguments, prog_name="infsplign-scene", standalone_mode=False)
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else 0
     except typer.Exit as done:

@@ -13,7 +13,9 @@ QUOTE_WIDTH = 80
 
 def quote(text: str, position: int | None = None, width: int = QUOTE_WIDTH) -> tuple[str, int | None]:
     """At most `width` characters of `text` around `position` (with "..." where cut), and the
-    position within the quote: errors never echo a long input whole."""
+    position within the quote: errors never echo a long input whole, nor characters that cannot be
+    printed (lone surrogates are escaped)."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8") if not _encodable(text) else text
     if len(text) <= width:
         return text, position
     center = position if position is not None else 0
@@ -21,6 +23,14 @@ def quote(text: str, position: int | None = None, width: int = QUOTE_WIDTH) -> t
     window = text[start : start + width]
     prefix, suffix = ("..." if start > 0 else ""), ("..." if start + width < len(text) else "")
     return prefix + window + suffix, None if position is None else position - start + len(prefix)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def quoted(text: str) -> str:
@@ -50,6 +60,10 @@ class ParseError(InfsplignError, ValueError):
         super().__init__(message)
 
 
+class ParseWarning(UserWarning):
+    """Text was parsed, but not all of it: a spatial phrase no predicate expresses, or no relation at all."""
+
+
 class ConflictError(InfsplignError, ValueError):
     """The graph contains contradicting relations and the policy is `error`."""
 
@@ -60,6 +74,14 @@ class ConflictError(InfsplignError, ValueError):
 
 class TokenSpanError(InfsplignError, ValueError):
     """An object's name cannot be located in the prompt's tokens."""
+
+
+class NonFiniteError(InfsplignError, ValueError):
+    """Sampling produced non-finite latents; `images` are the indices of the images concerned."""
+
+    def __init__(self, message: str, images: list[int]) -> None:
+        self.images = images
+        super().__init__(message)
 
 
 class VocabularyError(InfsplignError, ValueError):

@@ -12,6 +12,8 @@ Unguided steps are exactly the diffusers loop, so eta = 0 reproduces the plain p
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from .compile import compile_objective
 from .config import GuidanceConfig, Preset
 from .cuda_graphs import CapturedGuidedStep
 from .embedded import DEFAULT_MODEL, embedded_model_dir, embedded_model_names
-from .errors import InfsplignError
+from .errors import InfsplignError, NonFiniteError
 from .parsing import load_scene
 from .result import ComposeResult, record_step
 from .scene import SceneGraph
@@ -55,17 +57,32 @@ class ScenePipeline:
     @classmethod
     def from_pretrained(cls, path_or_id: str | Path | None = None, **kwargs: Any) -> ScenePipeline:
         """Load a Stable Diffusion folder, an embedded model by name (`embedded_model_names()`) or a
-        hub id (offline: a local folder). None loads the default embedded model."""
-        from diffusers import StableDiffusionPipeline
-
+        hub id (offline: a local folder). None loads the default embedded model. Weights load from
+        safetensors only; a folder that cannot be loaded is an `InfsplignError` naming it."""
         if path_or_id is None or str(path_or_id) in embedded_model_names():
             path_or_id = embedded_model_dir(str(path_or_id or DEFAULT_MODEL))
+        source = str(path_or_id)
+        local = Path(source).expanduser()
+        if not local.is_dir() and (local.is_absolute() or source.startswith(".") or source.count("/") != 1):
+            raise InfsplignError(f"no model folder at {source!r} (and it is not a hub id of the form owner/name)")
         kwargs.setdefault("safety_checker", None)
         kwargs.setdefault("requires_safety_checker", False)
         kwargs.setdefault("use_safetensors", True)
-        return cls(StableDiffusionPipeline.from_pretrained(str(path_or_id), **kwargs))
+        with quiet_loading():
+            from diffusers import StableDiffusionPipeline
+
+            try:
+                pipe = StableDiffusionPipeline.from_pretrained(str(local) if local.is_dir() else source, **kwargs)
+            except (OSError, ValueError) as error:
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise InfsplignError(f"cannot load a Stable Diffusion pipeline from {source!r}: {reason}") from None
+        return cls(pipe)
 
     def to(self, *args: Any, **kwargs: Any) -> ScenePipeline:
+        """Move the pipeline, as diffusers' `.to`; a device this torch cannot use is an `InfsplignError`."""
+        for value in (*args, kwargs.get("device")):
+            if isinstance(value, (str, torch.device)):
+                check_device(value)
         self.pipe.to(*args, **kwargs)
         return self
 
@@ -111,6 +128,7 @@ class ScenePipeline:
         pipe, unet, scheduler = self.pipe, self.pipe.unet, self.pipe.scheduler
         scenes = scene if isinstance(scene, list) else [scene]
         graphs = [load_scene(s) for s in scenes]
+        prompts_given = [graph.prompt or "" for graph in graphs]
         if prompt_style == "objects":
             graphs = [graph.naming_objects_only() for graph in graphs]
         analyses = [analyze(graph, policy=config.policy) for graph in graphs]
@@ -199,6 +217,13 @@ class ScenePipeline:
                     outputs = callback_on_step_end(pipe, i, t, {"latents": latents}) or {}
                     latents = outputs.get("latents", latents)
                 bar.update()
+        broken = (~torch.isfinite(latents).flatten(1).all(dim=1)).nonzero().flatten().tolist()
+        if broken:  # never an image from non-finite latents
+            raise NonFiniteError(
+                f"sampling produced non-finite latents for image(s) {broken}; lower the guidance weight (eta) "
+                "or the CFG scale",
+                images=broken,
+            )
         with torch.no_grad():
             if output_type == "latent":
                 images = latents
@@ -217,6 +242,10 @@ class ScenePipeline:
             config=config,
             seconds=time.perf_counter() - started,
             maps=maps or {},
+            sampling=sampling,
+            prompts=prompts_given,
+            seeds=None if seed is None else (seed if isinstance(seed, list) else [seed]),
+            model=str(getattr(pipe, "name_or_path", "") or type(pipe).__name__),
         )
 
     def _guided_noise(self, step: GuidedStep, guidance_scale: float, config: GuidanceConfig) -> torch.Tensor:
@@ -236,6 +265,41 @@ class ScenePipeline:
             rms = grad.flatten(1).square().mean(dim=1).sqrt().clamp_min(1e-12)
             grad = grad / per_image(rms, grad)
         return noise_pred + config.eta * grad.to(noise_pred.dtype)
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """The device, if this torch build and machine can use it; else an `InfsplignError` saying why."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise InfsplignError(f"not a torch device: {device!r} ({error})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        build = "a CPU-only torch build" if torch.version.cuda is None else "no CUDA device visible"
+        raise InfsplignError(f"device {str(device)!r} asked for, but this is {build}; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InfsplignError(f"device {str(device)!r} asked for, but MPS is not available here")
+    return device
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """No log lines or progress bars from diffusers and transformers while a model loads (their
+    own settings are restored after): a load says nothing unless it fails."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    modules = (diffusers_logging, transformers_logging)
+    saved = [(m.get_verbosity(), m.is_progress_bar_enabled()) for m in modules]
+    for module in modules:
+        module.set_verbosity_error()
+        module.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for module, (verbosity, bars) in zip(modules, saved, strict=True):
+            module.set_verbosity(verbosity)
+            if bars:
+                module.enable_progress_bar()
 
 
 def _bar_disabled(pipe: Any) -> bool:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .compile import Objective
-from .config import GuidanceConfig
+from .config import GuidanceConfig, SamplingDefaults
 from .scene import SceneGraph
 from .step import GuidedStep, finite_rows, per_image
 
@@ -24,6 +25,39 @@ class ComposeResult:
     config: GuidanceConfig | None = None
     seconds: float = 0.0
     maps: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)  # step -> height -> [B, K, h, w]
+    sampling: SamplingDefaults | None = None  # the sampling settings used
+    prompts: list[str] = field(default_factory=list)  # per image, as given (before `prompt_style`)
+    seeds: list[int] | None = None  # per image, when sampled from seeds
+    model: str = ""  # where the pipeline was loaded from, else its class
+
+    def metadata(self, image: int = 0) -> dict:
+        """What made image `image`, JSON-ready: prompt, graph, seed, model, sampling and guidance settings."""
+        graph = self.graphs[image]
+        return {
+            "prompt": self.prompts[image] if self.prompts else graph.prompt,
+            "encoded_prompt": graph.prompt,
+            "graph": graph.model_dump(mode="json", exclude_none=True),
+            "seed": self.seeds[image] if self.seeds else None,
+            "model": self.model,
+            "sampling": self.sampling.model_dump() if self.sampling else None,
+            "guidance": self.config.model_dump() if self.config else None,
+            "software": f"infsplign-scene {_version()}",
+        }
+
+    def save(self, path: str | Path, image: int = 0, upscale: int = 1) -> Path:
+        """Write image `image` as a PNG whose text chunks carry `metadata` ("prompt", and all of it as
+        JSON under "infsplign-scene"); `upscale` enlarges it by pixel repetition, for viewing."""
+        from PIL import PngImagePlugin
+
+        picture = self.images[image]
+        if upscale > 1:
+            picture = picture.resize((picture.width * upscale, picture.height * upscale), resample=0)  # nearest
+        info = PngImagePlugin.PngInfo()
+        info.add_text("prompt", self.metadata(image)["prompt"] or "")
+        info.add_text("infsplign-scene", json.dumps(self.metadata(image)))
+        path = Path(path)
+        picture.save(path, format="PNG", pnginfo=info)
+        return path
 
     @property
     def graph(self) -> SceneGraph:
@@ -73,3 +107,9 @@ def record_step(step: GuidedStep, config: GuidanceConfig, record: dict, maps: di
         record["warning"] = f"non-finite loss or gradient for images {skipped}: their update was skipped"
     if config.skip_satisfied:
         record["updated"] = (~value.settled).tolist()
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

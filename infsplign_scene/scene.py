@@ -124,15 +124,15 @@ class SceneGraph(BaseModel):
 
     def _check_names_in_prompt(self) -> None:
         assert self.prompt is not None
-        lowered = self.prompt.lower()
-        for obj in self.objects:
+        for obj in self.objects:  # slice first, then compare case-blind: lower() can change a length ("İ")
             if obj.span is not None:
                 start, end = obj.span
-                if not (0 <= start < end <= len(self.prompt)) or lowered[start:end] != obj.name.lower():
+                inside = 0 <= start < end <= len(self.prompt)
+                if not inside or self.prompt[start:end].casefold() != obj.name.casefold():
                     raise ValueError(
                         f"object {obj.id!r}: span {list(obj.span)} does not cover its name {obj.name!r} in the prompt"
                     )
-            elif not re.search(rf"(?<!\w){re.escape(obj.name.lower())}(?!\w)", lowered):
+            elif not re.search(rf"(?<!\w){re.escape(obj.name)}(?!\w)", self.prompt, re.IGNORECASE):
                 raise ValueError(
                     f"object {obj.id!r}: its name {obj.name!r} does not occur in the prompt {quoted(self.prompt)}"
                 )

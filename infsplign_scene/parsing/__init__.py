@@ -15,19 +15,60 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import ParseError, SceneGraphError, quoted
+from ..errors import ParseError, ParseWarning, SceneGraphError, quoted
+from ..lexicon import load_lexicon
 from ..scene import SceneGraph
-from .rules import lex, parse_controlled
+from .rules import MAX_TEXT_LENGTH, lex, parse_controlled
 
 BACKENDS: tuple[str, ...] = ("auto", "rules", "spacy", "llm")
 
 
-def parse(text: str, backend: str = "auto", **options: Any) -> SceneGraph:
+def parse(text: str, backend: str = "auto", strict: bool = False, **options: Any) -> SceneGraph:
     """Parse a prompt into a `SceneGraph`.
 
-    `options` go to the backend: for ``llm``, ``client=`` (an `LLMClient`) or ``base_url=`` and
-    ``model=``; for ``spacy``, ``nlp=`` (a loaded spaCy pipeline).
+    Text longer than `MAX_TEXT_LENGTH` or not valid Unicode is refused before any backend runs.
+    What the graph cannot hold is never dropped silently: each spatial phrase that no predicate
+    expresses ("on", "behind") is in `graph.unsupported` and gets a `ParseWarning` naming it and
+    its position, and so does text in which no relation was found; `strict=True` makes both a
+    `ParseError`. `options` go to the backend: for ``llm``, ``client=`` (an `LLMClient`) or
+    ``base_url=`` and ``model=``; for ``spacy``, ``nlp=`` (a loaded spaCy pipeline).
     """
+    check_text(text)
+    graph = _parse_with(text, backend, **options)
+    for message, position in unparsed_parts(graph):
+        if strict:
+            raise ParseError(message, text, position)
+        warnings.warn(ParseWarning(message), stacklevel=2)
+    return graph
+
+
+def unparsed_parts(graph: SceneGraph) -> list[tuple[str, int | None]]:
+    """(message, character position) for each part of the text that the graph does not express."""
+    parts: list[tuple[str, int | None]] = [
+        (
+            f"{item.phrase!r} at character {item.start} is spatial but no predicate expresses it; it is not guided",
+            item.start,
+        )
+        for item in graph.unsupported
+    ]
+    if not graph.relations and not graph.unsupported and len((graph.prompt or "").split()) > 3:
+        parts.append(("no spatial relation was found in the text; nothing will be guided", None))
+    return parts
+
+
+def check_text(text: Any) -> None:
+    """Refuse what no backend should see: not text, longer than `MAX_TEXT_LENGTH`, not valid Unicode."""
+    if not isinstance(text, str):
+        raise ParseError(f"expected text, got {type(text).__name__}")
+    if len(text) > MAX_TEXT_LENGTH:
+        raise ParseError(f"text longer than {MAX_TEXT_LENGTH} characters ({len(text)} given)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ParseError("the text is not valid Unicode (a lone surrogate)", text, error.start) from None
+
+
+def _parse_with(text: str, backend: str, **options: Any) -> SceneGraph:
     if backend == "rules":
         return parse_controlled(text)
     if backend == "spacy":
@@ -50,6 +91,8 @@ def _parse_auto(text: str, **options: Any) -> SceneGraph:
         controlled = parse_controlled(text)
     except ParseError:
         controlled = None
+    if controlled is not None and plain_names(controlled):
+        return controlled  # nothing for a tagger to doubt: no need to load spaCy
     nlp = options.get("nlp") or load_nlp(required=False)
     if nlp is None:
         if controlled is None:
@@ -71,8 +114,21 @@ def _parse_auto(text: str, **options: Any) -> SceneGraph:
     return parse_dependency(text, nlp=nlp)
 
 
-def load_scene(scene: SceneGraph | dict | str | Path, backend: str = "auto") -> SceneGraph:
-    """A SceneGraph, a dict, a JSON file path, JSON text, or a prompt to parse."""
+def plain_names(graph: SceneGraph) -> bool:
+    """Whether every object is named by a noun with at most colour and size words before it
+    ("cat", "red circle", "small teddy bear"): then the grammar's parse needs no tagger's check."""
+    lexicon = load_lexicon()
+    attributes = lexicon.colors | lexicon.sizes
+    for obj in graph.objects:
+        words = obj.name.lower().split()
+        head = 2 if " ".join(words[-2:]) in lexicon.multiword_nouns else 1
+        if len(words) > 3 + head - 1 or not all(word in attributes for word in words[:-head]):
+            return False
+    return True
+
+
+def load_scene(scene: SceneGraph | dict | str | Path, backend: str = "auto", strict: bool = False) -> SceneGraph:
+    """A SceneGraph, a dict, a JSON file path, JSON text, or a prompt to parse (`parse`)."""
     if isinstance(scene, (SceneGraph, dict, Path)):
         return SceneGraph.load(scene)
     if not isinstance(scene, str):
@@ -84,7 +140,7 @@ def load_scene(scene: SceneGraph | dict | str | Path, backend: str = "auto") -> 
         if not Path(text).is_file():
             raise SceneGraphError(f"no such file: {quoted(text)} (a prompt has spaces; a scene graph is a .json file)")
         return SceneGraph.load(Path(text))
-    return parse(scene, backend=backend)
+    return parse(scene, backend=backend, strict=strict)
 
 
 def looks_like_a_file(text: str) -> bool:
@@ -92,4 +148,4 @@ def looks_like_a_file(text: str) -> bool:
     return " " not in text and (text.lower().endswith(".json") or "/" in text or "\\" in text)
 
 
-__all__ = ["BACKENDS", "lex", "load_scene", "parse", "parse_controlled"]
+__all__ = ["BACKENDS", "MAX_TEXT_LENGTH", "check_text", "lex", "load_scene", "parse", "parse_controlled"]

@@ -200,7 +200,9 @@ class _Extractor:
             count = 1
             for child in token.children:
                 if child.dep_ == "nummod":
-                    count = self.lexicon.counts.get(child.lower_, int(child.text) if child.text.isdigit() else 1)
+                    written = child.text
+                    number = int(written) if written.isascii() and written.isdigit() else 1  # not "²" or "①"
+                    count = self.lexicon.counts.get(child.lower_, number)
             definite = any(c.lower_ == "the" for c in token.children if c.dep_ == "det")
             head_text = self.text[slice(*self.spans[token.i])].lower()
             plural = token.tag_ in ("NNS", "NNPS") and " " not in head_text

@@ -384,7 +384,7 @@ def parse_controlled(text: str) -> SceneGraph:
     if not isinstance(text, str):
         raise ParseError(f"expected text, got {type(text).__name__}")
     if len(text) > MAX_TEXT_LENGTH:
-        raise ParseError(f"text longer than {MAX_TEXT_LENGTH} characters", text[:80], MAX_TEXT_LENGTH)
+        raise ParseError(f"text longer than {MAX_TEXT_LENGTH} characters ({len(text)} given)")
     tokens = lex(text)
     if not any(t.kind == "WORD" for t in tokens):
         raise ParseError("no object is named in the text", text, 0)
