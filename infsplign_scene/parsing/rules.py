@@ -281,7 +281,12 @@ class _GraphBuilder:
     # ---- relations ---------------------------------------------------------------------------
     def add(self, subject: str, predicate: str, obj: str, at: int) -> None:
         if subject == obj:
-            raise ParseError(f"an object cannot be {predicate.replace('_', ' ')} itself", self.text, at)
+            name = next(o.name for o in self.objects if o.id == subject)
+            raise ParseError(
+                f"{predicate.replace('_', ' ')!r} relates {name!r} to itself; a relation needs two objects",
+                self.text,
+                at,
+            )
         if len(self.relations) >= MAX_RELATIONS:
             raise ParseError(f"more than {MAX_RELATIONS} relations", self.text, at)
         self.relations.append(Relation(subject=subject, predicate=predicate, object=obj))
