@@ -124,3 +124,100 @@ def test_tiny_random_transformers_model_fails_cleanly(tmp_path):
         parse_llm(TEXT, client=client)
     with pytest.raises(LLMError, match="cannot load"):
         TransformersClient(str(tmp_path / "missing"))
+
+
+class Hostile:
+    """A raw TCP server on 127.0.0.1 that reads one request and answers with given bytes,
+    optionally a byte at a time with a pause (a server that drips its answer)."""
+
+    def __init__(self, answer: bytes, pause: float = 0.0):
+        import socket
+
+        self.answer, self.pause = answer, pause
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(10)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/v1"
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        import time
+
+        for _ in range(2):  # the first request and the retry
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(10)
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += connection.recv(65536)
+                try:
+                    if self.pause:
+                        for byte in self.answer:
+                            connection.sendall(bytes([byte]))
+                            time.sleep(self.pause)
+                    else:
+                        connection.sendall(self.answer)
+                except OSError:
+                    continue
+
+    def close(self):
+        self.listener.close()
+
+
+def http_answer(body: bytes, status: str = "200 OK", headers: bytes = b"") -> bytes:
+    return (
+        b"HTTP/1.1 "
+        + status.encode()
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n"
+        + headers
+        + b"\r\n"
+        + body
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        http_answer(b'{"choices": [{"message": {"content": "\xff\xfe"}}]}'),
+        http_answer(b"[" * 100_000 + b"]" * 100_000),
+        http_answer(b'{"choices": ' + b"9" * 5000 + b"}"),
+        b"NOT-HTTP garbage\r\n\r\n",
+        http_answer(b"{}", headers=b"".join(b"X-H%d: v\r\n" % i for i in range(150))),
+        http_answer(b"{}", headers=b"X-Long: " + b"a" * 100_000 + b"\r\n"),
+        http_answer(
+            b"", status="307 Temporary Redirect", headers=b"Location: http://example.com/v1/chat/completions\r\n"
+        ),
+    ],
+    ids=["invalid-utf8", "deep-json", "huge-integer", "bad-status-line", "150-headers", "100kB-header", "redirect"],
+)
+def test_every_hostile_answer_is_an_llm_error_and_rules_take_over(answer):
+    server = Hostile(answer)
+    try:
+        with pytest.raises(LLMError):
+            parse_llm(TEXT, base_url=server.url, timeout=5)
+    finally:
+        server.close()
+    server = Hostile(answer)
+    try:
+        graph = parse_llm(TEXT, base_url=server.url, fallback="rules", timeout=5)
+        assert [str(r) for r in graph.relations] == ["circle left_of square"]
+    finally:
+        server.close()
+
+
+def test_a_dripping_server_is_cut_off_at_the_deadline():
+    import time
+
+    server = Hostile(http_answer(b'{"choices": [{"message": {"content": "{}"}}]}'), pause=0.2)
+    try:
+        started = time.monotonic()
+        with pytest.raises(LLMError, match="within 1.0 s"):
+            OpenAIClient(server.url, timeout=1.0).complete([{"role": "user", "content": "x"}], {})
+        assert time.monotonic() - started < 3
+    finally:
+        server.close()

@@ -9,9 +9,13 @@ and a local `transformers` causal LM loaded from a folder (safetensors, no remot
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
-import urllib.error
-import urllib.request
+import socket
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from functools import cache
 from typing import Any, Protocol
 
@@ -57,43 +61,71 @@ def reply_schema() -> dict:
 
 
 class OpenAIClient:
-    """POST {base_url}/chat/completions, as llama.cpp server, vLLM and Ollama offer it."""
+    """POST {base_url}/chat/completions, as llama.cpp server, vLLM and Ollama offer it.
+
+    `timeout` bounds the whole exchange (connecting, sending, the status line, headers and body),
+    not each read: a server that answers a byte at a time is cut off. Redirects are not followed;
+    every transport failure is an `LLMError`."""
 
     def __init__(self, base_url: str, model: str = "default", api_key: str | None = None, timeout: float = 60.0):
         self.url = base_url.rstrip("/") + "/chat/completions"
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise LLMError(f"the LLM server's address must be an http(s) URL, got {base_url!r}")
+        self.parts = parts
         self.model = model
         self.api_key = api_key
         self.timeout = timeout
 
-    def _post(self, body: dict) -> dict:
+    def _exchange(self, connection: http.client.HTTPConnection, payload: bytes, headers: dict) -> tuple[int, bytes]:
+        path = self.parts.path + (f"?{self.parts.query}" if self.parts.query else "")
+        connection.request("POST", path, body=payload, headers=headers)
+        response = connection.getresponse()
+        limit, raw = MAX_REPLY_CHARS * 4, bytearray()
+        while chunk := response.read1(65536):
+            raw += chunk
+            if len(raw) > limit:
+                raise LLMError(f"the server's reply is larger than {limit} bytes")
+        return response.status, bytes(raw)
+
+    def _post(self, body: dict) -> tuple[int, bytes]:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            raw = response.read(MAX_REPLY_CHARS * 4 + 1)
-        if len(raw) > MAX_REPLY_CHARS * 4:
-            raise LLMError(f"the server's reply is larger than {MAX_REPLY_CHARS * 4} bytes")
-        return json.loads(raw)
+        kind = http.client.HTTPSConnection if self.parts.scheme == "https" else http.client.HTTPConnection
+        connection = kind(self.parts.hostname, self.parts.port, timeout=self.timeout)
+        worker = ThreadPoolExecutor(1, thread_name_prefix="infsplign-llm")
+        future = worker.submit(self._exchange, connection, json.dumps(body).encode(), headers)
+        try:
+            return future.result(timeout=self.timeout)
+        except LLMError:
+            raise
+        except FutureTimeout:
+            raise LLMError(f"the LLM server at {self.url} gave no complete answer within {self.timeout} s") from None
+        except (http.client.HTTPException, OSError, ValueError) as error:
+            raise LLMError(f"cannot reach the LLM server at {self.url}: {type(error).__name__}: {error}") from None
+        finally:
+            if connection.sock is not None:  # wakes a worker still waiting on the socket
+                with contextlib.suppress(OSError):
+                    connection.sock.shutdown(socket.SHUT_RDWR)
+            connection.close()
+            worker.shutdown(wait=False)
 
     def complete(self, messages: list[dict[str, str]], schema: dict) -> str:
         body = {"model": self.model, "messages": messages, "temperature": 0}
         constrained = body | {
             "response_format": {"type": "json_schema", "json_schema": {"name": "scene_graph", "schema": schema}}
         }
+        status, raw = self._post(constrained)
+        if status in (400, 422):  # a server without JSON-schema output: rely on the prompt
+            status, raw = self._post(body)
+        if 300 <= status < 400:
+            raise LLMError(f"the LLM server at {self.url} answered with a redirect (HTTP {status}); not followed")
+        if status != 200:
+            raise LLMError(f"the LLM server at {self.url} answered HTTP {status}")
         try:
-            try:
-                answer = self._post(constrained)
-            except urllib.error.HTTPError as error:
-                if error.code not in (400, 422):
-                    raise
-                answer = self._post(body)  # a server without JSON-schema output: rely on the prompt
-            content = answer["choices"][0]["message"]["content"]
-        except urllib.error.HTTPError as error:
-            raise LLMError(f"the LLM server at {self.url} answered HTTP {error.code}") from None
-        except (urllib.error.URLError, TimeoutError, OSError) as error:
-            raise LLMError(f"cannot reach the LLM server at {self.url}: {error}") from None
-        except (KeyError, IndexError, TypeError, json.JSONDecodeError):
+            content = json.loads(raw.decode("utf-8"))["choices"][0]["message"]["content"]
+        except (UnicodeDecodeError, ValueError, RecursionError, KeyError, IndexError, TypeError):
             raise LLMError(f"the LLM server at {self.url} did not answer in the chat-completions format") from None
         if not isinstance(content, str):
             raise LLMError("the LLM reply holds no text")
@@ -145,6 +177,8 @@ def graph_from_reply(text: str, reply: str) -> SceneGraph:
         data = json.loads(reply[start : end + 1])
     except json.JSONDecodeError as error:
         raise LLMError(f"the reply is not valid JSON: {error.msg} at character {error.pos}") from None
+    except (RecursionError, ValueError) as error:  # nested too deeply; an integer of thousands of digits
+        raise LLMError(f"the reply is not usable JSON: {type(error).__name__}") from None
     if not isinstance(data, dict):
         raise LLMError("the reply's JSON is not an object")
     data = {k: v for k, v in data.items() if k in ("objects", "relations")} | {"prompt": text}
