@@ -225,7 +225,11 @@ def _article(name: str) -> str:
 
 
 def _read_graph_file(path: Path) -> str:
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except (OSError, ValueError):  # a name the system refuses: too long, a NUL byte
+        found = False
+    if not found:
         raise SceneGraphError(f"scene-graph file not found: {quoted(str(path))}")
     if path.stat().st_size > MAX_JSON_CHARACTERS * 4:
         raise SceneGraphError(f"scene-graph file {quoted(str(path))} is larger than {MAX_JSON_CHARACTERS * 4} bytes")

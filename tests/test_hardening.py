@@ -151,3 +151,10 @@ def test_light_commands_import_no_torch():
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
+
+
+def test_a_one_word_prompt_the_system_refuses_as_a_file_name_is_no_file(capsys):
+    text = "\\" + "ᑚ" * 400  # one word with a path separator, too long for a file name
+    with pytest.raises(SceneGraphError, match="no such file"):
+        load_scene(text)
+    assert run(capsys, "check", "--", text)[0] == 2

@@ -137,10 +137,18 @@ def load_scene(scene: SceneGraph | dict | str | Path, backend: str = "auto", str
     if text.startswith("{"):
         return SceneGraph.load(text)
     if looks_like_a_file(text):
-        if not Path(text).is_file():
+        if not is_file(Path(text)):
             raise SceneGraphError(f"no such file: {quoted(text)} (a prompt has spaces; a scene graph is a .json file)")
         return SceneGraph.load(Path(text))
     return parse(scene, backend=backend, strict=strict)
+
+
+def is_file(path: Path) -> bool:
+    """`path.is_file()`, False for a name the system refuses (too long, a NUL byte)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def looks_like_a_file(text: str) -> bool:
