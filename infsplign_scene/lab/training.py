@@ -158,7 +158,7 @@ def train_vae(world: World, vae, rng, tokenizer, args, start: int, optimizer, lo
         pixels = world.scene_batch(rng, args.vae_batch_size, tokenizer).pixels
         posterior = vae.encode(pixels).latent_dist
         recon = vae.decode(posterior.sample()).sample
-        kl = posterior.kl().mean() / (world.latent_size * world.latent_size * 4)
+        kl = posterior.kl().mean() / (world.latent_size * world.latent_size * vae.config.latent_channels)
         loss = F.l1_loss(recon, pixels) + F.mse_loss(recon, pixels) + 1e-4 * kl
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

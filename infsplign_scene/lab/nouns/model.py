@@ -1,6 +1,6 @@
 """Components of the embedded noun model, in Stable Diffusion format.
 
-64x64 RGB images, a VAE with factor 4 (16x16x4 latents, as the shapes model), a word-level
+64x64 RGB images, a VAE with factor 4 (16x16x8 latents), a word-level
 tokenizer whose vocabulary (`vocabulary.txt`) holds every class name, synonym and plural and every
 word of the relation lexicon, so that spatial prompts can be written at all.
 """
@@ -15,6 +15,9 @@ from .scenes import IMAGE_SIZE, NUMBER_WORDS
 VOCABULARY_FILE = Path(__file__).with_name("vocabulary.txt")
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<|startoftext|>", "<|endoftext|>")
 LATENT_SIZE = IMAGE_SIZE // 4
+# 8 latent channels (SD has 4): a 16x16 latent of a 64x64 image keeps the glyphs' detail and colours
+# only with the larger latent (held-out reconstruction error 0.036 with 4 after 1,000 steps).
+LATENT_CHANNELS = 8
 
 
 def noun_words() -> list[str]:
@@ -109,7 +112,7 @@ def build_vae():
         up_block_types=("UpDecoderBlock2D",) * 3,
         block_out_channels=(32, 64, 64),
         layers_per_block=1,
-        latent_channels=4,
+        latent_channels=LATENT_CHANNELS,
         norm_num_groups=16,
         sample_size=IMAGE_SIZE,
         mid_block_add_attention=False,
@@ -123,8 +126,8 @@ def build_unet():
 
     return UNet2DConditionModel(
         sample_size=LATENT_SIZE,
-        in_channels=4,
-        out_channels=4,
+        in_channels=LATENT_CHANNELS,
+        out_channels=LATENT_CHANNELS,
         layers_per_block=1,
         block_out_channels=(64, 128, 128),
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),

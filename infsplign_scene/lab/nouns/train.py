@@ -60,7 +60,7 @@ WORLD = World(
     build_unet=model.build_unet,
     scheduler_config=model.scheduler_config,
     scene_batch=scene_batch,
-    defaults={"edge_weight": 1.0, "vae_batch_size": 32, "vae_steps": 1000, "unet_steps": 8000, "batch_size": 32},
+    defaults={"edge_weight": 1.0, "vae_batch_size": 32, "vae_steps": 2500, "unet_steps": 8000, "batch_size": 32},
     scaling_scenes=256,
 )
 
