@@ -168,7 +168,8 @@ def compose_command(
 
     The PNG carries the prompt, seed, model and settings in its text chunks. The embedded models
     draw small images (the shapes model 32x32): --upscale enlarges the file for viewing."""
-    from .guidance import ScenePipeline, check_device, compose
+    from .guidance import ScenePipeline, compose
+    from .runtime import check_device
 
     try:
         check_device(device)

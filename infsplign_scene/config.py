@@ -120,6 +120,14 @@ class SamplingDefaults(_Settings):
     guidance_scale: float = Field(7.5, ge=0, le=100)
     ddim_eta: float = Field(0.0, ge=0, le=1)
     prompt_style: PromptStyle = "as_written"
+    cpu_threads: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="torch threads while sampling on a CPU (restored after); None keeps torch's setting. "
+        "Small models whose passes are short keep their speed on a busy machine with one thread "
+        "(docs/performance.md).",
+    )
 
 
 class Preset(_Settings):

@@ -12,8 +12,6 @@ Unguided steps are exactly the diffusers loop, so eta = 0 reproduces the plain p
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from .embedded import DEFAULT_MODEL, embedded_model_dir, embedded_model_names
 from .errors import InfsplignError, NonFiniteError
 from .parsing import load_scene
 from .result import ComposeResult, record_step
+from .runtime import check_device, quiet_loading, torch_threads
 from .scene import SceneGraph
 from .step import GuidedStep, finite_rows, frozen_weights, guided_step, per_image, unconditional_and_conditional
 from .tokens import check_vocabulary, object_token_matrix
@@ -98,6 +97,7 @@ class ScenePipeline:
         guidance_scale: float | None = None,
         ddim_eta: float | None = None,
         prompt_style: str | None = None,
+        cpu_threads: int | None = None,
         seed: int | list[int] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         config: GuidanceConfig | None = None,
@@ -112,8 +112,8 @@ class ScenePipeline:
     ) -> ComposeResult:
         """Sample one image per scene; a list of scenes is sampled as one batch.
 
-        Steps, CFG scale, `ddim_eta` and `prompt_style` default to the preset's (`SamplingDefaults`
-        says what each means); a value given here is validated the same way."""
+        Steps, CFG scale, `ddim_eta`, `prompt_style` and `cpu_threads` default to the preset's
+        (`SamplingDefaults` says what each means); a value given here is validated the same way."""
         started = time.perf_counter()
         config = config or self.config
         given = {
@@ -121,132 +121,139 @@ class ScenePipeline:
             "guidance_scale": guidance_scale,
             "ddim_eta": ddim_eta,
             "prompt_style": prompt_style,
+            "cpu_threads": cpu_threads,
         }
         sampling = self.preset.sampling.updated(**{k: v for k, v in given.items() if v is not None})
         num_inference_steps, guidance_scale = sampling.num_inference_steps, sampling.guidance_scale
         ddim_eta, prompt_style = sampling.ddim_eta, sampling.prompt_style
-        pipe, unet, scheduler = self.pipe, self.pipe.unet, self.pipe.scheduler
-        scenes = scene if isinstance(scene, list) else [scene]
-        graphs = [load_scene(s) for s in scenes]
-        prompts_given = [graph.prompt or "" for graph in graphs]
-        if prompt_style == "objects":
-            graphs = [graph.naming_objects_only() for graph in graphs]
-        analyses = [analyze(graph, policy=config.policy) for graph in graphs]
-        objective = compile_objective(analyses, redundant_weight=config.redundant_weight)
-        prompts = [g.prompt or "" for g in objective.graphs]
-        for prompt in prompts:
-            check_vocabulary(pipe.tokenizer, prompt)
-        batch = len(prompts)
-        device = self.device
-        if config.cuda_graph and device.type != "cuda":
-            raise InfsplignError(
-                f"cuda_graph=True replays the guided step from a CUDA graph, but the pipeline is on {device}: "
-                "move it with .to('cuda'), or set cuda_graph=False"
-            )
-        height = height or unet.config.sample_size * pipe.vae_scale_factor
-        width = width or unet.config.sample_size * pipe.vae_scale_factor
-        if height % pipe.vae_scale_factor or width % pipe.vae_scale_factor:
-            raise InfsplignError(f"height and width must be multiples of {pipe.vae_scale_factor}, got {height}x{width}")
-        if generator is None and seed is not None:
-            seeds = seed if isinstance(seed, list) else [seed]
-            generators = [torch.Generator(device).manual_seed(s) for s in seeds]
-            generator = generators[0] if len(generators) == 1 else generators
-        do_cfg = guidance_scale > 1
-        with torch.no_grad():  # else the text encoder's weights tie every step's output into one graph
-            prompt_embeds, negative_embeds = pipe.encode_prompt(prompts, device, 1, do_cfg, negative_prompt)
-        token_matrix = object_token_matrix(
-            pipe.tokenizer, objective, include_attributes=config.include_attributes, device=device
-        )
-        scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = scheduler.timesteps
-        latents = pipe.prepare_latents(
-            batch, unet.config.in_channels, height, width, prompt_embeds.dtype, device, generator, latents
-        )
-        extra_step_kwargs = pipe.prepare_extra_step_kwargs(generator, ddim_eta)
-        latent_size = (latents.shape[-2], latents.shape[-1])
-        columns = token_matrix[1]
-        weights = config
-        records: list[dict] = []
-        maps: dict[int, dict[int, torch.Tensor]] | None = {} if record_maps else None
-        guide_any = objective.num_relations > 0 and config.eta > 0
-        negative = negative_embeds if do_cfg else None
-        captured: CapturedGuidedStep | None = None
-        settled = torch.zeros(batch, dtype=torch.bool, device=device)  # per image, at the last guided step
-        with (
-            trace(unet, latent_size, columns, levels=2) as store,  # coarse and middle levels only
-            frozen_weights(unet),
-            no_graph_after(unet, levels=2),
-            tqdm(total=len(timesteps), disable=not progress or _bar_disabled(pipe)) as bar,
-        ):
-            step_arguments = dict(
-                prompt_embeds=prompt_embeds,
-                store=store,
-                token_matrix=token_matrix[0],
-                objective=objective.to(device),
-                weights=weights,
-                negative_embeds=negative,
-                precision=config.guidance_precision,
-                combination=config.combination,
-                cfg_forward=config.cfg_forward,
-            )
-            for i, t in enumerate(timesteps):
-                record: dict[str, Any] = {"step": i, "timestep": int(t)}
-                if guide_any and config.guided(i, len(timesteps)):
-                    # most of the batch settled at the last step: measure first, backward only where needed
-                    measure_first = (
-                        config.skip_satisfied and config.measure_first and settled.float().mean().item() >= 0.5
-                    )
-                    if config.cuda_graph and not measure_first:
-                        if captured is None:  # recorded at the first guided step, replayed from then on
-                            captured = CapturedGuidedStep(unet, scheduler, latents, t, **step_arguments)
-                        step = captured(latents, t)
-                    else:
-                        step = guided_step(unet, scheduler, latents, t, measure_first=measure_first, **step_arguments)
-                    record_step(step, config, record, maps)
-                    noise_pred, settled = self._guided_noise(step, guidance_scale, config), step.value.settled
-                else:
-                    with torch.no_grad():
-                        noise_uncond, noise_pred = unconditional_and_conditional(
-                            unet, scheduler, latents, t, prompt_embeds, negative
-                        )
-                    if do_cfg:
-                        noise_pred = noise_uncond + guidance_scale * (noise_pred - noise_uncond)
-                latents = scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
-                records.append(record)
-                if callback_on_step_end is not None:  # as in diffusers: it may hand back new latents
-                    outputs = callback_on_step_end(pipe, i, t, {"latents": latents}) or {}
-                    latents = outputs.get("latents", latents)
-                bar.update()
-        broken = (~torch.isfinite(latents).flatten(1).all(dim=1)).nonzero().flatten().tolist()
-        if broken:  # never an image from non-finite latents
-            raise NonFiniteError(
-                f"sampling produced non-finite latents for image(s) {broken}; lower the guidance weight (eta) "
-                "or the CFG scale",
-                images=broken,
-            )
-        with torch.no_grad():
-            if output_type == "latent":
-                images = latents
-            else:
-                decoded = pipe.vae.decode(
-                    latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generator
-                )[0]
-                images = pipe.image_processor.postprocess(
-                    decoded, output_type=output_type, do_denormalize=[True] * batch
+        threads = sampling.cpu_threads if self.device.type == "cpu" else None
+        with torch_threads(threads):
+            pipe, unet, scheduler = self.pipe, self.pipe.unet, self.pipe.scheduler
+            scenes = scene if isinstance(scene, list) else [scene]
+            graphs = [load_scene(s) for s in scenes]
+            prompts_given = [graph.prompt or "" for graph in graphs]
+            if prompt_style == "objects":
+                graphs = [graph.naming_objects_only() for graph in graphs]
+            analyses = [analyze(graph, policy=config.policy) for graph in graphs]
+            objective = compile_objective(analyses, redundant_weight=config.redundant_weight)
+            prompts = [g.prompt or "" for g in objective.graphs]
+            for prompt in prompts:
+                check_vocabulary(pipe.tokenizer, prompt)
+            batch = len(prompts)
+            device = self.device
+            if config.cuda_graph and device.type != "cuda":
+                raise InfsplignError(
+                    f"cuda_graph=True replays the guided step from a CUDA graph, but the pipeline is on {device}: "
+                    "move it with .to('cuda'), or set cuda_graph=False"
                 )
-        return ComposeResult(
-            images=images,
-            graphs=objective.graphs,
-            objective=objective,
-            trace=records,
-            config=config,
-            seconds=time.perf_counter() - started,
-            maps=maps or {},
-            sampling=sampling,
-            prompts=prompts_given,
-            seeds=None if seed is None else (seed if isinstance(seed, list) else [seed]),
-            model=str(getattr(pipe, "name_or_path", "") or type(pipe).__name__),
-        )
+            height = height or unet.config.sample_size * pipe.vae_scale_factor
+            width = width or unet.config.sample_size * pipe.vae_scale_factor
+            if height % pipe.vae_scale_factor or width % pipe.vae_scale_factor:
+                raise InfsplignError(
+                    f"height and width must be multiples of {pipe.vae_scale_factor}, got {height}x{width}"
+                )
+            if generator is None and seed is not None:
+                seeds = seed if isinstance(seed, list) else [seed]
+                generators = [torch.Generator(device).manual_seed(s) for s in seeds]
+                generator = generators[0] if len(generators) == 1 else generators
+            do_cfg = guidance_scale > 1
+            with torch.no_grad():  # else the text encoder's weights tie every step's output into one graph
+                prompt_embeds, negative_embeds = pipe.encode_prompt(prompts, device, 1, do_cfg, negative_prompt)
+            token_matrix = object_token_matrix(
+                pipe.tokenizer, objective, include_attributes=config.include_attributes, device=device
+            )
+            scheduler.set_timesteps(num_inference_steps, device=device)
+            timesteps = scheduler.timesteps
+            latents = pipe.prepare_latents(
+                batch, unet.config.in_channels, height, width, prompt_embeds.dtype, device, generator, latents
+            )
+            extra_step_kwargs = pipe.prepare_extra_step_kwargs(generator, ddim_eta)
+            latent_size = (latents.shape[-2], latents.shape[-1])
+            columns = token_matrix[1]
+            weights = config
+            records: list[dict] = []
+            maps: dict[int, dict[int, torch.Tensor]] | None = {} if record_maps else None
+            guide_any = objective.num_relations > 0 and config.eta > 0
+            negative = negative_embeds if do_cfg else None
+            captured: CapturedGuidedStep | None = None
+            settled = torch.zeros(batch, dtype=torch.bool, device=device)  # per image, at the last guided step
+            with (
+                trace(unet, latent_size, columns, levels=2) as store,  # coarse and middle levels only
+                frozen_weights(unet),
+                no_graph_after(unet, levels=2),
+                tqdm(total=len(timesteps), disable=not progress or _bar_disabled(pipe)) as bar,
+            ):
+                step_arguments = dict(
+                    prompt_embeds=prompt_embeds,
+                    store=store,
+                    token_matrix=token_matrix[0],
+                    objective=objective.to(device),
+                    weights=weights,
+                    negative_embeds=negative,
+                    precision=config.guidance_precision,
+                    combination=config.combination,
+                    cfg_forward=config.cfg_forward,
+                )
+                for i, t in enumerate(timesteps):
+                    record: dict[str, Any] = {"step": i, "timestep": int(t)}
+                    if guide_any and config.guided(i, len(timesteps)):
+                        # most of the batch settled at the last step: measure first, backward only where needed
+                        measure_first = (
+                            config.skip_satisfied and config.measure_first and settled.float().mean().item() >= 0.5
+                        )
+                        if config.cuda_graph and not measure_first:
+                            if captured is None:  # recorded at the first guided step, replayed from then on
+                                captured = CapturedGuidedStep(unet, scheduler, latents, t, **step_arguments)
+                            step = captured(latents, t)
+                        else:
+                            step = guided_step(
+                                unet, scheduler, latents, t, measure_first=measure_first, **step_arguments
+                            )
+                        record_step(step, config, record, maps)
+                        noise_pred, settled = self._guided_noise(step, guidance_scale, config), step.value.settled
+                    else:
+                        with torch.no_grad():
+                            noise_uncond, noise_pred = unconditional_and_conditional(
+                                unet, scheduler, latents, t, prompt_embeds, negative
+                            )
+                        if do_cfg:
+                            noise_pred = noise_uncond + guidance_scale * (noise_pred - noise_uncond)
+                    latents = scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
+                    records.append(record)
+                    if callback_on_step_end is not None:  # as in diffusers: it may hand back new latents
+                        outputs = callback_on_step_end(pipe, i, t, {"latents": latents}) or {}
+                        latents = outputs.get("latents", latents)
+                    bar.update()
+            broken = (~torch.isfinite(latents).flatten(1).all(dim=1)).nonzero().flatten().tolist()
+            if broken:  # never an image from non-finite latents
+                raise NonFiniteError(
+                    f"sampling produced non-finite latents for image(s) {broken}; lower the guidance weight (eta) "
+                    "or the CFG scale",
+                    images=broken,
+                )
+            with torch.no_grad():
+                if output_type == "latent":
+                    images = latents
+                else:
+                    decoded = pipe.vae.decode(
+                        latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generator
+                    )[0]
+                    images = pipe.image_processor.postprocess(
+                        decoded, output_type=output_type, do_denormalize=[True] * batch
+                    )
+            return ComposeResult(
+                images=images,
+                graphs=objective.graphs,
+                objective=objective,
+                trace=records,
+                config=config,
+                seconds=time.perf_counter() - started,
+                maps=maps or {},
+                sampling=sampling,
+                prompts=prompts_given,
+                seeds=None if seed is None else (seed if isinstance(seed, list) else [seed]),
+                model=str(getattr(pipe, "name_or_path", "") or type(pipe).__name__),
+            )
 
     def _guided_noise(self, step: GuidedStep, guidance_scale: float, config: GuidanceConfig) -> torch.Tensor:
         """The classifier-free-guided noise prediction shifted by the objective's gradient.
@@ -265,41 +272,6 @@ class ScenePipeline:
             rms = grad.flatten(1).square().mean(dim=1).sqrt().clamp_min(1e-12)
             grad = grad / per_image(rms, grad)
         return noise_pred + config.eta * grad.to(noise_pred.dtype)
-
-
-def check_device(device: str | torch.device) -> torch.device:
-    """The device, if this torch build and machine can use it; else an `InfsplignError` saying why."""
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise InfsplignError(f"not a torch device: {device!r} ({error})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        build = "a CPU-only torch build" if torch.version.cuda is None else "no CUDA device visible"
-        raise InfsplignError(f"device {str(device)!r} asked for, but this is {build}; use --device cpu")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise InfsplignError(f"device {str(device)!r} asked for, but MPS is not available here")
-    return device
-
-
-@contextmanager
-def quiet_loading() -> Iterator[None]:
-    """No log lines or progress bars from diffusers and transformers while a model loads (their
-    own settings are restored after): a load says nothing unless it fails."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    modules = (diffusers_logging, transformers_logging)
-    saved = [(m.get_verbosity(), m.is_progress_bar_enabled()) for m in modules]
-    for module in modules:
-        module.set_verbosity_error()
-        module.disable_progress_bar()
-    try:
-        yield
-    finally:
-        for module, (verbosity, bars) in zip(modules, saved, strict=True):
-            module.set_verbosity(verbosity)
-            if bars:
-                module.enable_progress_bar()
 
 
 def _bar_disabled(pipe: Any) -> bool:

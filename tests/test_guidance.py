@@ -1,7 +1,6 @@
 import json
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from conftest import DispatchedOperators, build_tiny_pipeline, objective_for
 from infsplign_scene import VocabularyError
 from infsplign_scene.attention import cross_attention_layers, trace
 from infsplign_scene.guidance import GuidanceConfig, ScenePipeline, compose
+from infsplign_scene.runtime import torch_threads
 from infsplign_scene.step import guided_step
 from infsplign_scene.tokens import object_token_matrix
 
@@ -206,16 +206,6 @@ def test_guided_step_neither_copies_from_nor_waits_for_the_host(tiny_pipe, cfg_f
     assert result.grad.abs().sum() > 0
     host_traffic = (torch.ops.aten.lift_fresh.default, torch.ops.aten._local_scalar_dense.default)
     assert [str(func) for func in operators_run.seen if func in host_traffic] == []
-
-
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def forward_calls(unet) -> tuple[list[tuple[str, int, int]], Callable[[], None]]:

@@ -11,7 +11,8 @@ from PIL import Image
 from infsplign_scene import ConfigError, InfsplignError, SceneGraph, SceneGraphError, load_scene
 from infsplign_scene.cli import main
 from infsplign_scene.errors import NonFiniteError, ParseError
-from infsplign_scene.guidance import ScenePipeline, check_device
+from infsplign_scene.guidance import ScenePipeline
+from infsplign_scene.runtime import check_device
 
 PROMPT = "a red circle to the left of a blue square"
 
