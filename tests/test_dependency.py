@@ -132,9 +132,20 @@ def test_dangling_relation_is_an_error(nlp):
 
 
 def test_missing_model_explains_how_to_install(monkeypatch):
-    monkeypatch.setattr(dependency, "MODEL_NAMES", ("no_such_model_xyz",))
+    from infsplign_scene.parsing import spacy_model
+
+    monkeypatch.setattr(spacy_model, "MODEL_NAMES", ("no_such_model_xyz",))
     with pytest.raises(ParseError, match="pip install"):
-        dependency.load_nlp()
+        spacy_model.load_nlp()
+
+
+def test_a_model_whose_meta_is_not_the_expected_one_is_refused(monkeypatch):
+    from infsplign_scene.parsing import spacy_model
+
+    real = spacy_model._cached_model.__wrapped__
+    monkeypatch.setitem(spacy_model.EXPECTED_META, "names", ("core_web_lg",))
+    with pytest.raises(ParseError, match="expected en_core_web_sm"):
+        real(spacy_model.MODEL_NAMES[-1])
 
 
 def test_freeform_set_accuracy(nlp):

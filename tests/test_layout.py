@@ -51,3 +51,8 @@ def test_predicates_are_spelled_out_in_one_module_only():
                 if {"left_of", "right_of"} <= keys or {"above", "below"} <= keys:
                     spelled.setdefault(str(path.relative_to(PACKAGE)), node.lineno)
     assert set(spelled) == set()
+
+
+def test_library_modules_stay_small():
+    sizes = {str(p.relative_to(PACKAGE)): len(p.read_text(encoding="utf-8").splitlines()) for p in library_files()}
+    assert {name: lines for name, lines in sizes.items() if lines > 330} == {}

@@ -18,7 +18,9 @@ from typing import Any
 from ..errors import ParseError, ParseWarning, SceneGraphError, quoted
 from ..lexicon import load_lexicon
 from ..scene import SceneGraph
-from .rules import MAX_TEXT_LENGTH, lex, parse_controlled
+from .lexer import lex
+from .rules import parse_controlled
+from .shared import MAX_TEXT_LENGTH
 
 BACKENDS: tuple[str, ...] = ("auto", "rules", "spacy", "llm")
 

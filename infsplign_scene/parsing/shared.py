@@ -9,6 +9,9 @@ from collections.abc import Iterable
 from ..lexicon import Lexicon
 from ..scene import SceneObject
 
+# What any backend reads at most: longer text is refused before parsing (`parsing.check_text`).
+MAX_TEXT_LENGTH = 4000
+
 
 def new_object_id(noun: str, taken: Iterable[str]) -> str:
     """An id from the noun ("teddy bear" -> "teddy_bear"), numbered when taken ("cat_2")."""

@@ -1,0 +1,145 @@
+"""Object mentions in a dependency parse: which tokens name objects, the objects they create, and
+what a pronoun or "the X" refers to. The base of the dependency backend's extractor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ParseError
+from ..lexicon import Lexicon
+from ..scene import MAX_OBJECTS, Relation, SceneObject, UnsupportedRelation
+from .shared import definite_referent, new_object_id
+from .spacy_model import Phrase
+
+NOUN_TAGS = frozenset({"NOUN", "PROPN"})
+SUBJECT_DEPS = ("nsubj", "nsubjpass")
+# Nouns that name a place in the picture, never an object; and nouns that name the picture itself
+# when "of" follows ("a photo of", "a painting of"), though "a painting over the sofa" is an object.
+POSITION_WORDS = frozenset(
+    [
+        "left",
+        "right",
+        "top",
+        "bottom",
+        "side",
+        "middle",
+        "centre",
+        "center",
+        "front",
+        "back",
+        "background",
+        "foreground",
+        "corner",
+        "edge",
+        "other",
+    ]
+)
+PICTURE_WORDS = frozenset(
+    [
+        "photo",
+        "photograph",
+        "picture",
+        "image",
+        "painting",
+        "drawing",
+        "illustration",
+        "rendering",
+        "render",
+        "scene",
+        "view",
+        "shot",
+        "closeup",
+    ]
+)
+
+
+@dataclass
+class Mentions:
+    doc: Any
+    text: str
+    spans: list[tuple[int, int]]  # per token: its characters in `text`
+    phrases: list[Phrase]
+    lexicon: Lexicon
+    objects: list[SceneObject] = field(default_factory=list)
+    by_token: dict[int, str] = field(default_factory=dict)  # token index of a mention -> object id
+    relations: list[Relation] = field(default_factory=list)
+    unsupported: list[UnsupportedRelation] = field(default_factory=list)
+    latest_subject: str | None = None
+
+    # ---- mentions ----------------------------------------------------------------------------
+    def is_mention(self, token) -> bool:
+        """Nouns (or words with an article that the tagger took for adjectives: "a remote"), except
+        position words, noun modifiers, clauses, and "photo" in "a photo of"."""
+        if token.lower_ in POSITION_WORDS or token.dep_ in ("compound", "acl", "relcl", "advcl", "amod"):
+            return False
+        if token.lower_ in PICTURE_WORDS and token.i + 1 < len(self.doc) and self.doc[token.i + 1].lower_ == "of":
+            return False
+        if token.pos_ in NOUN_TAGS:
+            return True
+        has_article = any(c.dep_ == "det" and c.lower_ in ("a", "an", "the") for c in token.children)
+        return (
+            has_article
+            and token.pos_ in ("ADJ", "VERB", "X")
+            and token.dep_ in ("pobj", "dobj", "nsubj", "attr", "ROOT", "conj", "appos")
+        )
+
+    def collect_mentions(self) -> None:
+        for token in self.doc:
+            if not self.is_mention(token):
+                continue
+            modifiers = [c.i for c in token.children if c.dep_ in ("amod", "compound", "nmod") and c.i < token.i]
+            start = min([token.i, *modifiers])
+            count = 1
+            for child in token.children:
+                if child.dep_ == "nummod":
+                    written = child.text
+                    number = int(written) if written.isascii() and written.isdigit() else 1  # not "²" or "①"
+                    count = self.lexicon.counts.get(child.lower_, number)
+            definite = any(c.lower_ == "the" for c in token.children if c.dep_ == "det")
+            head_text = self.text[slice(*self.spans[token.i])].lower()
+            plural = token.tag_ in ("NNS", "NNPS") and " " not in head_text
+            noun = token.lemma_.lower() if plural and head_text not in self.lexicon.singular_nouns else head_text
+            attributes = [self.text[slice(*self.spans[i])].lower() for i in range(start, token.i)]
+            name = self.text[self.spans[start][0] : self.spans[token.i][1]].lower()
+            referent = definite_referent(reversed(self.objects), noun, attributes, name) if definite else None
+            if referent is None:
+                referent = self.new_object((self.spans[start][0], self.spans[token.i][1]), noun, attributes, count)
+            self.by_token[token.i] = referent
+
+    @property
+    def pronouns(self) -> frozenset[str]:
+        return self.lexicon.pronouns | self.lexicon.possessive_pronouns
+
+    def new_object(self, span: tuple[int, int], noun: str, attributes: list[str], count: int) -> str:
+        if len(self.objects) >= MAX_OBJECTS:
+            raise ParseError(f"more than {MAX_OBJECTS} objects", self.text, span[0])
+        object_id = new_object_id(noun, (o.id for o in self.objects))
+        self.objects.append(
+            SceneObject(
+                id=object_id,
+                name=self.text[span[0] : span[1]],
+                noun=noun,
+                attributes=attributes,
+                count=max(1, min(count, 100)),
+                span=span,
+            )
+        )
+        return object_id
+
+    def antecedent(self, before: int, exclude: set[str]) -> str | None:
+        for index in sorted(self.by_token, reverse=True):
+            if index < before and self.by_token[index] not in exclude:
+                return self.by_token[index]
+        return None
+
+    def resolve(self, token, exclude: set[str] = frozenset()) -> str | None:
+        """The object a token stands for (a mention, a pronoun, a relative pronoun)."""
+        if token.i in self.by_token:
+            return self.by_token[token.i]
+        if token.lower_ in self.lexicon.relative_pronouns:
+            clause = token.head
+            return self.resolve(clause.head, exclude) if clause.dep_ in ("relcl", "acl") else None
+        if token.lower_ in self.pronouns:
+            return self.antecedent(token.i, set(exclude))
+        return None

