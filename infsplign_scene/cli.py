@@ -210,7 +210,8 @@ def compose_command(
         return
     satisfied = result.final_satisfied()
     for relation, ok in zip(result.objective.relations[0], satisfied[0] if satisfied else [], strict=False):
-        typer.echo(f"{'satisfied' if ok else 'violated '}  {relation.subject} {relation.predicate} {relation.object}")
+        state = "uncertain" if ok is None else ("satisfied" if ok else "violated ")
+        typer.echo(f"{state}  {relation.subject} {relation.predicate} {relation.object}")
     typer.echo(f"wrote {output} ({result.seconds:.1f} s)")
 
 

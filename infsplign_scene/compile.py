@@ -26,7 +26,16 @@ import torch
 
 from .analysis import Analysis
 from .config import GuidanceConfig
-from .losses import PREDICATE_CODES, balance_loss, centroids_and_variances, presence_loss, satisfied, spatial_loss
+from .losses import (
+    PREDICATE_CODES,
+    balance_loss,
+    centroids_and_variances,
+    pair_gather,
+    presence_loss,
+    satisfied,
+    spatial_loss,
+    split_maps,
+)
 from .relations import canonical_triple
 from .scene import Relation, SceneGraph
 
@@ -38,6 +47,7 @@ class ObjectiveValue:
     total: torch.Tensor  # [B]
     relation_loss: torch.Tensor  # [B, R] weighted per-relation loss summed over levels
     satisfied: torch.Tensor  # [B, R] bool, on the finest captured level
+    uncertain: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))  # [B, R]: a split map
     settled: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))  # [B] held with margin
     centroids: dict[int, torch.Tensor] = field(default_factory=dict)  # level height -> [B, K, 2]
     variances: dict[int, torch.Tensor] = field(default_factory=dict)  # level height -> [B, K]
@@ -82,6 +92,16 @@ class Objective:
     def __call__(self, levels: dict[int, torch.Tensor], weights: GuidanceConfig) -> ObjectiveValue:
         """levels: map height -> object maps [B, K, h, w], coarsest first (coarse, middle, ...)."""
         return self.evaluate(statistics(levels), weights)
+
+    def uncertain(self, maps: torch.Tensor, centroids: torch.Tensor, variances: torch.Tensor, weights: GuidanceConfig):
+        """Bool [B, R]: a relation whose subject's or object's map is split (`losses.split_maps`) on
+        the finest level: its satisfaction, read from centroids, is not to be trusted.
+
+        maps [B, K, H, W]; centroids [B, K, 2]; variances [B, K]."""
+        split = split_maps(maps, centroids, variances, weights.split_support, weights.split_variance).float()
+        subject, obj = self.subject.to(maps.device), self.obj.to(maps.device)
+        either = pair_gather(split, subject) + pair_gather(split, obj)
+        return (either > 0) & (self.weight.to(maps.device) > 0)
 
     def evaluate(self, stats: dict[int, tuple[torch.Tensor, torch.Tensor]], weights: GuidanceConfig) -> ObjectiveValue:
         """The objective from each level's centroids [B, K, 2] and variances [B, K]."""

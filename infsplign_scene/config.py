@@ -72,6 +72,20 @@ class GuidanceConfig(_Settings):
         "measure every image without grad first, then run the backward only for the unsettled ones "
         "(the same images, less work).",
     )
+    split_support: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="A map whose value at its own centroid is below this share of its maximum is split (the "
+        "centroid lies between two blobs): relations involving it are reported uncertain, not satisfied.",
+    )
+    split_variance: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="A map whose spatial variance exceeds this is split too; a model family sets it from the "
+        "largest object it draws (None: no such bound).",
+    )
     combination: Combination = Field(
         "sum", description="How relations' gradients combine: sum, pcgrad or priority (infsplign_scene.conflicts)."
     )

@@ -119,6 +119,30 @@ def satisfied(
     return torch.where(predicate == NEAR, distance <= near_margin, d > threshold)
 
 
+def centroid_support(maps: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """The map's value at its own centroid, over its maximum: [B, K] in [0, 1].
+
+    maps [B, K, H, W], centroids [B, K, 2] as (x, y). A map that is one blob has its centroid on
+    the blob (near 1); a map split over two places has it in the empty space between (near 0)."""
+    height, width = maps.shape[-2:]
+    column = (centroids[..., 0] * width).long().clamp(0, width - 1)
+    row = (centroids[..., 1] * height).long().clamp(0, height - 1)
+    flat = maps.flatten(2)  # [B, K, H*W]
+    at_centroid = flat.gather(2, (row * width + column).unsqueeze(-1)).squeeze(-1)
+    return at_centroid / flat.amax(dim=2).clamp_min(1e-12)
+
+
+def split_maps(
+    maps: torch.Tensor, centroids: torch.Tensor, variances: torch.Tensor, support: float, variance: float | None
+) -> torch.Tensor:
+    """Bool [B, K]: the object's map is not one compact blob: its centroid falls where the map is
+    below `support` of its maximum, or its spread exceeds `variance` (when given)."""
+    split = centroid_support(maps, centroids) < support
+    if variance is not None:
+        split = split | (variances > variance)
+    return split
+
+
 def presence_loss(variances: torch.Tensor, subject: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:
     """s2_subject + s2_object per relation [B, R]: compact, present objects. variances [B, K]."""
     return pair_gather(variances, subject) + pair_gather(variances, obj)

@@ -13,7 +13,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .result import ComposeResult
 
-SATISFIED, VIOLATED = "#2ca02c", "#d62728"
+SATISFIED, VIOLATED, UNCERTAIN = "#2ca02c", "#d62728", "#ff7f0e"
 
 
 def _pyplot():
@@ -34,7 +34,7 @@ def _labels(result: ComposeResult, image: int) -> tuple[list[str], list[str]]:
 def plot_attention(result: ComposeResult, step: int | None = None, path: str | Path | None = None, image: int = 0):
     """One row per object, one column per level: its map over the image, centroid and a circle of
     radius sqrt(variance); a last column draws every relation as an arrow from subject to object,
-    green when satisfied at that step and red when violated."""
+    green when satisfied at that step, red when violated, orange when uncertain (a split map)."""
     if not result.maps:
         raise ValueError("no attention maps were recorded: sample with record_maps=True (CLI: --plot DIR)")
     step = max(result.maps) if step is None else step
@@ -77,11 +77,10 @@ def plot_attention(result: ComposeResult, step: int | None = None, path: str | P
     for r, relation in enumerate(result.objective.relations[image]):
         a, b = objects.index(relation.subject), objects.index(relation.object)
         ok = record["satisfied"][image][r]
+        doubt = record["uncertain"][image][r]
+        color = UNCERTAIN if doubt else (SATISFIED if ok else VIOLATED)
         axis.annotate(
-            "",
-            xy=centroids[b],
-            xytext=centroids[a],
-            arrowprops={"arrowstyle": "->", "color": SATISFIED if ok else VIOLATED, "linewidth": 2},
+            "", xy=centroids[b], xytext=centroids[a], arrowprops={"arrowstyle": "->", "color": color, "linewidth": 2}
         )
     axis.set_title(f"step {step}: relations", fontsize=9)
     axis.set_xticks([])

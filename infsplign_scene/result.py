@@ -77,11 +77,17 @@ class ComposeResult:
 
         return plot_trace(self, path=path, image=image)
 
-    def final_satisfied(self) -> list[list[bool]]:
-        """Per image, each relation's satisfied flag at the last guided step's maps."""
+    def final_satisfied(self) -> list[list[bool | None]]:
+        """Per image, each relation's state at the last guided step's maps: True (satisfied), False
+        (violated) or None (uncertain: the subject's or object's map is split over several places,
+        so its centroid may belong to no object; `GuidanceConfig.split_support`)."""
         for record in reversed(self.trace):
             if "satisfied" in record:
-                return record["satisfied"]
+                uncertain = record.get("uncertain") or [[False] * len(row) for row in record["satisfied"]]
+                return [
+                    [None if doubt else ok for ok, doubt in zip(row, doubts, strict=True)]
+                    for row, doubts in zip(record["satisfied"], uncertain, strict=True)
+                ]
         return []
 
 
@@ -93,6 +99,7 @@ def record_step(step: GuidedStep, config: GuidanceConfig, record: dict, maps: di
         loss=value.total.tolist(),
         relation_loss=value.relation_loss.tolist(),
         satisfied=value.satisfied.tolist(),
+        uncertain=value.uncertain.tolist(),
         centroids={str(h): c.tolist() for h, c in value.centroids.items()},
         variances={str(h): v.tolist() for h, v in value.variances.items()},
         backward=step.backward.tolist(),

@@ -100,6 +100,8 @@ class _StepInputs:
         stats = statistics(levels)
         leaves = {h: (c.detach().requires_grad_(True), v.detach().requires_grad_(True)) for h, (c, v) in stats.items()}
         value = self.objective.evaluate(leaves, self.weights)
+        finest = max(levels)
+        value.uncertain = self.objective.uncertain(levels[finest], *stats[finest], self.weights).detach()
         flat_leaves = [x for pair in leaves.values() for x in pair]
         per_relation = relation_gradients(value.relation_loss, flat_leaves)  # [B, R, D]
         combined, report = combine(per_relation, self.objective.weight.to(per_relation.device), self.combination)

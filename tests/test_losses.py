@@ -161,3 +161,18 @@ def test_near_is_the_gap_between_boxes():
 
 def center_of(box):
     return ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+
+
+def test_a_map_split_over_two_places_is_flagged_and_one_blob_is_not():
+    from infsplign_scene.losses import centroid_support, split_maps
+
+    maps = torch.zeros(1, 3, 16, 16)
+    maps[0, 0, 6:10, 6:10] = 1.0  # one blob
+    maps[0, 1, 6:10, 1:4] = 1.0  # two blobs, left and right: the centroid falls between them
+    maps[0, 1, 6:10, 12:15] = 1.0
+    maps[0, 2] = 1.0  # spread over the whole image: one blob, but larger than any object
+    centroids, variances = centroids_and_variances(maps)
+    support = centroid_support(maps, centroids)
+    assert support[0, 0] == 1.0 and support[0, 1] == 0.0 and support[0, 2] == 1.0
+    assert split_maps(maps, centroids, variances, support=0.25, variance=None).tolist() == [[False, True, False]]
+    assert split_maps(maps, centroids, variances, support=0.25, variance=0.02).tolist() == [[False, True, True]]

@@ -38,3 +38,20 @@ def test_plot_attention_explains_missing_maps(tiny_pipe):
     plain = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0))(PROMPT, seed=0, num_inference_steps=1, progress=False)
     with pytest.raises(ValueError, match="record_maps=True"):
         plain.plot_attention()
+
+
+def test_a_relation_with_a_split_map_is_uncertain_in_the_trace_and_the_result(tiny_pipe, monkeypatch):
+    """A map split over two places makes its relations `uncertain`: None in final_satisfied."""
+    import torch
+
+    from infsplign_scene.compile import Objective
+
+    def split_everything(self, maps, centroids, variances, weights):
+        return torch.ones_like(self.weight, dtype=torch.bool, device=maps.device) & (self.weight.to(maps.device) > 0)
+
+    plain = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0))(PROMPT, seed=0, num_inference_steps=2, progress=False)
+    assert all(state in (True, False) for state in plain.final_satisfied()[0])
+    monkeypatch.setattr(Objective, "uncertain", split_everything)
+    doubted = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0))(PROMPT, seed=0, num_inference_steps=2, progress=False)
+    assert doubted.trace[0]["uncertain"] == [[True, True]] and doubted.final_satisfied() == [[None, None]]
+    assert doubted.trace[0]["satisfied"] == plain.trace[0]["satisfied"]  # the report changes, not the guidance
