@@ -262,3 +262,29 @@ def test_suites_name_objects_only_or_write_relations_into_the_prompt():
         assert any(word in item.graph.prompt for word in ("left of", "right of", "above", "below"))
     with pytest.raises(InfsplignError, match="unknown prompt style 'relatons'"):
         make_suite("b_three_objects", 5, 0, prompt="relatons")
+
+
+def test_an_object_drawn_twice_is_counted_and_its_satisfied_relation_reported():
+    from infsplign_scene.lab.shapes.bench import make_suite, paired_duplicates, reported_on_duplicates, score
+    from infsplign_scene.lab.shapes.scenes import ShapeObject
+
+    item = make_suite("a_two_objects", 1, 0)[0]
+    (first_color, first_shape), (second_color, second_shape) = item.objects
+    once = [
+        ShapeObject(first_color, first_shape, (8.0, 8.0), 5.0),
+        ShapeObject(second_color, second_shape, (24.0, 24.0), 5.0),
+    ]
+    twice = [*once, ShapeObject(first_color, first_shape, (8.0, 24.0), 5.0)]
+    single, double = (Image.fromarray(render(objects)[0]) for objects in (once, twice))
+    assert (
+        detect(np.asarray(double)).instances[first_color] == 2
+        and detect(np.asarray(single)).instances[first_color] == 1
+    )
+    assert score([item], [single], [item.graph])[0]["duplicate_rate"] == 0.0
+    assert score([item], [double], [item.graph])[0]["duplicate_rate"] == 1.0
+    assert paired_duplicates([item], [single], [double]) == {"created": 1, "removed": 0}
+    trace = [[{"step": 0, "satisfied": [[True]], "uncertain": [[False]]}]]
+    counts = reported_on_duplicates([item], [double], [item.graph], trace)
+    assert counts == {"satisfied_on_duplicates": 1, "uncertain_on_duplicates": 0, "relations_on_duplicates": 1}
+    trace = [[{"step": 0, "satisfied": [[True]], "uncertain": [[True]]}]]
+    assert reported_on_duplicates([item], [double], [item.graph], trace)["uncertain_on_duplicates"] == 1

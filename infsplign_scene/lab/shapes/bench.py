@@ -183,8 +183,54 @@ def score(items: list[Item], images: list, graphs: list[SceneGraph]) -> tuple[di
         "all_satisfied": all_ok / n,
         "all_satisfied_color": all_ok_color / n,
         "artifact_rate": artifacts / n,
+        "duplicate_rate": sum(
+            any(duplicated(item, detection).values()) for item, detection in zip(items, detections, strict=True)
+        )
+        / n,
     }
     return metrics, outcomes
+
+
+def duplicated(item: Item, detection: DetectionResult) -> dict[str, bool]:
+    """Per object id of the item: whether the detector finds its colour drawn more than once."""
+    return {o.id: detection.instances.get(o.attributes[0], 0) > 1 for o in item.graph.objects}
+
+
+def reported_on_duplicates(items: list[Item], images: list, graphs: list[SceneGraph], traces: list) -> dict:
+    """Relations the report calls satisfied (from the attention maps) although the detector finds
+    their subject or object drawn twice, and those it calls uncertain instead."""
+    states = [state for batch in traces for state in _final_states(batch)]
+    counts = {"satisfied_on_duplicates": 0, "uncertain_on_duplicates": 0, "relations_on_duplicates": 0}
+    for item, image, graph, image_states in zip(items, images, graphs, states, strict=True):
+        twice = duplicated(item, detect(np.asarray(image)))
+        for relation, state in zip(graph.relations, image_states, strict=True):
+            if twice.get(relation.subject) or twice.get(relation.object):
+                counts["relations_on_duplicates"] += 1
+                counts["satisfied_on_duplicates"] += state is True
+                counts["uncertain_on_duplicates"] += state is None
+    return counts
+
+
+def _final_states(batch_trace: list[dict]) -> list[list[bool | None]]:
+    """Per image of a batch, each relation's state at its last guided step (None: uncertain)."""
+    record = next((r for r in reversed(batch_trace) if "satisfied" in r), None)
+    if record is None:
+        return []
+    return [
+        [None if doubt else ok for ok, doubt in zip(row, doubts, strict=True)]
+        for row, doubts in zip(record["satisfied"], record["uncertain"], strict=True)
+    ]
+
+
+def paired_duplicates(items: list[Item], unguided: list, guided: list) -> dict:
+    """Images (same seed) where guidance created a duplicated object, and where it removed one."""
+    created = removed = 0
+    for item, before, after in zip(items, unguided, guided, strict=True):
+        had = any(duplicated(item, detect(np.asarray(before))).values())
+        has = any(duplicated(item, detect(np.asarray(after))).values())
+        created += has and not had
+        removed += had and not has
+    return {"created": created, "removed": removed}
 
 
 def _judge(relations, objects: dict, strict: bool = False) -> list[bool | None]:
@@ -255,18 +301,23 @@ def run_benchmark(
         policy = "drop" if suite == "d_conflict_drop" else config.policy
         suite_config = config.model_copy(update={"policy": policy})
         entry: dict = {}
-        outcomes = {}
+        outcomes, drawn = {}, {}
         for mode, mode_config in (("unguided", suite_config.model_copy(update={"eta": 0.0})), ("guided", suite_config)):
+            traces: list = []
             pictures, graphs, seconds = generate(
-                scene_pipe, items, mode_config, batch_size, desc=f"{suite} {mode}", **sampling
+                scene_pipe, items, mode_config, batch_size, desc=f"{suite} {mode}", traces=traces, **sampling
             )
+            drawn[mode] = pictures
             metrics, outcomes[mode] = score(items, pictures, graphs)
+            if mode == "guided":
+                metrics |= reported_on_duplicates(items, pictures, graphs, traces)
             metrics["seconds_per_image"] = seconds / max(len(items), 1)
             if suite.startswith("d_conflict"):
                 metrics["max_consistent_satisfied"] = max_consistent_share(items, outcomes[mode])
             entry[mode] = metrics
             grid_rows.append(pictures[:grid_columns])
         entry["paired_flips"] = paired_flips(outcomes["unguided"], outcomes["guided"])
+        entry["paired_duplicates"] = paired_duplicates(items, drawn["unguided"], drawn["guided"])
         if suite == "d_conflict_drop":
             entry["error_policy_refused"] = len(items)  # every item is a contradiction
         results[suite] = entry

@@ -7,15 +7,18 @@ highest IoU. Pixels that are neither background nor near a detected object count
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
 
-from .scenes import BACKGROUND, COLORS, SHAPES, shape_mask
+from .scenes import BACKGROUND, COLORS, RADIUS_RANGE, SHAPES, shape_mask
 
 COLOR_TOLERANCE = 70.0  # RGB distance to a palette colour
 MIN_AREA = 6  # pixels; smaller blobs are specks, not objects
+# A second blob of a colour counts as a second instance from half the area of the smallest object
+# drawn in training (a triangle of the smallest radius, 1.8 r^2).
+MIN_INSTANCE_AREA = 0.5 * 1.8 * RADIUS_RANGE[0] ** 2
 # Area of each template as a multiple of radius^2, and its centroid's offset below the centre (x radius).
 _AREA_FACTOR = {"circle": np.pi, "square": 1.7**2, "triangle": 1.8}
 _CENTROID_OFFSET = {"circle": 0.0, "square": 0.0, "triangle": 0.2}
@@ -39,6 +42,7 @@ class Detection:
 class DetectionResult:
     objects: dict[str, Detection]  # by colour
     artifact_pixels: int
+    instances: dict[str, int] = field(default_factory=dict)  # by colour: blobs of at least MIN_INSTANCE_AREA
 
     def find(self, color: str, shape: str | None = None) -> Detection | None:
         found = self.objects.get(color)
@@ -71,12 +75,14 @@ def detect(image: np.ndarray) -> DetectionResult:
     nearest = distances.argmin(-1)
     close = distances.min(-1) <= COLOR_TOLERANCE
     objects: dict[str, Detection] = {}
+    instances: dict[str, int] = {}
     covered = np.zeros((size, size), dtype=bool)
     for index, color in enumerate(COLORS):
         labels, count = ndimage.label(close & (nearest == index))
         if count == 0:
             continue
         areas = ndimage.sum_labels(np.ones_like(labels), labels, index=np.arange(1, count + 1))
+        instances[color] = int((areas >= MIN_INSTANCE_AREA).sum())
         largest = int(np.argmax(areas)) + 1
         mask = labels == largest
         if mask.sum() < MIN_AREA:
@@ -95,4 +101,4 @@ def detect(image: np.ndarray) -> DetectionResult:
     background = np.linalg.norm(pixels - np.array(BACKGROUND, dtype=np.float32), axis=-1) <= COLOR_TOLERANCE / 2
     halo = ndimage.binary_dilation(covered, iterations=1)
     artifacts = int((~background & ~halo).sum())
-    return DetectionResult(objects=objects, artifact_pixels=artifacts)
+    return DetectionResult(objects=objects, artifact_pixels=artifacts, instances=instances)
