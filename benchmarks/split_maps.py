@@ -3,8 +3,8 @@
     python benchmarks/split_maps.py [--images 60] [--seed 7] [--json docs/results/split_maps.json]
 
 Guided images of the shapes model's suites (a)-(c) of `bench shapes`; for every object, the
-label comes from the image (how many components of its colour the exact detector finds, of at
-least half the area of the smallest object the model was trained on) and the features from the
+label comes from the image (how many instances of its colour the exact detector finds,
+`DetectionResult.instances`) and the features from the
 last guided step's map on the finest level (value at the centroid over the maximum, variance).
 Prints how many objects drawn twice, and drawn once, each rule flags.
 """
@@ -16,16 +16,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from infsplign_scene import ScenePipeline
 from infsplign_scene.lab.shapes.bench import make_suite
-from infsplign_scene.lab.shapes.detector import COLOR_TOLERANCE
-from infsplign_scene.lab.shapes.scenes import COLORS, RADIUS_RANGE
 from infsplign_scene.losses import centroid_support, centroids_and_variances
 
-# half the area of the smallest object drawn in training (a triangle of the smallest radius: 1.8 r^2)
-MIN_INSTANCE_AREA = 0.5 * 1.8 * RADIUS_RANGE[0] ** 2
 SUITES = ("a_two_objects", "b_three_objects", "c_four_objects")
 RULES = {
     "support < 0.25": lambda support, variance: support < 0.25,
@@ -33,16 +28,6 @@ RULES = {
     "support < 0.25 or variance > 0.02 (the shapes preset)": lambda s, v: (s < 0.25) | (v > 0.02),
     "support < 0.5 or variance > 0.01": lambda s, v: (s < 0.5) | (v > 0.01),
 }
-
-
-def instances(image: np.ndarray, color: str) -> int:
-    palette = np.array(list(COLORS.values()), dtype=np.float32)
-    distances = np.linalg.norm(image.astype(np.float32)[:, :, None, :] - palette[None, None], axis=-1)
-    labels, count = ndimage.label(
-        (distances.argmin(-1) == list(COLORS).index(color)) & (distances.min(-1) <= COLOR_TOLERANCE)
-    )
-    areas = ndimage.sum_labels(np.ones_like(labels), labels, index=np.arange(1, count + 1)) if count else []
-    return int(sum(area >= MIN_INSTANCE_AREA for area in areas))
 
 
 def main() -> None:
@@ -71,7 +56,7 @@ def main() -> None:
             for b, item in enumerate(chunk):
                 colors = {o.id: o.attributes[0] for o in item.graph.objects}
                 for k, object_id in enumerate(result.objective.object_ids[b]):
-                    drawn = instances(np.asarray(result.images[b]), colors[object_id])
+                    drawn = detect(np.asarray(result.images[b])).instances.get(colors[object_id], 0)
                     objects.append((drawn, float(support[b, k]), float(variances[b, k])))
     twice = [o for o in objects if o[0] >= 2]
     once = [o for o in objects if o[0] == 1]

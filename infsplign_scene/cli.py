@@ -17,6 +17,7 @@ import typer
 
 from .analysis import POLICIES, analyze
 from .errors import InfsplignError, ParseWarning
+from .lab.commands import register_lab_commands
 from .parsing import load_scene, parse
 from .scene import SceneGraph
 
@@ -215,77 +216,7 @@ def compose_command(
     typer.echo(f"wrote {output} ({result.seconds:.1f} s)")
 
 
-bench_app = typer.Typer(help="Benchmarks of guided against unguided sampling.", no_args_is_help=True)
-app.add_typer(bench_app, name="bench")
-
-
-@bench_app.command("shapes")
-def bench_shapes_command(
-    images: Annotated[int, typer.Option(help="Images per suite (the targets are measured with >= 200).")] = 200,
-    seed: Annotated[int, typer.Option(help="Seed of the suites and of the sampling.")] = 0,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
-    grid_path: Annotated[
-        Path | None, typer.Option("--grid", help="Write a PNG grid: unguided rows above guided.")
-    ] = None,
-    suites: Annotated[str, typer.Option(help="Comma-separated suites (default: all).")] = "",
-    eta: Annotated[float | None, typer.Option(help="Override the model family's default eta.")] = None,
-    prompt: Annotated[
-        str,
-        typer.Option(
-            help="'objects': prompts name the objects only, as in training ('a red circle and a blue square'); "
-            "'relations': the relations are written into the prompt too (words the model never saw)."
-        ),
-    ] = "objects",
-) -> None:
-    """Unguided vs guided on the embedded shapes model, scored by the exact detector."""
-    from .lab.shapes.bench import SUITES, check_prompt_style, run_benchmark
-
-    chosen = tuple(s for s in suites.split(",") if s) or SUITES
-    unknown = [s for s in chosen if s not in SUITES]
-    if unknown:
-        _fail(InfsplignError(f"unknown suite(s) {unknown}; choose from {', '.join(SUITES)}"))
-    try:
-        check_prompt_style(prompt)
-    except InfsplignError as error:
-        _fail(error)
-    from .guidance import ScenePipeline
-
-    scene_pipe = ScenePipeline.from_pretrained("shapes")
-    try:
-        config = scene_pipe.config if eta is None else scene_pipe.config.updated(eta=eta)
-    except InfsplignError as error:
-        _fail(error)
-    results = run_benchmark(
-        images=images,
-        seed=seed,
-        suites=chosen,
-        scene_pipe=scene_pipe,
-        config=config,
-        grid_path=grid_path,
-        prompt=prompt,
-    )
-    text = json.dumps(results, indent=2)
-    if json_path is not None:
-        json_path.write_text(text)
-    typer.echo(text)
-
-
-@app.command("study")
-def study_command(
-    spec: Annotated[Path, typer.Argument(help="Study specification (JSON): graphs, seeds, policies.")],
-    out: Annotated[Path, typer.Option(help="Output folder: results.jsonl, summary.md/.csv/.png, images/.")] = Path(
-        "study"
-    ),
-) -> None:
-    """Run a conflict study (graphs x seeds x policies); re-running resumes where it stopped."""
-    from .lab.study import run_study
-
-    try:
-        rows = run_study(spec, out)
-    except InfsplignError as error:
-        _fail(error)
-    typer.echo((out / "summary.md").read_text() if (out / "summary.md").exists() else "no rows")
-    typer.echo(f"{len(rows)} rows in {out / 'results.jsonl'}")
+register_lab_commands(app, _fail)
 
 
 @app.command("schema")

@@ -1,0 +1,158 @@
+"""`generate`: images and a manifest per prompt set, paired arms, resumable after a kill, sharded."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from infsplign_scene import GuidanceConfig, InfsplignError, ScenePipeline
+from infsplign_scene.lab.generate import generate, image_seed, manifest_rows
+
+ROWS = [
+    {"id": "pair", "prompt": "a red circle to the left of a blue square"},
+    {"id": "stack", "prompt": "a red circle above a blue square"},
+    {"id": "cycle", "prompt": "a red circle left of a blue square, the blue square left of the red circle"},
+]
+
+
+def write_set(path, rows=ROWS):
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    return path
+
+
+def pixels(folder):
+    return {p.relative_to(folder).as_posix(): np.asarray(Image.open(p)) for p in sorted(folder.rglob("*.png"))}
+
+
+def test_images_manifest_refusals_and_a_rerun_that_skips_what_is_done(tiny_pipe, tmp_path):
+    scene = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0, policy="error"))
+    prompt_set = write_set(tmp_path / "set.jsonl")
+    out = tmp_path / "run"
+    summary = generate(prompt_set, out, scene, images_per_prompt=2, sampling={"num_inference_steps": 2}, progress=False)
+    assert (summary["written"], summary["refused"]) == (8, 4)  # the cycle is refused under policy "error"
+    rows = manifest_rows(out)
+    assert sorted((r["id"], r["k"], r["arm"]) for r in rows) == sorted(
+        (row["id"], k, arm) for row in ROWS for k in range(2) for arm in ("unguided", "guided")
+    )
+    pair = [r for r in rows if r["id"] == "pair" and r["k"] == 1]
+    assert {r["seed"] for r in pair} == {image_seed(0, "pair", 1)}  # paired arms: the same seed
+    assert all(r["weights_sha256"] == rows[0]["weights_sha256"] and len(r["weights_sha256"]) == 64 for r in rows)
+    image = Image.open(out / pair[0]["image"])
+    assert json.loads(image.text["infsplign-scene"])["seed"] == image_seed(0, "pair", 1)
+    assert all(r["refused"] and "contradicting" in r["refused"] for r in rows if r["id"] == "cycle")
+    again = generate(prompt_set, out, scene, images_per_prompt=2, sampling={"num_inference_steps": 2}, progress=False)
+    assert (again["written"], again["skipped"]) == (0, 12) and len(manifest_rows(out)) == 12
+    with pytest.raises(InfsplignError, match="other settings \\(seed\\)"):
+        generate(prompt_set, out, scene, images_per_prompt=2, seed=1, sampling={"num_inference_steps": 2})
+    fresh = generate(prompt_set, out, scene, seed=1, sampling={"num_inference_steps": 2}, force=True, progress=False)
+    assert fresh["written"] == 4 and len(manifest_rows(out)) == 6
+
+
+def test_bad_lines_are_named_or_skipped(tiny_pipe, tmp_path):
+    scene = ScenePipeline(tiny_pipe)
+    prompt_set = tmp_path / "set.jsonl"
+    prompt_set.write_text(json.dumps(ROWS[0]) + "\n{not json\n" + json.dumps({"id": "x"}) + "\n")
+    with pytest.raises(InfsplignError, match="line 2"):
+        generate(prompt_set, tmp_path / "out", scene)
+    summary = generate(
+        prompt_set,
+        tmp_path / "out",
+        scene,
+        arms=("guided",),
+        skip_bad=True,
+        sampling={"num_inference_steps": 1},
+        progress=False,
+    )
+    assert summary["written"] == 1
+    with pytest.raises(InfsplignError, match="no such prompt set"):
+        generate(tmp_path / "missing.jsonl", tmp_path / "out", scene)
+
+
+@pytest.fixture(scope="module")
+def model_folder(tiny_pipe, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny") / "model"
+    tiny_pipe.save_pretrained(folder)
+    return folder
+
+
+def command(model_folder, prompt_set, out, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "infsplign_scene.cli",
+        "generate",
+        str(prompt_set),
+        "--out",
+        str(out),
+        "--model",
+        str(model_folder),
+        "--images-per-prompt",
+        "3",
+        "--batch-size",
+        "1",
+        "--steps",
+        "3",
+        "-q",
+        *extra,
+    ]
+
+
+def test_a_killed_run_resumes_to_the_same_files_and_rows(model_folder, tmp_path):
+    prompt_set = write_set(tmp_path / "set.jsonl", ROWS[:2])
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = tmp_path / "whole"
+    subprocess.run(command(model_folder, prompt_set, whole), check=True, env=environment, capture_output=True)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(command(model_folder, prompt_set, killed), env=environment)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(manifest_rows(killed)) < 3 if killed.exists() else True:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with (killed / "manifest.jsonl").open("a") as manifest:
+        manifest.write('{"id": "pair", "k"')  # what a kill during a write leaves
+    subprocess.run(command(model_folder, prompt_set, killed), check=True, env=environment, capture_output=True)
+    keys = [(r["id"], r["k"], r["arm"]) for r in manifest_rows(killed)]
+    assert len(keys) == len(set(keys)) == 12
+    assert sorted(keys) == sorted((r["id"], r["k"], r["arm"]) for r in manifest_rows(whole))
+    first, second = pixels(whole / "images"), pixels(killed / "images")
+    assert first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
+    assert not list(killed.rglob("*.tmp"))
+
+
+@pytest.mark.skipif(shutil.which("accelerate") is None, reason="the accelerate launcher is not installed")
+def test_two_processes_under_accelerate_make_each_image_once_and_the_same_images(model_folder, tmp_path):
+    prompt_set = write_set(tmp_path / "set.jsonl", ROWS[:2])
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = tmp_path / "single"
+    subprocess.run(command(model_folder, prompt_set, single), check=True, env=environment, capture_output=True)
+    sharded = tmp_path / "sharded"
+    launch = [
+        "accelerate",
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        *command(model_folder, prompt_set, sharded)[2:],
+    ]
+    done = subprocess.run(launch, env=environment, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in sharded.glob("manifest*.jsonl")) == ["manifest-0-of-2.jsonl", "manifest-1-of-2.jsonl"]
+    keys = [(r["id"], r["k"], r["arm"]) for r in manifest_rows(sharded)]
+    assert len(keys) == len(set(keys)) == 12
+    first, second = pixels(single / "images"), pixels(sharded / "images")
+    assert first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
