@@ -19,6 +19,7 @@ import numpy as np
 
 from infsplign_scene import ScenePipeline
 from infsplign_scene.lab.shapes.bench import make_suite
+from infsplign_scene.lab.shapes.detector import detect
 from infsplign_scene.losses import centroid_support, centroids_and_variances
 
 SUITES = ("a_two_objects", "b_three_objects", "c_four_objects")
