@@ -55,7 +55,7 @@ def test_owlvit_detector_runs_on_a_tiny_random_model(clip_tokenizer, tmp_path):
     from transformers import OwlViTConfig, OwlViTForObjectDetection, OwlViTProcessor
     from transformers.models.owlvit.image_processing_pil_owlvit import OwlViTImageProcessorPil
 
-    from infsplign_scene.lab.study import OwlVitDetector
+    from infsplign_scene.lab.detectors import OwlVitDetector
 
     config = OwlViTConfig(
         text_config={

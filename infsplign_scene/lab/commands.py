@@ -153,6 +153,37 @@ def register_lab_commands(app: typer.Typer, fail: Callable[[Exception], None]) -
             raise InfsplignError(f"--shard takes I/N, such as 0/4; got {text!r}")
         return int(index), int(count)
 
+    @app.command("score")
+    def score_command(
+        run: Annotated[Path, typer.Argument(help="A folder written by `generate`.")],
+        detector: Annotated[str, typer.Option(help="shapes (the exact detector) or owlvit (as VISOR).")] = "shapes",
+        detector_path: Annotated[Path | None, typer.Option(help="A local folder of the detector's weights.")] = None,
+        threshold: Annotated[float, typer.Option(help="Detection score threshold (owlvit; VISOR uses 0.1).")] = 0.1,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    ) -> None:
+        """Score a generated run: objects found, relations judged, VISOR and multi-relation tables.
+
+        Writes scores.jsonl (per image; a rerun scores only new images), summary.json and
+        summary.md into the run's folder."""
+        from .detectors import OwlVitDetector, ShapesDetector
+        from .score import score_run, summarise, write_summary
+
+        try:
+            if detector == "shapes":
+                chosen = ShapesDetector()
+            elif detector == "owlvit":
+                if detector_path is None:
+                    raise InfsplignError("--detector owlvit needs --detector-path (a local folder of OWL-ViT weights)")
+                chosen = OwlVitDetector(detector_path, threshold=threshold)
+            else:
+                raise InfsplignError(f"unknown detector {detector!r}; choose shapes or owlvit")
+            rows = score_run(run, chosen, progress=not quiet)
+        except InfsplignError as error:
+            _fail(error)
+        summary = summarise(rows)
+        write_summary(summary, run)
+        typer.echo((run / "summary.md").read_text())
+
     @app.command("study")
     def study_command(
         spec: Annotated[Path, typer.Argument(help="Study specification (JSON): graphs, seeds, policies.")],

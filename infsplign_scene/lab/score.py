@@ -1,0 +1,190 @@
+"""Score a `generate` run: find the objects, judge the relations, summarise by arm.
+
+    infsplign-scene score DIR [--detector shapes | owlvit --detector-path PATH]
+
+Per image (`scores.jsonl`, resumable like `generate`): which objects were found, each relation's
+outcome between found objects (`relations.holds` on the boxes), whether all objects and relations
+are right. Per arm (`summary.json`, `summary.md`):
+
+- the VISOR protocol (microsoft/VISOR, visor.py), over images of two objects and one relation:
+  OA (both objects found), VISOR_cond (relation right among those), VISOR_uncond (= VISOR_cond x
+  OA), VISOR_1..4 (prompts with at least 1..4 images whose objects and relation are right);
+- multi-relation scores: per-relation accuracy among found pairs, all satisfied, by predicate and
+  by graph size (objects), with 95% bootstrap intervals over prompts;
+- guided against unguided on the same seeds: relations fixed and broken.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..errors import InfsplignError
+from ..relations import holds
+from ..scene import SceneGraph
+from .detectors import Detector
+from .generate import manifest_rows
+from .study import read_rows
+
+BOOTSTRAP_SAMPLES = 1000
+
+
+def score_image(detector: Detector, image: Image.Image, graph: SceneGraph) -> dict:
+    """One image's detections and relation outcomes (None where an object is missing)."""
+    boxes = detector.locate(image, graph)
+    outcomes = []
+    for relation in graph.relations:
+        subject, obj = boxes.get(relation.subject), boxes.get(relation.object)
+        outcomes.append(None if subject is None or obj is None else holds(subject, obj, relation.predicate))
+    found = {object_id: box is not None for object_id, box in boxes.items()}
+    return {
+        "found": found,
+        "relations": [str(r) for r in graph.relations],
+        "predicates": [r.predicate for r in graph.relations],
+        "outcomes": outcomes,
+        "all_found": all(found.values()),
+        "all_satisfied": all(found.values()) and all(o is True for o in outcomes),
+    }
+
+
+def score_run(run: Path, detector: Detector, progress: bool = True) -> list[dict]:
+    """Score every image of the run that is not scored yet; returns all rows of `scores.jsonl`."""
+    generated = [r for r in manifest_rows(run) if r["refused"] is None]
+    if not generated:
+        raise InfsplignError(f"{run} holds no generated images (run `infsplign-scene generate` first)")
+    path = run / "scores.jsonl"
+    rows = read_rows(path)
+    done = {(r["id"], r["k"], r["arm"]) for r in rows}
+    todo = [r for r in generated if (r["id"], r["k"], r["arm"]) not in done]
+    with path.open("a") as sink:
+        for row in tqdm(todo, unit="image", disable=not progress):
+            graph = SceneGraph.model_validate(row["graph"])
+            with Image.open(run / row["image"]) as image:
+                scored = score_image(detector, image.convert("RGB"), graph)
+            new = {key: row[key] for key in ("id", "k", "arm", "seed")} | scored
+            sink.write(json.dumps(new) + "\n")
+            sink.flush()
+            rows.append(new)
+    return rows
+
+
+def visor(rows: list[dict]) -> dict:
+    """The VISOR metrics (percentages) over images of two objects and one relation."""
+    pairs = [r for r in rows if len(r["found"]) == 2 and len(r["outcomes"]) == 1]
+    if not pairs:
+        return {}
+    both = [r for r in pairs if r["all_found"]]
+    right = [r for r in both if r["outcomes"][0] is True]
+    per_prompt: dict[str, int] = defaultdict(int)
+    for r in pairs:
+        per_prompt[r["id"]] += r["all_found"] and r["outcomes"][0] is True
+    oa = 100 * len(both) / len(pairs)
+    cond = 100 * len(right) / len(both) if both else 0.0
+    result = {"images": len(pairs), "OA": oa, "VISOR_cond": cond, "VISOR_uncond": cond * oa / 100}
+    for n in range(1, 5):
+        result[f"VISOR_{n}"] = 100 * sum(count >= n for count in per_prompt.values()) / len(per_prompt)
+    return result
+
+
+def interval(values_by_prompt: dict[str, list[float]], seed: int = 0) -> list[float]:
+    """95% bootstrap interval of the mean over prompts (prompts resampled, their images kept)."""
+    groups = [np.asarray(v, dtype=float) for v in values_by_prompt.values() if v]
+    if not groups:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    means = []
+    for _ in range(BOOTSTRAP_SAMPLES):
+        chosen = [groups[i] for i in rng.integers(0, len(groups), len(groups))]
+        means.append(np.concatenate(chosen).mean())
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def multi_relation(rows: list[dict]) -> dict:
+    """Per-relation accuracy among found pairs and all-satisfied, overall, by predicate and by size."""
+    judged: dict[str, list[float]] = defaultdict(list)
+    satisfied: dict[str, list[float]] = defaultdict(list)
+    by_predicate: dict[str, list[bool]] = defaultdict(list)
+    by_size: dict[int, list[bool]] = defaultdict(list)
+    for r in rows:
+        satisfied[r["id"]].append(float(r["all_satisfied"]))
+        by_size[len(r["found"])].append(r["all_satisfied"])
+        for predicate, outcome in zip(r["predicates"], r["outcomes"], strict=True):
+            if outcome is not None:
+                judged[r["id"]].append(float(outcome))
+                by_predicate[predicate].append(outcome)
+    flat = [v for values in judged.values() for v in values]
+    return {
+        "images": len(rows),
+        "relation_accuracy": float(np.mean(flat)) if flat else None,
+        "relation_accuracy_95": interval(judged),
+        "all_satisfied": float(np.mean([v for values in satisfied.values() for v in values])) if rows else None,
+        "all_satisfied_95": interval(satisfied),
+        "relation_accuracy_by_predicate": {p: float(np.mean(v)) for p, v in sorted(by_predicate.items())},
+        "all_satisfied_by_objects": {str(n): float(np.mean(v)) for n, v in sorted(by_size.items())},
+    }
+
+
+def paired_flips(rows: list[dict]) -> dict:
+    """Relations fixed and broken by guidance, between found pairs, on the same seeds."""
+    by_key = {(r["id"], r["k"], r["arm"]): r for r in rows}
+    fixed = broken = 0
+    for (row_id, k, arm), guided in by_key.items():
+        unguided = by_key.get((row_id, k, "unguided"))
+        if arm != "guided" or unguided is None:
+            continue
+        for before, after in zip(unguided["outcomes"], guided["outcomes"], strict=True):
+            if before is not None and after is not None:
+                fixed += (not before) and after
+                broken += before and not after
+    return {"fixed": fixed, "broken": broken}
+
+
+def summarise(rows: list[dict]) -> dict:
+    arms = sorted({r["arm"] for r in rows})
+    summary = {arm: {"visor": visor([r for r in rows if r["arm"] == arm])} for arm in arms}
+    for arm in arms:
+        summary[arm]["multi_relation"] = multi_relation([r for r in rows if r["arm"] == arm])
+    if {"guided", "unguided"} <= set(arms):
+        summary["paired_flips"] = paired_flips(rows)
+    return summary
+
+
+def write_summary(summary: dict, run: Path) -> None:
+    (run / "summary.json").write_text(json.dumps(summary, indent=2))
+    arms = [arm for arm in summary if arm != "paired_flips"]
+    lines = [
+        "| arm | images | OA | VISOR_cond | VISOR_uncond | VISOR_1 | VISOR_2 | VISOR_3 | VISOR_4 |",
+        "|---" * 9 + "|",
+    ]
+    for arm in arms:
+        v = summary[arm]["visor"]
+        if v:
+            values = [
+                v[key] for key in ("OA", "VISOR_cond", "VISOR_uncond", "VISOR_1", "VISOR_2", "VISOR_3", "VISOR_4")
+            ]
+            lines.append(f"| {arm} | {v['images']} | " + " | ".join(f"{x:.1f}" for x in values) + " |")
+    lines += ["", "| arm | images | relation accuracy (95%) | all satisfied (95%) |", "|---|---:|---|---|"]
+    for arm in arms:
+        m = summary[arm]["multi_relation"]
+        accuracy, low_high = m["relation_accuracy"], m["relation_accuracy_95"]
+        everything, all_low_high = m["all_satisfied"], m["all_satisfied_95"]
+        lines.append(
+            f"| {arm} | {m['images']} | {_cell(accuracy)} ({_cell(low_high[0])}-{_cell(low_high[1])}) | "
+            f"{_cell(everything)} ({_cell(all_low_high[0])}-{_cell(all_low_high[1])}) |"
+        )
+    if "paired_flips" in summary:
+        flips = summary["paired_flips"]
+        lines += [
+            "",
+            f"Guided against unguided, same seeds: {flips['fixed']} relations fixed, {flips['broken']} broken.",
+        ]
+    (run / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.3f}"
