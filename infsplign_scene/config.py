@@ -151,6 +151,7 @@ class Preset(_Settings):
 
     family: str = Field(min_length=1, max_length=64)
     about: str = ""
+    nouns: list[str] = Field(default_factory=list, description="The objects a small model knows, for its errors.")
     guidance: GuidanceConfig = Field(default_factory=GuidanceConfig)
     sampling: SamplingDefaults = Field(default_factory=SamplingDefaults)
 

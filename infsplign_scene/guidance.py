@@ -138,7 +138,7 @@ class ScenePipeline:
             objective = compile_objective(analyses, redundant_weight=config.redundant_weight)
             prompts = [g.prompt or "" for g in objective.graphs]
             for prompt in prompts:
-                check_vocabulary(pipe.tokenizer, prompt)
+                check_vocabulary(pipe.tokenizer, prompt, self.preset.nouns)
             batch = len(prompts)
             device = self.device
             if config.cuda_graph and device.type != "cuda":

@@ -11,6 +11,7 @@ Rule for attributes: by default only the head noun's tokens stand for the object
 
 from __future__ import annotations
 
+import difflib
 import re
 
 import torch
@@ -80,19 +81,29 @@ def object_token_indices(
     return result
 
 
-def check_vocabulary(tokenizer, prompt: str) -> None:
-    """Raise `VocabularyError` when a word-level tokenizer maps words of the prompt to its unknown token."""
+def check_vocabulary(tokenizer, prompt: str, nouns: list[str] | None = None) -> None:
+    """Raise `VocabularyError` when a word-level tokenizer maps words of the prompt to its unknown
+    token: it names the unknown words, suggests the nearest known word for each, and lists the
+    model's `nouns` (a preset's list; else every word it knows)."""
     unk = getattr(tokenizer, "unk_token_id", None)
     if unk is None:
         return
     words = re.findall(r"[\w']+|[^\w\s]", prompt)
-    unknown = [w for w in words if tokenizer(w, add_special_tokens=False).input_ids == [unk]]
-    if unknown:
-        vocabulary = sorted(w for w in tokenizer.get_vocab() if not (w.startswith("<") and w.endswith(">")))
-        raise VocabularyError(
-            f"the model does not know the word(s) {', '.join(map(repr, unknown))}; "
-            f"its vocabulary is: {' '.join(vocabulary)}"
+    unknown = list(dict.fromkeys(w for w in words if tokenizer(w, add_special_tokens=False).input_ids == [unk]))
+    if not unknown:
+        return
+    known = sorted(w for w in tokenizer.get_vocab() if re.fullmatch(r"[a-z][a-z']*", w))
+    listed = sorted(nouns) if nouns else known
+    hints = []
+    for word in unknown:
+        close = difflib.get_close_matches(word.lower(), listed, n=1) or difflib.get_close_matches(
+            word.lower(), known, n=1
         )
+        hints.append(f"{word!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    what = "nouns" if nouns else "words"
+    raise VocabularyError(
+        f"the model does not know the word(s) {', '.join(hints)}; the {what} it knows: {', '.join(listed)}"
+    )
 
 
 def object_token_matrix(

@@ -69,6 +69,10 @@ def test_word_level_tokenizer_spans_and_unknown_words():
     spans = object_token_indices(tokenizer, graph, include_attributes=True)
     assert decoded(tokenizer, graph.prompt, spans[0]) == "red circle"
     assert decoded(tokenizer, graph.prompt, spans[1]) == "blue square"
-    with pytest.raises(VocabularyError, match="'dog'.*vocabulary is:.*circle"):
+    with pytest.raises(VocabularyError, match="'dog'; the words it knows:.*circle"):
         check_vocabulary(tokenizer, "a red dog left of a blue square")
+    with pytest.raises(
+        VocabularyError, match=r"'cirle' \(did you mean 'circle'\?\), 'dog'; the nouns it knows: circle, square$"
+    ):
+        check_vocabulary(tokenizer, "a red cirle left of a dog", nouns=["square", "circle"])
     check_vocabulary(tokenizer, graph.prompt)
