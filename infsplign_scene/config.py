@@ -169,8 +169,14 @@ class Preset(_Settings):
 
     @classmethod
     def for_pipeline(cls, pipe: Any) -> Preset:
-        """The `preset.json` of the folder the pipeline was loaded from, else its family's defaults."""
+        """The `preset.json` of the folder the pipeline was loaded from, else its family's defaults:
+        the authors' sweeps (SD 1.x/2.x: alpha 1.5, margin 0.25, CFG 7.5; SDXL: margin 0.5, CFG 5)."""
+        from .families import SDXL, family_of
+
         folder = getattr(pipe, "name_or_path", None)
         if folder and (Path(folder) / PRESET_FILE).is_file():
             return cls.load(Path(folder) / PRESET_FILE)
-        return cls(family="stable-diffusion")
+        family = family_of(pipe)
+        if family == SDXL:
+            return cls(family=family, guidance={"margin": 0.5}, sampling={"guidance_scale": 5.0})
+        return cls(family=family)

@@ -25,6 +25,7 @@ from .config import GuidanceConfig, Preset
 from .cuda_graphs import CapturedGuidedStep
 from .embedded import DEFAULT_MODEL, embedded_model_dir, embedded_model_names
 from .errors import InfsplignError, NonFiniteError
+from .families import encode, family_of
 from .parsing import load_scene
 from .result import ComposeResult, record_step
 from .runtime import check_device, quiet_loading, torch_threads
@@ -44,20 +45,17 @@ class ScenePipeline:
     def __init__(self, pipe: Any, config: GuidanceConfig | None = None, preset: Preset | None = None) -> None:
         """`preset`: the model family's settings, by default `Preset.for_pipeline(pipe)` (the
         `preset.json` beside the weights, else the family's); `config` overrides its guidance."""
-        for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
-            if not hasattr(pipe, part):
-                raise InfsplignError(
-                    f"expected a diffusers StableDiffusionPipeline; {type(pipe).__name__} has no {part}"
-                )
+        family_of(pipe)  # a typed error for a pipeline we cannot guide
         self.pipe = pipe
         self.preset = preset or Preset.for_pipeline(pipe)
         self.config = config or self.preset.guidance
 
     @classmethod
     def from_pretrained(cls, path_or_id: str | Path | None = None, **kwargs: Any) -> ScenePipeline:
-        """Load a Stable Diffusion folder, an embedded model by name (`embedded_model_names()`) or a
-        hub id (offline: a local folder). None loads the default embedded model. Weights load from
-        safetensors only; a folder that cannot be loaded is an `InfsplignError` naming it."""
+        """Load a Stable Diffusion (1.x/2.x or XL) folder, an embedded model by name
+        (`embedded_model_names()`) or a hub id (offline: a local folder). None loads the default
+        embedded model. Weights load from safetensors only; a folder that cannot be loaded is an
+        `InfsplignError` naming it."""
         if path_or_id is None or str(path_or_id) in embedded_model_names():
             path_or_id = embedded_model_dir(str(path_or_id or DEFAULT_MODEL))
         source = str(path_or_id)
@@ -68,10 +66,10 @@ class ScenePipeline:
         kwargs.setdefault("requires_safety_checker", False)
         kwargs.setdefault("use_safetensors", True)
         with quiet_loading():
-            from diffusers import StableDiffusionPipeline
+            from diffusers import DiffusionPipeline
 
-            try:
-                pipe = StableDiffusionPipeline.from_pretrained(str(local) if local.is_dir() else source, **kwargs)
+            try:  # the class the folder names (its model_index.json); `family_of` then checks it
+                pipe = DiffusionPipeline.from_pretrained(str(local) if local.is_dir() else source, **kwargs)
             except (OSError, ValueError) as error:
                 reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 raise InfsplignError(f"cannot load a Stable Diffusion pipeline from {source!r}: {reason}") from None
@@ -157,8 +155,8 @@ class ScenePipeline:
                 generators = [torch.Generator(device).manual_seed(s) for s in seeds]
                 generator = generators[0] if len(generators) == 1 else generators
             do_cfg = guidance_scale > 1
-            with torch.no_grad():  # else the text encoder's weights tie every step's output into one graph
-                prompt_embeds, negative_embeds = pipe.encode_prompt(prompts, device, 1, do_cfg, negative_prompt)
+            text = encode(pipe, prompts, device, do_cfg, negative_prompt, (height, width))
+            prompt_embeds = text.prompt_embeds
             token_matrix = object_token_matrix(
                 pipe.tokenizer, objective, include_attributes=config.include_attributes, device=device
             )
@@ -174,7 +172,7 @@ class ScenePipeline:
             records: list[dict] = []
             maps: dict[int, dict[int, torch.Tensor]] | None = {} if record_maps else None
             guide_any = objective.num_relations > 0 and config.eta > 0
-            negative = negative_embeds if do_cfg else None
+            negative = text.negative_embeds
             captured: CapturedGuidedStep | None = None
             settled = torch.zeros(batch, dtype=torch.bool, device=device)  # per image, at the last guided step
             with (
@@ -193,6 +191,8 @@ class ScenePipeline:
                     precision=config.guidance_precision,
                     combination=config.combination,
                     cfg_forward=config.cfg_forward,
+                    added_cond=text.added,
+                    negative_added_cond=text.negative_added,
                 )
                 for i, t in enumerate(timesteps):
                     record: dict[str, Any] = {"step": i, "timestep": int(t)}
@@ -214,7 +214,7 @@ class ScenePipeline:
                     else:
                         with torch.no_grad():
                             noise_uncond, noise_pred = unconditional_and_conditional(
-                                unet, scheduler, latents, t, prompt_embeds, negative
+                                unet, scheduler, latents, t, prompt_embeds, negative, text.added, text.negative_added
                             )
                         if do_cfg:
                             noise_pred = noise_uncond + guidance_scale * (noise_pred - noise_uncond)

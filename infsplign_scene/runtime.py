@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from typing import ClassVar
 
 import torch
 
@@ -56,3 +58,50 @@ def quiet_loading() -> Iterator[None]:
             module.set_verbosity(verbosity)
             if bars:
                 module.enable_progress_bar()
+
+
+class ThreadSharing:
+    """Runs one piece of work in a second thread while the caller goes on, torch's CPU threads shared
+    out between the two; on exit (also on error) the work is waited for and the count restored.
+
+    Two batch-1 passes side by side keep the cores busier than one after the other: a small pass
+    splits too little work to use every thread well (docs/performance.md)."""
+
+    _worker: ClassVar[ThreadPoolExecutor | None] = None  # one lasting thread: its kernel caches outlive a step
+
+    def __enter__(self) -> ThreadSharing:
+        self.threads = torch.get_num_threads()
+        self.pending: Future | None = None
+        return self
+
+    def possible(self, device: torch.device) -> bool:
+        return device.type == "cpu" and self.threads >= 2
+
+    def start(self, work: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+        """Start `work` in the second thread; returns the function that waits for its result (or error)."""
+        worker_threads = self.threads // 2
+
+        def run() -> torch.Tensor:
+            if torch.get_num_threads() != worker_threads:  # per thread; setting it also empties oneDNN's cache
+                torch.set_num_threads(worker_threads)
+            return work()
+
+        if ThreadSharing._worker is None:
+            ThreadSharing._worker = ThreadPoolExecutor(1, thread_name_prefix="infsplign-unconditional")
+        torch.set_num_threads(self.threads - worker_threads)
+        self.pending = ThreadSharing._worker.submit(run)
+        return self._result
+
+    def _settle(self) -> Future:
+        """Wait for the work and give the caller every thread again; returns the finished future."""
+        finished, self.pending = self.pending, None
+        wait([finished])
+        torch.set_num_threads(self.threads)
+        return finished
+
+    def _result(self) -> torch.Tensor:
+        return self._settle().result()
+
+    def __exit__(self, *exc_info) -> None:
+        if self.pending is not None:  # the caller failed first: the work finishes before threads are restored
+            self._settle()

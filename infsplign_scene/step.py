@@ -7,16 +7,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 
 from .compile import ObjectiveValue, statistics
 from .config import CfgForward, Combination
 from .conflicts import ConflictReport, combine, relation_gradients
+from .runtime import ThreadSharing
 
 
 def object_maps(store, token_matrix: torch.Tensor, conditional_rows: int | None = None) -> dict[int, torch.Tensor]:
@@ -62,12 +61,19 @@ class _StepInputs:
     weights: object
     precision: str
     combination: Combination
+    added_cond: dict[str, torch.Tensor] | None = None  # SDXL's pooled text embeddings and time ids, [B, ...]
+    negative_added_cond: dict[str, torch.Tensor] | None = None
 
     def unconditional(self) -> torch.Tensor:
         """The unconditional noise prediction, without grad."""
         with torch.no_grad():
             model_input = self.scheduler.scale_model_input(self.latents, self.t)
-            return self.unet(model_input, self.t, encoder_hidden_states=self.negative_embeds).sample
+            return self.unet(
+                model_input,
+                self.t,
+                encoder_hidden_states=self.negative_embeds,
+                added_cond_kwargs=self.negative_added_cond,
+            ).sample
 
     def graph_forward(self, rows: torch.Tensor, joint: bool = False):
         """The forward that records the autograd graph, for the latents of `rows` (every row when
@@ -85,11 +91,19 @@ class _StepInputs:
                     torch.cat([self.latents.detach(), guided_latents]), self.t
                 )
                 embeds = torch.cat([self.negative_embeds, self.prompt_embeds])
-                noise_uncond, noise = self.unet(model_input, self.t, encoder_hidden_states=embeds).sample.chunk(2)
+                added = joined(self.negative_added_cond, self.added_cond)
+                noise_uncond, noise = self.unet(
+                    model_input, self.t, encoder_hidden_states=embeds, added_cond_kwargs=added
+                ).sample.chunk(2)
                 noise_uncond = noise_uncond.detach().to(self.latents.dtype)
             else:
                 model_input = self.scheduler.scale_model_input(guided_latents, self.t)
-                noise = self.unet(model_input, self.t, encoder_hidden_states=self.prompt_embeds[rows]).sample
+                noise = self.unet(
+                    model_input,
+                    self.t,
+                    encoder_hidden_states=self.prompt_embeds[rows],
+                    added_cond_kwargs=picked(self.added_cond, rows),
+                ).sample
         conditional_rows = self.latents.shape[0] if joint else None
         return guided_latents, noise, noise_uncond, object_maps(self.store, self.token_matrix[rows], conditional_rows)
 
@@ -151,7 +165,7 @@ def joint_step(inputs: _StepInputs) -> GuidedStep:
 def concurrent_step(inputs: _StepInputs) -> GuidedStep:
     """The split step with its unconditional forward in a second thread beside the conditional one
     (on a CPU with two or more threads; the split step elsewhere)."""
-    with _ThreadSharing() as sharing:
+    with ThreadSharing() as sharing:
         if inputs.negative_embeds is None or not sharing.possible(inputs.latents.device):
             return split_step(inputs)
         pending_uncond = sharing.start(inputs.unconditional)
@@ -169,7 +183,14 @@ def measured_step(inputs: _StepInputs) -> GuidedStep:
     batch = inputs.latents.shape[0]
     with inputs.store.capturing(), torch.no_grad():
         noise_uncond, noise_text = unconditional_and_conditional(
-            inputs.unet, inputs.scheduler, inputs.latents, inputs.t, inputs.prompt_embeds, inputs.negative_embeds
+            inputs.unet,
+            inputs.scheduler,
+            inputs.latents,
+            inputs.t,
+            inputs.prompt_embeds,
+            inputs.negative_embeds,
+            inputs.added_cond,
+            inputs.negative_added_cond,
         )
     levels = object_maps(inputs.store, inputs.token_matrix, conditional_rows=batch)
     rows = (~inputs.objective.evaluate(statistics(levels), inputs.weights).settled).nonzero().flatten()
@@ -203,6 +224,8 @@ def guided_step(
     precision: str = "model",
     combination: Combination = "sum",
     cfg_forward: CfgForward = "split",
+    added_cond: dict[str, torch.Tensor] | None = None,
+    negative_added_cond: dict[str, torch.Tensor] | None = None,
 ) -> GuidedStep:
     """The model passes of one guided step, the objective on every image, and its gradient.
 
@@ -226,65 +249,35 @@ def guided_step(
         weights,
         precision,
         combination,
+        added_cond,
+        negative_added_cond,
     )
     with torch.enable_grad():
         return measured_step(inputs) if measure_first else STEP_BY_MODE[cfg_forward](inputs)
 
 
-class _ThreadSharing:
-    """Runs one piece of work in a second thread while the caller goes on, torch's CPU threads shared
-    out between the two; on exit (also on error) the work is waited for and the count restored.
-
-    Two batch-1 passes side by side keep the cores busier than one after the other: a small pass
-    splits too little work to use every thread well (docs/performance.md)."""
-
-    _worker: ClassVar[ThreadPoolExecutor | None] = None  # one lasting thread: its kernel caches outlive a step
-
-    def __enter__(self) -> _ThreadSharing:
-        self.threads = torch.get_num_threads()
-        self.pending: Future | None = None
-        return self
-
-    def possible(self, device: torch.device) -> bool:
-        return device.type == "cpu" and self.threads >= 2
-
-    def start(self, work: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
-        """Start `work` in the second thread; returns the function that waits for its result (or error)."""
-        worker_threads = self.threads // 2
-
-        def run() -> torch.Tensor:
-            if torch.get_num_threads() != worker_threads:  # per thread; setting it also empties oneDNN's cache
-                torch.set_num_threads(worker_threads)
-            return work()
-
-        if _ThreadSharing._worker is None:
-            _ThreadSharing._worker = ThreadPoolExecutor(1, thread_name_prefix="infsplign-unconditional")
-        torch.set_num_threads(self.threads - worker_threads)
-        self.pending = _ThreadSharing._worker.submit(run)
-        return self._result
-
-    def _settle(self) -> Future:
-        """Wait for the work and give the caller every thread again; returns the finished future."""
-        finished, self.pending = self.pending, None
-        wait([finished])
-        torch.set_num_threads(self.threads)
-        return finished
-
-    def _result(self) -> torch.Tensor:
-        return self._settle().result()
-
-    def __exit__(self, *exc_info) -> None:
-        if self.pending is not None:  # the caller failed first: the work finishes before threads are restored
-            self._settle()
-
-
-def unconditional_and_conditional(unet, scheduler, latents, t, prompt_embeds, negative_embeds):
+def unconditional_and_conditional(
+    unet, scheduler, latents, t, prompt_embeds, negative_embeds, added_cond=None, negative_added_cond=None
+):
     """Both noise predictions from one forward of the CFG batch (the unconditional one is None without CFG)."""
     cfg = negative_embeds is not None
     model_input = scheduler.scale_model_input(torch.cat([latents] * 2) if cfg else latents, t)
     embeds = torch.cat([negative_embeds, prompt_embeds]) if cfg else prompt_embeds
-    noise = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+    added = joined(negative_added_cond, added_cond) if cfg else added_cond
+    noise = unet(model_input, t, encoder_hidden_states=embeds, added_cond_kwargs=added, return_dict=False)[0]
     return noise.chunk(2) if cfg else (None, noise)
+
+
+def joined(first: dict | None, second: dict | None) -> dict | None:
+    """Two batches of added conditions (SDXL's) as one: each tensor concatenated along the batch."""
+    if first is None or second is None:
+        return second if first is None else first
+    return {key: torch.cat([first[key], second[key]]) for key in second}
+
+
+def picked(added: dict | None, rows: torch.Tensor) -> dict | None:
+    """The added conditions of some rows of the batch."""
+    return None if added is None else {key: value[rows] for key, value in added.items()}
 
 
 @contextmanager

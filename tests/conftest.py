@@ -72,7 +72,9 @@ def clip_tokenizer(tmp_path_factory):
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     from transformers import CLIPTokenizer
 
-    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="<|endoftext|>")
+    tokenizer = CLIPTokenizer(
+        str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="<|endoftext|>", model_max_length=77
+    )
     assert len(tokenizer) == 49408
     return tokenizer
 
