@@ -14,10 +14,12 @@ import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+from diffusers.models.attention_processor import Attention, AttnProcessor, AttnProcessor2_0
+
+from .errors import InfsplignError
 
 LayerSelection = Literal["decoder", "all"]
 
@@ -153,6 +155,42 @@ class CaptureProcessor:
         return hidden_states / attn.rescale_output_factor
 
 
+class WrappingCaptureProcessor:
+    """Capture beside a processor that is not diffusers' plain one (IP-Adapter's, a user's): the
+    layer's output is the wrapped processor's, unchanged; the map is computed from the same query
+    and key, as that layer's attention would weigh the text."""
+
+    def __init__(self, store: AttentionStore, inner: Any, name: str) -> None:
+        self.store = store
+        self.inner = inner
+        self.name = name
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None, *args, **kwargs):
+        if self.store.active and encoder_hidden_states is not None:
+            try:
+                self._capture(attn, hidden_states, encoder_hidden_states)
+            except (RuntimeError, ValueError) as error:
+                raise InfsplignError(
+                    f"cannot read the attention map of {self.name} beside its {type(self.inner).__name__}: {error}"
+                ) from None
+        return self.inner(attn, hidden_states, encoder_hidden_states, *args, **kwargs)
+
+    def _capture(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor) -> None:
+        if hidden_states.ndim == 4:
+            batch, channels, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch, channels, height * width).transpose(1, 2)
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        text = encoder_hidden_states
+        if isinstance(text, tuple):  # IP-Adapter hands (text, image) embeddings: the map is the text's
+            text = text[0]
+        if attn.norm_cross:
+            text = attn.norm_encoder_hidden_states(text)
+        query = attn.head_to_batch_dim(attn.to_q(hidden_states))
+        key = attn.head_to_batch_dim(attn.to_k(text))
+        self.store.add(float32_attention_probabilities(attn, query, key, None), attn.heads)
+
+
 def cross_attention_layers(
     unet: torch.nn.Module, layers: LayerSelection = "decoder", levels: int | None = None
 ) -> list[str]:
@@ -202,7 +240,10 @@ def trace(
     processor = CaptureProcessor(store)
     replaced = dict(original)
     for name in cross_attention_layers(unet, layers, levels):
-        replaced[f"{name}.processor"] = processor
+        key = f"{name}.processor"
+        plain = type(original[key]) in (AttnProcessor2_0, AttnProcessor)
+        # diffusers' own attention is recomputed with explicit probabilities; anything else is wrapped
+        replaced[key] = processor if plain else WrappingCaptureProcessor(store, original[key], name)
     unet.set_attn_processor(replaced)
     try:
         yield store

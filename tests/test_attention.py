@@ -9,7 +9,7 @@ import threading
 import pytest
 import torch
 from conftest import objective_for
-from diffusers.models.attention_processor import Attention
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 from infsplign_scene.attention import no_graph_after, trace
 from infsplign_scene.guidance import ScenePipeline
@@ -90,3 +90,46 @@ def test_only_the_thread_that_turned_capture_on_is_captured(tiny_pipe):
         unet(latents, 10, encoder_hidden_states=embeds)
         assert store.resolutions() == [4, 8]
     assert not store.active
+
+
+class AddsOne(AttnProcessor2_0):
+    """A user's processor: diffusers' attention, plus one."""
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, *args, **kwargs):
+        return super().__call__(attn, hidden_states, encoder_hidden_states, *args, **kwargs) + 1.0
+
+
+def test_a_processor_that_is_not_ours_is_wrapped_not_replaced():
+    from conftest import build_tiny_pipeline
+
+    from infsplign_scene.attention import WrappingCaptureProcessor
+
+    pipe = build_tiny_pipeline(seed=5)
+    unet = pipe.unet
+    unet.set_attn_processor(AddsOne())
+    latents, t = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)), torch.tensor(10)
+    text = torch.randn(1, 77, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = unet(latents, t, encoder_hidden_states=text).sample
+        with trace(unet, (8, 8), levels=2) as store:
+            assert any(isinstance(p, WrappingCaptureProcessor) for p in unet.attn_processors.values())
+            with store.capturing():
+                captured = unet(latents, t, encoder_hidden_states=text).sample
+            maps = store.level(store.resolutions()[0])
+    torch.testing.assert_close(captured, expected, atol=0, rtol=0)  # the user's processor's output, unchanged
+    assert maps.shape[1] == 77 and torch.allclose(maps.sum(1), torch.ones_like(maps.sum(1)), atol=1e-4)
+    assert all(isinstance(p, AddsOne) for p in unet.attn_processors.values())  # restored on exit
+
+
+def test_guidance_runs_through_wrapped_processors():
+    from conftest import build_tiny_pipeline
+
+    from infsplign_scene import GuidanceConfig
+
+    pipe = build_tiny_pipeline(seed=5)
+    pipe.unet.set_attn_processor(AddsOne())
+    result = ScenePipeline(pipe, GuidanceConfig(eta=20.0))(
+        "a red circle to the left of a blue square", seed=0, num_inference_steps=2, progress=False
+    )
+    assert result.trace[0]["grad_norm"][0] > 0
+    assert all(isinstance(p, AddsOne) for p in pipe.unet.attn_processors.values())
