@@ -133,3 +133,43 @@ def test_an_sdxl_folder_loads_as_sdxl(tiny_sdxl, tmp_path):
     loaded = ScenePipeline.from_pretrained(tmp_path / "sdxl")
     assert family_of(loaded.pipe) == SDXL and loaded.preset.family == SDXL
     assert loaded(PROMPT, seed=0, num_inference_steps=1, progress=False).images[0].size == (32, 32)
+
+
+@pytest.mark.parametrize("predicate", ["left_of", "right_of", "above", "below", "near"])
+def test_one_gradient_step_lowers_the_objective_for_every_predicate_through_the_sdxl_unet(tiny_sdxl, predicate):
+    from conftest import objective_for
+
+    from infsplign_scene.attention import trace
+    from infsplign_scene.families import encode
+    from infsplign_scene.relations import TABLE
+    from infsplign_scene.step import guided_step
+    from infsplign_scene.tokens import object_token_matrix
+
+    prompt = f"a red circle {TABLE[predicate].phrase} a blue square"
+    scene = ScenePipeline(tiny_sdxl, ScenePipeline(tiny_sdxl).config.updated(eta=1.0, margin=0.6, near_margin=0.01))
+    objective = objective_for(prompt)
+    matrix, columns = object_token_matrix(tiny_sdxl.tokenizer, objective, False, "cpu")
+    text = encode(tiny_sdxl, [prompt], torch.device("cpu"), False, None, (32, 32))
+    tiny_sdxl.scheduler.set_timesteps(10)
+    t = tiny_sdxl.scheduler.timesteps[2]
+    latents = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    with trace(tiny_sdxl.unet, (16, 16), columns, levels=2) as store:
+
+        def objective_at(x):
+            return guided_step(
+                tiny_sdxl.unet,
+                tiny_sdxl.scheduler,
+                x,
+                t,
+                text.prompt_embeds,
+                store,
+                matrix,
+                objective,
+                scene.config,
+                added_cond=text.added,
+            )
+
+        step = objective_at(latents)
+        move = 0.05 * step.grad / step.grad.norm()
+        lower, higher = objective_at(latents - move).value, objective_at(latents + move).value
+    assert lower.total.item() < step.value.total.item() < higher.total.item()
