@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import threading
 
+import numpy as np
 import pytest
 import torch
 from conftest import objective_for
@@ -133,3 +134,31 @@ def test_guidance_runs_through_wrapped_processors():
     )
     assert result.trace[0]["grad_norm"][0] > 0
     assert all(isinstance(p, AddsOne) for p in pipe.unet.attn_processors.values())
+
+
+def test_a_pipeline_with_a_lora_composes_and_the_lora_changes_the_image(tmp_path):
+    pytest.importorskip("peft")
+    from conftest import build_tiny_pipeline
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    trained = build_tiny_pipeline(seed=7)
+    torch.manual_seed(1)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
+    trained.unet.add_adapter(lora)
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(trained.unet))
+    StableDiffusionPipeline.save_lora_weights(tmp_path, unet_lora_layers=layers, safe_serialization=True)
+
+    def image(pipe):
+        result = ScenePipeline(pipe)(
+            "a red circle to the left of a blue square", seed=0, num_inference_steps=2, progress=False
+        )
+        assert result.trace[0]["grad_norm"][0] > 0
+        return np.asarray(result.images[0], dtype=np.int16)
+
+    plain = build_tiny_pipeline(seed=7)
+    with_lora = build_tiny_pipeline(seed=7)
+    with_lora.load_lora_weights(tmp_path)
+    assert np.abs(image(with_lora) - image(plain)).max() > 0
