@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,12 @@ from .relations import PREDICATES, TABLE, Predicate, canonical_triple
 MAX_OBJECTS = 32
 MAX_RELATIONS = 128
 MAX_JSON_CHARACTERS = 1_000_000
+
+
+def name_occurrences(prompt: str, name: str) -> Iterator[tuple[int, int]]:
+    """Character spans where `name` occurs in the prompt as whole words, case-blind."""
+    for match in re.finditer(rf"(?<!\w){re.escape(name)}(?!\w)", prompt, re.IGNORECASE):
+        yield match.span()
 
 
 class SceneObject(BaseModel):
@@ -132,7 +139,7 @@ class SceneGraph(BaseModel):
                     raise ValueError(
                         f"object {obj.id!r}: span {list(obj.span)} does not cover its name {obj.name!r} in the prompt"
                     )
-            elif not re.search(rf"(?<!\w){re.escape(obj.name)}(?!\w)", self.prompt, re.IGNORECASE):
+            elif not any(name_occurrences(self.prompt, obj.name)):
                 raise ValueError(
                     f"object {obj.id!r}: its name {obj.name!r} does not occur in the prompt {quoted(self.prompt)}"
                 )

@@ -18,7 +18,7 @@ import torch
 
 from .compile import Objective
 from .errors import TokenSpanError, VocabularyError, quoted
-from .scene import SceneGraph, SceneObject
+from .scene import SceneGraph, SceneObject, name_occurrences
 
 
 def _count_tokens(tokenizer, text: str) -> int:
@@ -31,10 +31,9 @@ def name_span(prompt: str, obj: SceneObject, taken: set[tuple[int, int]]) -> tup
     """Character span of an object's name: its explicit span, else its first free occurrence."""
     if obj.span is not None:
         return obj.span
-    pattern = re.compile(rf"(?<!\w){re.escape(obj.name)}(?!\w)", re.IGNORECASE)
-    for match in pattern.finditer(prompt):
-        if match.span() not in taken:
-            return match.span()
+    for span in name_occurrences(prompt, obj.name):
+        if span not in taken:
+            return span
     raise TokenSpanError(f"object {obj.id!r}: its name {obj.name!r} does not occur in the prompt {quoted(prompt)}")
 
 
