@@ -12,41 +12,22 @@ from infsplign_scene import InfsplignError, SceneGraph, parse
 from infsplign_scene.cli import main
 from infsplign_scene.parsing.llm import LLMError, graph_from_reply
 
+
+def fuzz_script():
+    """benchmarks/fuzz.py, loaded as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz.py"
+    spec = importlib.util.spec_from_file_location("fuzz_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # prompts: spatial words and nouns mixed with any unicode, so that parsers get past their first step
-WORDS = st.sampled_from(
-    [
-        "a",
-        "the",
-        "cat",
-        "dog",
-        "left",
-        "of",
-        "right",
-        "above",
-        "below",
-        "near",
-        "between",
-        "and",
-        ",",
-        "it",
-        "its",
-        "on",
-        "behind",
-        "two",
-        "²",
-        "①",
-        "İ",
-        "which",
-        "is",
-        "to",
-        "side",
-        "next",
-        "\ud800",
-        "among",
-        "there",
-    ]
-)
+WORDS = st.sampled_from(fuzz_script().WORDS)  # the fuzz benchmark's words
 PROMPTS = st.one_of(st.text(max_size=200), st.lists(st.one_of(WORDS, st.text(max_size=5)), max_size=30).map(" ".join))
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -60,6 +60,22 @@ class World:
     defaults: dict = field(default_factory=dict)
     # held-out scenes that set the VAE's scaling factor (1 / std of their latents)
     scaling_scenes: int = 512
+
+
+def world(name: str, model: Any, scene_batch: Callable[..., SceneBatch], **settings: Any) -> World:
+    """A `World` whose parts are a model module's `build_tokenizer`, `build_text_encoder`,
+    `build_vae`, `build_unet`, `scheduler_config` and `LATENT_SIZE`."""
+    return World(
+        name=name,
+        latent_size=model.LATENT_SIZE,
+        build_tokenizer=model.build_tokenizer,
+        build_text_encoder=model.build_text_encoder,
+        build_vae=model.build_vae,
+        build_unet=model.build_unet,
+        scheduler_config=model.scheduler_config,
+        scene_batch=scene_batch,
+        **settings,
+    )
 
 
 def parse_object_counts(text: str, max_objects: int) -> tuple[float, ...]:

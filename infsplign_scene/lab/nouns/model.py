@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..parts import SCHEDULER_CONFIG, SPECIAL_TOKENS, clip_text_encoder, word_level_tokenizer
 from .glyphs import noun_classes, plural
 from .scenes import IMAGE_SIZE, NUMBER_WORDS
 
 VOCABULARY_FILE = Path(__file__).with_name("vocabulary.txt")
-SPECIAL_TOKENS = ("<pad>", "<unk>", "<|startoftext|>", "<|endoftext|>")
 LATENT_SIZE = IMAGE_SIZE // 4
 # 8 latent channels (SD has 4): a 16x16 latent of a 64x64 image keeps the glyphs' detail and colours
 # only with the larger latent (held-out reconstruction error 0.036 with 4 after 1,000 steps).
@@ -63,43 +63,11 @@ def vocabulary() -> list[str]:
 
 
 def build_tokenizer():
-    """A word-level tokenizer with CLIP-style start/end tokens, padded to 77 like SD's."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {word: i for i, word in enumerate(vocabulary())}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    core.normalizer = normalizers.Lowercase()
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    core.post_processor = processors.TemplateProcessing(
-        single="<|startoftext|> $A <|endoftext|>",
-        special_tokens=[("<|startoftext|>", vocab["<|startoftext|>"]), ("<|endoftext|>", vocab["<|endoftext|>"])],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        bos_token="<|startoftext|>",
-        eos_token="<|endoftext|>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        model_max_length=77,
-    )
+    return word_level_tokenizer(vocabulary())
 
 
 def build_text_encoder():
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    config = CLIPTextConfig(
-        vocab_size=len(vocabulary()),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        max_position_embeddings=77,
-        pad_token_id=0,
-        bos_token_id=2,
-        eos_token_id=3,
-    )
-    return CLIPTextModel(config)
+    return clip_text_encoder(len(vocabulary()), width=128, layers=3)
 
 
 def build_vae():
@@ -140,4 +108,4 @@ def build_unet():
 
 
 def scheduler_config() -> dict:
-    return {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear"}
+    return dict(SCHEDULER_CONFIG)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..training import SceneBatch, World, train
+from ..training import SceneBatch, train, world
 from . import model
 from .glyphs import noun_classes
 from .scenes import DEFAULT_OBJECT_COUNTS, IMAGE_SIZE, MAX_OBJECTS, caption, sample_scene
@@ -48,18 +48,13 @@ def scene_batch(
     )
 
 
-WORLD = World(
-    name="nouns",
-    latent_size=model.LATENT_SIZE,
+WORLD = world(
+    "nouns",
+    model,
+    scene_batch,
     max_objects=MAX_OBJECTS,
     attribute_classes=len(noun_classes()),
     default_counts=DEFAULT_OBJECT_COUNTS,
-    build_tokenizer=model.build_tokenizer,
-    build_text_encoder=model.build_text_encoder,
-    build_vae=model.build_vae,
-    build_unet=model.build_unet,
-    scheduler_config=model.scheduler_config,
-    scene_batch=scene_batch,
     defaults={"edge_weight": 1.0, "vae_batch_size": 32, "vae_steps": 2500, "unet_steps": 8000, "batch_size": 32},
     scaling_scenes=256,
 )

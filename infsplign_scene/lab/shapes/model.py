@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ...embedded import MODELS_DIR
+from ..parts import SCHEDULER_CONFIG, SPECIAL_TOKENS, clip_text_encoder, word_level_tokenizer
 from .scenes import COLORS, IMAGE_SIZE, SHAPES
 
 WEIGHTS_DIR = MODELS_DIR / "shapes"
-SPECIAL_TOKENS = ("<pad>", "<unk>", "<|startoftext|>", "<|endoftext|>")
 # Words the prompts may use. Training captions use only articles, colours, shapes and "and";
 # the spatial words are known to the tokenizer so that spatial prompts can be written at all.
 SPATIAL_WORDS = [
@@ -58,43 +58,11 @@ LATENT_SIZE = IMAGE_SIZE // 2
 
 
 def build_tokenizer():
-    """A word-level tokenizer with CLIP-style start/end tokens, padded to 77 like SD's."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {word: i for i, word in enumerate(VOCABULARY)}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    core.normalizer = normalizers.Lowercase()
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    core.post_processor = processors.TemplateProcessing(
-        single="<|startoftext|> $A <|endoftext|>",
-        special_tokens=[("<|startoftext|>", vocab["<|startoftext|>"]), ("<|endoftext|>", vocab["<|endoftext|>"])],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        bos_token="<|startoftext|>",
-        eos_token="<|endoftext|>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        model_max_length=77,
-    )
+    return word_level_tokenizer(VOCABULARY)
 
 
 def build_text_encoder():
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    config = CLIPTextConfig(
-        vocab_size=len(VOCABULARY),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=77,
-        pad_token_id=0,
-        bos_token_id=2,
-        eos_token_id=3,
-    )
-    return CLIPTextModel(config)
+    return clip_text_encoder(len(VOCABULARY), width=64, layers=2)
 
 
 def build_vae():
@@ -135,4 +103,4 @@ def build_unet():
 
 
 def scheduler_config() -> dict:
-    return {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear"}
+    return dict(SCHEDULER_CONFIG)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..training import SceneBatch, World, train
+from ..training import SceneBatch, train, world
 from . import model
 from .scenes import (
     COLORS,
@@ -64,18 +64,13 @@ def scene_batch(
     return SceneBatch(pixels, masks, torch.from_numpy(token_object), ids, torch.from_numpy(token_attribute))
 
 
-WORLD = World(
-    name="shapes",
-    latent_size=model.LATENT_SIZE,
+WORLD = world(
+    "shapes",
+    model,
+    scene_batch,
     max_objects=MAX_OBJECTS,
     attribute_classes=len(ATTRIBUTE_CLASS),
     default_counts=DEFAULT_OBJECT_COUNTS,
-    build_tokenizer=model.build_tokenizer,
-    build_text_encoder=model.build_text_encoder,
-    build_vae=model.build_vae,
-    build_unet=model.build_unet,
-    scheduler_config=model.scheduler_config,
-    scene_batch=scene_batch,
 )
 
 
