@@ -156,3 +156,17 @@ def test_two_processes_under_accelerate_make_each_image_once_and_the_same_images
     assert len(keys) == len(set(keys)) == 12
     first, second = pixels(single / "images"), pixels(sharded / "images")
     assert first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
+
+
+def test_the_built_in_sets_load_by_name_and_parse():
+    from infsplign_scene import parse
+    from infsplign_scene.lab.generate import built_in_sets, read_set
+
+    sizes = {name: len(read_set(name)) for name in built_in_sets()}
+    assert sizes == {"geneval_position": 100, "sr2d": 25280, "t2i_compbench_spatial": 1000}
+    for name in sizes:
+        rows = read_set(name, limit=50)
+        assert len({row.id for row in rows}) == 50
+        assert all(len(parse(row.prompt, backend="rules").relations) == 1 for row in rows)
+    with pytest.raises(InfsplignError, match="built-in set: geneval_position, sr2d"):
+        read_set("sr3d")

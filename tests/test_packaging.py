@@ -28,6 +28,7 @@ def test_wheel_contains_grammar_and_weights(wheel):
     assert "infsplign_scene/models/shapes/unet/diffusion_pytorch_model.safetensors" in names
     assert "infsplign_scene/models/shapes/preset.json" in names
     assert "infsplign_scene/lab/nouns/classes.json" in names
+    assert "infsplign_scene/lab/sets/sr2d.jsonl.gz" in names
 
 
 def test_unpacked_wheel_parses_without_the_source_tree(wheel, tmp_path):

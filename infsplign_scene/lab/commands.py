@@ -78,7 +78,11 @@ def register_lab_commands(app: typer.Typer, fail: Callable[[Exception], None]) -
     @app.command("generate")
     def generate_command(
         prompt_set: Annotated[
-            Path, typer.Argument(help="A JSONL (or JSON list) file of {id, prompt} or {id, graph} rows.")
+            Path,
+            typer.Argument(
+                help="A JSONL (or JSON list) file of {id, prompt} or {id, graph} rows, or a built-in set: "
+                "sr2d, geneval_position, t2i_compbench_spatial."
+            ),
         ],
         out: Annotated[Path, typer.Option(help="Output folder: images/<arm>/<id>_<k>.png, manifest*.jsonl, run.json.")],
         model: Annotated[

@@ -15,6 +15,7 @@ its own manifest file. A row that cannot be sampled (a parse error, a conflict u
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ from ..parsing import load_scene
 from .study import read_rows, safe_file_name
 
 MAX_ROWS = 1_000_000
+SETS_DIR = Path(__file__).parent / "sets"
 RUN_FILE = "run.json"
 
 
@@ -67,12 +69,23 @@ class RunSettings(BaseModel):
     sampling: dict
 
 
+def built_in_sets() -> list[str]:
+    """The names of the prompt sets shipped with the lab (lab/sets/SOURCES.md: origins, licences)."""
+    return sorted(p.name.removesuffix(".jsonl.gz") for p in SETS_DIR.glob("*.jsonl.gz"))
+
+
 def read_set(path: Path, limit: int | None = None, skip_bad: bool = False) -> list[SetRow]:
-    """The rows of a JSONL or JSON-list file; a bad line is an error naming its number (or skipped)."""
+    """The rows of a JSONL or JSON-list file, or of a built-in set by name; a bad line is an error
+    naming its number (or skipped)."""
+    path = Path(path)
+    if not path.is_file() and str(path) in built_in_sets():
+        path = SETS_DIR / f"{path}.jsonl.gz"
     if not path.is_file():
-        raise InfsplignError(f"no such prompt set: {quoted(str(path))}")
+        known = ", ".join(built_in_sets())
+        raise InfsplignError(f"no such prompt set: {quoted(str(path))} (a file, or a built-in set: {known})")
     try:
-        text = path.read_bytes().decode("utf-8")
+        raw = path.read_bytes()
+        text = (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode("utf-8")
     except UnicodeDecodeError as error:
         raise InfsplignError(f"the prompt set {quoted(str(path))} is not UTF-8 (byte {error.start})") from None
     if text.lstrip().startswith("["):
