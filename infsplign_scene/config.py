@@ -133,6 +133,7 @@ class SamplingDefaults(_Settings):
     num_inference_steps: int = Field(50, ge=1, le=1000)
     guidance_scale: float = Field(7.5, ge=0, le=100)
     ddim_eta: float = Field(0.0, ge=0, le=1)
+    guidance_rescale: float = Field(0.0, ge=0, le=1, description="diffusers' rescale of the CFG prediction.")
     prompt_style: PromptStyle = "as_written"
     cpu_threads: int | None = Field(
         None,

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .analysis import analyze
 from .attention import no_graph_after, trace
 from .compile import compile_objective
-from .config import GuidanceConfig, Preset
+from .config import GuidanceConfig, Preset, SamplingDefaults
 from .cuda_graphs import CapturedGuidedStep
 from .embedded import DEFAULT_MODEL, embedded_model_dir, embedded_model_names
 from .errors import InfsplignError, NonFiniteError
@@ -30,7 +30,15 @@ from .parsing import load_scene
 from .result import ComposeResult, record_step
 from .runtime import check_device, quiet_loading, torch_threads
 from .scene import SceneGraph
-from .step import GuidedStep, finite_rows, frozen_weights, guided_step, per_image, unconditional_and_conditional
+from .step import (
+    GuidedStep,
+    classifier_free,
+    finite_rows,
+    frozen_weights,
+    guided_step,
+    per_image,
+    unconditional_and_conditional,
+)
 from .tokens import check_vocabulary, object_token_matrix
 
 
@@ -96,6 +104,7 @@ class ScenePipeline:
         ddim_eta: float | None = None,
         prompt_style: str | None = None,
         cpu_threads: int | None = None,
+        guidance_rescale: float | None = None,
         seed: int | list[int] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         config: GuidanceConfig | None = None,
@@ -110,7 +119,7 @@ class ScenePipeline:
     ) -> ComposeResult:
         """Sample one image per scene; a list of scenes is sampled as one batch.
 
-        Steps, CFG scale, `ddim_eta`, `prompt_style` and `cpu_threads` default to the preset's
+        Steps, CFG scale, `guidance_rescale`, `ddim_eta`, `prompt_style` and `cpu_threads` default to the preset's
         (`SamplingDefaults` says what each means); a value given here is validated the same way."""
         started = time.perf_counter()
         config = config or self.config
@@ -120,6 +129,7 @@ class ScenePipeline:
             "ddim_eta": ddim_eta,
             "prompt_style": prompt_style,
             "cpu_threads": cpu_threads,
+            "guidance_rescale": guidance_rescale,
         }
         sampling = self.preset.sampling.updated(**{k: v for k, v in given.items() if v is not None})
         num_inference_steps, guidance_scale = sampling.num_inference_steps, sampling.guidance_scale
@@ -210,14 +220,13 @@ class ScenePipeline:
                                 unet, scheduler, latents, t, measure_first=measure_first, **step_arguments
                             )
                         record_step(step, config, record, maps)
-                        noise_pred, settled = self._guided_noise(step, guidance_scale, config), step.value.settled
+                        noise_pred, settled = self._guided_noise(step, sampling, config), step.value.settled
                     else:
                         with torch.no_grad():
                             noise_uncond, noise_pred = unconditional_and_conditional(
                                 unet, scheduler, latents, t, prompt_embeds, negative, text.added, text.negative_added
                             )
-                        if do_cfg:
-                            noise_pred = noise_uncond + guidance_scale * (noise_pred - noise_uncond)
+                        noise_pred = classifier_free(noise_uncond, noise_pred, sampling)
                     latents = scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
                     records.append(record)
                     if callback_on_step_end is not None:  # as in diffusers: it may hand back new latents
@@ -255,16 +264,12 @@ class ScenePipeline:
                 model=str(getattr(pipe, "name_or_path", "") or type(pipe).__name__),
             )
 
-    def _guided_noise(self, step: GuidedStep, guidance_scale: float, config: GuidanceConfig) -> torch.Tensor:
+    def _guided_noise(self, step: GuidedStep, sampling: SamplingDefaults, config: GuidanceConfig) -> torch.Tensor:
         """The classifier-free-guided noise prediction shifted by the objective's gradient.
 
         An image whose loss or gradient is not finite gets no update; with `skip_satisfied` a
         settled image keeps its layout (normalising would amplify a vanishing pull)."""
-        noise_pred = (
-            step.noise_uncond + guidance_scale * (step.noise_text - step.noise_uncond)
-            if step.noise_uncond is not None
-            else step.noise_text
-        )
+        noise_pred = classifier_free(step.noise_uncond, step.noise_text, sampling)
         grad = torch.where(per_image(finite_rows(step), step.grad), step.grad, torch.zeros_like(step.grad))
         if config.skip_satisfied:
             grad = grad * per_image(~step.value.settled, grad)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .compile import ObjectiveValue, statistics
-from .config import CfgForward, Combination
+from .config import CfgForward, Combination, SamplingDefaults
 from .conflicts import ConflictReport, combine, relation_gradients
 from .runtime import ThreadSharing
 
@@ -301,3 +301,17 @@ def per_image(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def finite_rows(step: GuidedStep) -> torch.Tensor:
     """[B] whether an image's loss and gradient are finite."""
     return torch.isfinite(step.value.total) & torch.isfinite(step.grad).flatten(1).all(dim=1)
+
+
+def classifier_free(
+    noise_uncond: torch.Tensor | None, noise_text: torch.Tensor, sampling: SamplingDefaults
+) -> torch.Tensor:
+    """eps_u + s (eps_c - eps_u), rescaled as diffusers does when `guidance_rescale` > 0."""
+    if noise_uncond is None:
+        return noise_text
+    guided = noise_uncond + sampling.guidance_scale * (noise_text - noise_uncond)
+    if sampling.guidance_rescale > 0:
+        from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
+
+        guided = rescale_noise_cfg(guided, noise_text, guidance_rescale=sampling.guidance_rescale)
+    return guided

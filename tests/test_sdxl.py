@@ -173,3 +173,19 @@ def test_one_gradient_step_lowers_the_objective_for_every_predicate_through_the_
         move = 0.05 * step.grad / step.grad.norm()
         lower, higher = objective_at(latents - move).value, objective_at(latents + move).value
     assert lower.total.item() < step.value.total.item() < higher.total.item()
+
+
+def test_guidance_rescale_is_diffusers_rescale(tiny_sdxl):
+    scene = ScenePipeline(tiny_sdxl, ScenePipeline(tiny_sdxl).config.updated(eta=0.0))
+    ours = scene(PROMPT, seed=4, num_inference_steps=3, guidance_rescale=0.7, output_type="latent", progress=False)
+    plain = tiny_sdxl(
+        PROMPT,
+        num_inference_steps=3,
+        guidance_scale=5.0,
+        guidance_rescale=0.7,
+        generator=torch.Generator().manual_seed(4),
+        output_type="latent",
+    ).images
+    unrescaled = scene(PROMPT, seed=4, num_inference_steps=3, output_type="latent", progress=False).images
+    torch.testing.assert_close(ours.images, plain, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(unrescaled, plain)
