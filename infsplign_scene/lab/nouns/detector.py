@@ -101,12 +101,29 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     return inter / union if union else 0.0
 
 
-def labelled_crops(rng: np.random.Generator, scenes: int) -> tuple[np.ndarray, np.ndarray]:
+def through_vae(vae: nn.Module, images: list[np.ndarray]) -> list[np.ndarray]:
+    """Images as the model's VAE gives them back (encoded and decoded): what generated images look like."""
+    pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        decoded = vae.decode(vae.encode(pixels).latent_dist.mean).sample
+    return list(((decoded.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy())
+
+
+def labelled_crops(
+    rng: np.random.Generator, scenes: int, vae: nn.Module | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Crops that the segmentation cuts from rendered scenes, labelled by the object they cover
-    (IoU >= 0.5), with blur and noise: [N, 3, CROP, CROP] and [N]."""
+    (IoU >= 0.5), with blur and noise; with a `vae`, half of the scenes pass through it first.
+    Returns [N, 3, CROP, CROP] and [N]."""
     crops, labels = [], []
-    for _ in range(scenes):
-        image, _, objects, _ = sample_scene(rng)
+    rendered = [sample_scene(rng) for _ in range(scenes)]
+    if vae is not None:
+        chosen = [i for i in range(scenes) if rng.random() < 0.5]
+        for start in range(0, len(chosen), 64):
+            batch = chosen[start : start + 64]
+            for i, image in zip(batch, through_vae(vae, [rendered[i][0] for i in batch]), strict=True):
+                rendered[i] = (image, *rendered[i][1:])
+    for image, _, objects, _ in rendered:
         if rng.random() < 0.5:
             image = ndimage.gaussian_filter(image.astype(np.float32), sigma=(rng.uniform(0.3, 1.0),) * 2 + (0,))
         image = np.clip(image.astype(np.float32) + rng.normal(0, rng.uniform(0, 6), image.shape), 0, 255)
@@ -118,13 +135,27 @@ def labelled_crops(rng: np.random.Generator, scenes: int) -> tuple[np.ndarray, n
     return np.stack(crops), np.asarray(labels)
 
 
-def train(out: Path, scenes: int = 12000, epochs: int = 8, seed: int = 0) -> None:
+def load_vae(path: Path) -> nn.Module:
+    """The noun model's VAE from a training checkpoint (.pt) or a model folder."""
+    from .model import build_vae
+
+    vae = build_vae()
+    if path.suffix == ".pt":
+        vae.load_state_dict(torch.load(path, weights_only=False)["vae"])
+    else:
+        from diffusers import AutoencoderKL
+
+        vae.load_state_dict(AutoencoderKL.from_pretrained(path / "vae").state_dict())
+    return vae.eval()
+
+
+def train(out: Path, scenes: int = 12000, epochs: int = 8, seed: int = 0, vae: nn.Module | None = None) -> None:
     from safetensors.torch import save_file
     from tqdm import tqdm
 
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    crops, labels = labelled_crops(rng, scenes)
+    crops, labels = labelled_crops(rng, scenes, vae)
     model = classifier(len(noun_classes()))
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     inputs, targets = torch.from_numpy(crops), torch.from_numpy(labels)
@@ -191,13 +222,17 @@ class NounDetector:
         return located
 
 
-def evaluate(scenes: int = 500, seed: int = 1, weights: Path = WEIGHTS) -> dict:
-    """Class-and-box accuracy on held-out rendered scenes: an object is right when a detection of
-    its class covers it with IoU >= 0.5; extra detections are counted too."""
+def evaluate(scenes: int = 500, seed: int = 1, weights: Path = WEIGHTS, vae: nn.Module | None = None) -> dict:
+    """Class-and-box accuracy on held-out rendered scenes (passed through `vae` when given): an
+    object is right when a detection of its class covers it with IoU >= 0.5; extra detections are
+    counted too."""
     rng = np.random.default_rng(seed)
+    rendered = [sample_scene(rng) for _ in range(scenes)]
+    images = [r[0] for r in rendered]
+    if vae is not None:
+        images = [image for start in range(0, scenes, 64) for image in through_vae(vae, images[start : start + 64])]
     right = total = extra = 0
-    for _ in range(scenes):
-        image, _, objects, _ = sample_scene(rng)
+    for image, (_, _, objects, _) in zip(images, rendered, strict=True):
         found = detect(image, weights)
         for obj in objects:
             total += 1
@@ -213,10 +248,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--vae",
+        type=Path,
+        help="the noun model's VAE (a training checkpoint .pt or a model folder): half of the "
+        "training scenes pass through it, as generated images would look",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    train(args.out, args.scenes, args.epochs, args.seed)
-    print(evaluate(weights=args.out))
+    vae = load_vae(args.vae) if args.vae else None
+    train(args.out, args.scenes, args.epochs, args.seed, vae)
+    print(
+        {
+            "rendered": evaluate(weights=args.out),
+            "through the VAE": evaluate(weights=args.out, vae=vae) if vae else None,
+        }
+    )
 
 
 if __name__ == "__main__":
