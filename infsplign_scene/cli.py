@@ -44,6 +44,7 @@ def _show_warning(message, category, *args, **kwargs) -> None:  # noqa: ANN001 -
         typer.echo(f"warning: {message}", err=True)
 
 
+DTYPES = ("float32", "float16", "bfloat16")
 STRICT = Annotated[
     bool, typer.Option("--strict", help="Refuse text with a spatial phrase no predicate expresses, or no relation.")
 ]
@@ -162,6 +163,12 @@ def compose_command(
     plot: Annotated[
         Path | None, typer.Option(help="Write attention.png and trace.png (matplotlib) into this folder.")
     ] = None,
+    dtype: Annotated[
+        str, typer.Option(help="Weights' precision: float32, float16 or bfloat16 (the loss stays float32).")
+    ] = "float32",
+    offload: Annotated[
+        bool, typer.Option("--offload", help="Keep the model in CPU memory, each part on the GPU while it runs.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no report; errors only.")] = False,
     strict: STRICT = False,
 ) -> None:
@@ -174,8 +181,18 @@ def compose_command(
 
     try:
         check_device(device)
+        if dtype not in DTYPES:
+            raise InfsplignError(f"--dtype takes {', '.join(DTYPES)}, got {dtype!r}")
         scene = load_scene(source, strict=strict)
-        scene_pipe = ScenePipeline.from_pretrained(model).to(device)
+        import torch
+
+        scene_pipe = ScenePipeline.from_pretrained(model, torch_dtype=getattr(torch, dtype))
+        if offload:
+            if not device.startswith("cuda"):
+                raise InfsplignError("--offload moves the model's parts to the GPU when used: it needs --device cuda")
+            scene_pipe.pipe.enable_model_cpu_offload(device=device)
+        else:
+            scene_pipe.to(device)
         updates = {"policy": policy} | ({"eta": eta} if eta is not None else {})
         if cuda_graph:  # a step that measures first runs eagerly: on a GPU it saves nothing anyway
             updates |= {"cuda_graph": True, "measure_first": False}

@@ -93,7 +93,8 @@ class ScenePipeline:
 
     @property
     def device(self) -> torch.device:
-        return self.pipe.unet.device
+        """Where sampling runs (with model CPU offload, the accelerator the parts move to)."""
+        return getattr(self.pipe, "_execution_device", None) or self.pipe.unet.device
 
     def __call__(
         self,

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -159,3 +160,18 @@ def test_a_one_word_prompt_the_system_refuses_as_a_file_name_is_no_file(capsys):
     with pytest.raises(SceneGraphError, match="no such file"):
         load_scene(text)
     assert run(capsys, "check", "--", text)[0] == 2
+
+
+def test_compose_in_bfloat16_and_offload_options(capsys, tmp_path):
+    out = tmp_path / "bf16.png"
+    status, stdout, _ = run(capsys, "compose", PROMPT, "-o", str(out), "--dtype", "bfloat16", "-q")
+    assert status == 0 and np.isfinite(np.asarray(Image.open(out), dtype=float)).all()
+    assert run(capsys, "compose", PROMPT, "-o", str(out), "--dtype", "float8")[0] == 2
+    status, _, err = run(capsys, "compose", PROMPT, "-o", str(out), "--offload")
+    assert status == 2 and "--device cuda" in err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="model CPU offload needs a CUDA device")
+def test_compose_with_model_cpu_offload_on_cuda(capsys, tmp_path):
+    out = tmp_path / "offload.png"
+    assert run(capsys, "compose", PROMPT, "-o", str(out), "--device", "cuda", "--offload", "-q")[0] == 0
