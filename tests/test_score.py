@@ -63,6 +63,6 @@ def test_generate_then_score_on_the_shapes_model(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["guided"]["visor"]["images"] == 4 and summary["unguided"]["visor"]["images"] == 4
     assert summary["guided"]["visor"]["OA"] >= 50  # the shapes model draws what it is asked for
-    assert "VISOR_cond" in (out / "summary.md").read_text()
+    assert "VISOR_cond" in (out / "summary.md").read_text() and (out / "summary.png").stat().st_size > 0
     assert main(["score", str(out), "-q"]) == 0  # a rerun scores nothing new
     assert len((out / "scores.jsonl").read_text().splitlines()) == 8

@@ -184,6 +184,38 @@ def write_summary(summary: dict, run: Path) -> None:
             f"Guided against unguided, same seeds: {flips['fixed']} relations fixed, {flips['broken']} broken.",
         ]
     (run / "summary.md").write_text("\n".join(lines) + "\n")
+    plot_summary(summary, run / "summary.png")
+
+
+def plot_summary(summary: dict, path: Path) -> None:
+    """Bars per arm: relation accuracy by predicate, and overall with its 95% interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = [arm for arm in summary if arm != "paired_flips"]
+    predicates = sorted({p for arm in arms for p in summary[arm]["multi_relation"]["relation_accuracy_by_predicate"]})
+    groups = [*predicates, "all"]
+    figure, axis = plt.subplots(figsize=(max(5, 1.2 * len(groups) * len(arms) / 2 + 2), 3.5))
+    width = 0.8 / max(len(arms), 1)
+    for a, arm in enumerate(arms):
+        scores = summary[arm]["multi_relation"]
+        values = [scores["relation_accuracy_by_predicate"].get(p, float("nan")) for p in predicates]
+        values.append(scores["relation_accuracy"] if scores["relation_accuracy"] is not None else float("nan"))
+        low, high = scores["relation_accuracy_95"]
+        errors = [
+            [0.0] * len(predicates) + [max(values[-1] - low, 0.0)],
+            [0.0] * len(predicates) + [max(high - values[-1], 0.0)],
+        ]
+        axis.bar([g + a * width for g in range(len(groups))], values, width, yerr=errors, capsize=3, label=arm)
+    axis.set_xticks([g + width * (len(arms) - 1) / 2 for g in range(len(groups))], groups)
+    axis.set_ylabel("relation accuracy (found pairs)")
+    axis.set_ylim(0, 1)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def _cell(value: float | None) -> str:
