@@ -26,7 +26,7 @@ import csv
 import json
 import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Literal
 
@@ -98,17 +98,17 @@ class StudySpec(BaseModel):
 
     @model_validator(mode="after")
     def _bounded_and_distinct(self) -> StudySpec:
+        images = len(self.graphs) * len(self.seeds) * len(self.policies)
+        if images > MAX_STUDY_IMAGES:
+            raise ValueError(f"{images} images (graphs x seeds x policies) is more than {MAX_STUDY_IMAGES} per study")
         for name, values in (
             ("graph id", [g.id for g in self.graphs]),
             ("seed", self.seeds),
             ("policy", self.policies),
         ):
-            repeated = sorted({str(v) for v in values if values.count(v) > 1})
+            repeated = sorted(str(value) for value, count in Counter(values).items() if count > 1)
             if repeated:
                 raise ValueError(f"each {name} may appear once; repeated: {', '.join(repeated)}")
-        images = len(self.graphs) * len(self.seeds) * len(self.policies)
-        if images > MAX_STUDY_IMAGES:
-            raise ValueError(f"{images} images (graphs x seeds x policies) is more than {MAX_STUDY_IMAGES} per study")
         GuidanceConfig(**self.config)  # the same checks as at sampling time, before any image is made
         SamplingDefaults().updated(**self.sampling)
         return self
