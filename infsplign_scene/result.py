@@ -81,14 +81,19 @@ class ComposeResult:
         """Per image, each relation's state at the last guided step's maps: True (satisfied), False
         (violated) or None (uncertain: the subject's or object's map is split over several places,
         so its centroid may belong to no object; `GuidanceConfig.split_support`)."""
-        for record in reversed(self.trace):
-            if "satisfied" in record:
-                uncertain = record.get("uncertain") or [[False] * len(row) for row in record["satisfied"]]
-                return [
-                    [None if doubt else ok for ok, doubt in zip(row, doubts, strict=True)]
-                    for row, doubts in zip(record["satisfied"], uncertain, strict=True)
-                ]
-        return []
+        return final_states(self.trace)
+
+
+def final_states(trace: list[dict]) -> list[list[bool | None]]:
+    """Per image, each relation's state at the trace's last guided step (None: uncertain)."""
+    for record in reversed(trace):
+        if "satisfied" in record:
+            uncertain = record.get("uncertain") or [[False] * len(row) for row in record["satisfied"]]
+            return [
+                [None if doubt else ok for ok, doubt in zip(row, doubts, strict=True)]
+                for row, doubts in zip(record["satisfied"], uncertain, strict=True)
+            ]
+    return []
 
 
 def record_step(step: GuidedStep, config: GuidanceConfig, record: dict, maps: dict | None) -> None:

@@ -129,19 +129,27 @@ def multi_relation(rows: list[dict]) -> dict:
     }
 
 
-def paired_flips(rows: list[dict]) -> dict:
-    """Relations fixed and broken by guidance, between found pairs, on the same seeds."""
-    by_key = {(r["id"], r["k"], r["arm"]): r for r in rows}
+def flips(unguided: list[list[bool | None]], guided: list[list[bool | None]]) -> dict:
+    """Relations fixed and broken by guidance: per image (same seed), each relation's outcome
+    without and with guidance; pairs with a missing object (None) are not counted."""
     fixed = broken = 0
-    for (row_id, k, arm), guided in by_key.items():
-        unguided = by_key.get((row_id, k, "unguided"))
-        if arm != "guided" or unguided is None:
-            continue
-        for before, after in zip(unguided["outcomes"], guided["outcomes"], strict=True):
+    for before_image, after_image in zip(unguided, guided, strict=True):
+        for before, after in zip(before_image, after_image, strict=True):
             if before is not None and after is not None:
-                fixed += (not before) and after
-                broken += before and not after
+                fixed += int(not before and after)
+                broken += int(before and not after)
     return {"fixed": fixed, "broken": broken}
+
+
+def paired_flips(rows: list[dict]) -> dict:
+    """`flips` between the unguided and guided images of the same prompt and seed."""
+    by_key = {(r["id"], r["k"], r["arm"]): r for r in rows}
+    pairs = [
+        (by_key[(row_id, k, "unguided")]["outcomes"], guided["outcomes"])
+        for (row_id, k, arm), guided in by_key.items()
+        if arm == "guided" and (row_id, k, "unguided") in by_key
+    ]
+    return flips([before for before, _ in pairs], [after for _, after in pairs])
 
 
 def summarise(rows: list[dict]) -> dict:

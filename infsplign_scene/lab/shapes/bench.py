@@ -20,7 +20,9 @@ from ...config import GuidanceConfig
 from ...errors import InfsplignError
 from ...guidance import ScenePipeline
 from ...relations import holds
+from ...result import final_states
 from ...scene import SceneGraph
+from ..score import flips as paired_flips
 from .detector import DetectionResult, detect
 from .scenes import COLORS, SHAPES
 
@@ -199,7 +201,7 @@ def duplicated(item: Item, detection: DetectionResult) -> dict[str, bool]:
 def reported_on_duplicates(items: list[Item], images: list, graphs: list[SceneGraph], traces: list) -> dict:
     """Relations the report calls satisfied (from the attention maps) although the detector finds
     their subject or object drawn twice, and those it calls uncertain instead."""
-    states = [state for batch in traces for state in _final_states(batch)]
+    states = [state for batch in traces for state in final_states(batch)]
     counts = {"satisfied_on_duplicates": 0, "uncertain_on_duplicates": 0, "relations_on_duplicates": 0}
     for item, image, graph, image_states in zip(items, images, graphs, states, strict=True):
         twice = duplicated(item, detect(np.asarray(image)))
@@ -209,17 +211,6 @@ def reported_on_duplicates(items: list[Item], images: list, graphs: list[SceneGr
                 counts["satisfied_on_duplicates"] += state is True
                 counts["uncertain_on_duplicates"] += state is None
     return counts
-
-
-def _final_states(batch_trace: list[dict]) -> list[list[bool | None]]:
-    """Per image of a batch, each relation's state at its last guided step (None: uncertain)."""
-    record = next((r for r in reversed(batch_trace) if "satisfied" in r), None)
-    if record is None:
-        return []
-    return [
-        [None if doubt else ok for ok, doubt in zip(row, doubts, strict=True)]
-        for row, doubts in zip(record["satisfied"], record["uncertain"], strict=True)
-    ]
 
 
 def paired_duplicates(items: list[Item], unguided: list, guided: list) -> dict:
@@ -241,17 +232,6 @@ def _judge(relations, objects: dict, strict: bool = False) -> list[bool | None]:
         missing = subject is None or obj is None
         outcomes.append(None if missing else holds(subject.box, obj.box, relation.predicate, strict=strict))
     return outcomes
-
-
-def paired_flips(unguided: list[list[bool | None]], guided: list[list[bool | None]]) -> dict:
-    fixed = broken = 0
-    for before_image, after_image in zip(unguided, guided, strict=False):
-        for before, after in zip(before_image, after_image, strict=False):
-            if before is None or after is None:
-                continue
-            fixed += int(not before and after)
-            broken += int(before and not after)
-    return {"fixed": fixed, "broken": broken}
 
 
 def max_consistent_share(items: list[Item], outcomes: list[list[bool | None]]) -> float:
