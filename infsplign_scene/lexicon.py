@@ -20,6 +20,7 @@ def grammar_dir() -> Path:
 class Lexicon:
     relations: dict[str, str]  # phrase -> predicate
     pronoun_relations: dict[str, str]  # phrase such as "to its left" -> predicate
+    placements: dict[str, str]  # phrase such as "on the left" -> side: left, right, top, bottom, middle
     between: frozenset[str]
     among: frozenset[str]  # between-phrases that mean "near both"
     symmetric: frozenset[str]
@@ -50,6 +51,7 @@ def load_lexicon() -> Lexicon:
     return Lexicon(
         relations=invert(data["relations"]),
         pronoun_relations=invert(data["pronoun_relations"]),
+        placements=invert(data["placements"]),
         between=frozenset(data["between"]),
         among=frozenset(data["among"]),
         symmetric=frozenset(data["symmetric_suffixes"]),

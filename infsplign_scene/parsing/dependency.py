@@ -27,7 +27,7 @@ from ..errors import ParseError
 from ..lexicon import Lexicon, load_lexicon
 from ..scene import MAX_RELATIONS, Relation, SceneGraph, UnsupportedRelation
 from .mentions import NOUN_TAGS, SUBJECT_DEPS, Mentions
-from .shared import between_relations
+from .shared import between_relations, placement_relations, side_relation
 from .spacy_model import Analysed, Phrase, analyse_text, load_nlp, phrases_of
 
 
@@ -136,7 +136,7 @@ class _Extractor(Mentions):
         sentence = self.doc[phrase.start].sent
         opening = [t for t in self.doc[sentence.start : phrase.start] if not t.is_punct]
         after_conjunction = phrase.start > 0 and self.doc[phrase.start - 1].lower_ in ("and", ",")
-        if not opening or (phrase.kind == "PREL" and after_conjunction):
+        if not opening or (phrase.kind in ("PREL", "PLACE") and after_conjunction):
             following = self.mention_after(reference_end, sentence.end)
             if following is not None and following not in references:
                 return [following]
@@ -146,9 +146,36 @@ class _Extractor(Mentions):
         nearest = self.mention_before(phrase.start, sentence.start, set(references))
         return [nearest] if nearest is not None else []
 
+    def holder_of(self, subject: str, near: int) -> str | None:
+        """ "X with Y on the left", "X with Y on its left": X, whose sides the phrase names."""
+        mentions = [i for i, object_id in self.by_token.items() if object_id == subject]
+        if not mentions:
+            return None
+        token = self.doc[min(mentions, key=lambda i: abs(i - near))]
+        while token.dep_ == "conj" and token.head.i != token.i:
+            token = token.head
+        preposition = token.head
+        if preposition.lower_ != "with" or preposition.i == token.i:
+            return None
+        return self.resolve(preposition.head)
+
+    def place(self, phrase: Phrase, subjects: list[str]) -> None:
+        """A side of the picture, or of the object before "with"."""
+        for subject in subjects:
+            holder = self.holder_of(subject, phrase.start)
+            if holder is None:
+                self.placed.append((subject, phrase.value))
+            elif (triple := side_relation(subject, phrase.value, holder)) is not None:
+                self.add(*triple)
+            self.latest_subject = subject
+
     def extract(self) -> None:
         self.collect_mentions()
+        self.placed: list[tuple[str, str]] = []
         for phrase in self.phrases:
+            if phrase.kind == "PLACE":
+                self.place(phrase, self.subjects_for(phrase, [], phrase.end))
+                continue
             if phrase.kind == "SYMM":  # "a cat and a dog next to each other"
                 subjects = self.subject_of(phrase)
                 for i, first in enumerate(subjects):
@@ -163,9 +190,11 @@ class _Extractor(Mentions):
             if pronoun_at is not None:
                 subjects = self.subjects_for(phrase, [], phrase.end)
                 possessive = "its" in self.text[slice(*self.spans[phrase.start])].lower().split()
-                # "its" names the topic (the latest relation's subject: "a frog sits below a mushroom,
-                # and a snail crawls to its right"); "it" the latest other object ("a dog runs below it")
-                target = self.topic if possessive and self.topic not in subjects else None
+                # "its" names the object before "with" ("a truck with a horse on its left"), else the
+                # topic (the latest relation's subject: "a frog sits below a mushroom, and a snail
+                # crawls to its right"); "it" the latest other object ("a dog runs below it")
+                holder = self.holder_of(subjects[0], phrase.start) if possessive and subjects else None
+                target = holder or (self.topic if possessive and self.topic not in subjects else None)
                 target = target or self.antecedent(pronoun_at, set(subjects))
                 references = [target] if target else []
             else:
@@ -202,6 +231,8 @@ class _Extractor(Mentions):
                         self.add(*triple)
                 else:
                     self.add(subject, phrase.value, references[0])
+        for triple in placement_relations(self.placed):
+            self.add(*triple)
 
 
 def extract(doc, lexicon: Lexicon | None = None, analysed: Analysed | None = None) -> SceneGraph:

@@ -17,9 +17,9 @@ _WORD = re.compile(r"[A-Za-z0-9]+(?:['’\-][A-Za-z0-9]+)*|[,;.!?:]")
 _PUNCTUATION = frozenset(",;.!?:")
 _SEPARATOR_WORDS = frozenset({"with", "while", "plus", "whereas", "then", "also", "where"})
 # Kinds that can start a relation: "and" before one of them continues the subject's relations.
-_RELATION_KINDS = frozenset({"REL", "UNSUP", "PREL", "BETWEEN", "SYMM", "VERB"})
+_RELATION_KINDS = frozenset({"REL", "UNSUP", "PREL", "BETWEEN", "SYMM", "PLACE", "VERB"})
 # Same-length phrase ties go to the earlier kind.
-_PRIORITY = ("SYMM", "PREL", "REL", "BETWEEN", "UNSUP", "LEAD", "VERB", "WHICH", "PRON", "DET")
+_PRIORITY = ("SYMM", "PREL", "REL", "BETWEEN", "PLACE", "UNSUP", "LEAD", "VERB", "WHICH", "PRON", "DET")
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class _PhraseIndex:
         entries += [("PREL", p, pred) for p, pred in lexicon.pronoun_relations.items()]
         entries += [("REL", p, pred) for p, pred in lexicon.relations.items()]
         entries += [("BETWEEN", p, p) for p in lexicon.between]
+        entries += [("PLACE", p, side) for p, side in lexicon.placements.items()]
         entries += [("UNSUP", p, p) for p in lexicon.unsupported]
         entries += [("LEAD", p, None) for p in lexicon.lead_ins]
         entries += [("VERB", p, None) for p in lexicon.verbs]
@@ -60,7 +61,7 @@ def _phrase_index() -> _PhraseIndex:
     return _PhraseIndex(load_lexicon())
 
 
-RELATION_PHRASE_KINDS = frozenset({"SYMM", "PREL", "REL", "BETWEEN", "UNSUP"})
+RELATION_PHRASE_KINDS = frozenset({"SYMM", "PREL", "REL", "BETWEEN", "PLACE", "UNSUP"})
 
 
 def relation_phrases(words: list[str]) -> list[tuple[str, str, int, int]]:
@@ -146,7 +147,7 @@ def _assign_roles(raw: list[PhraseToken]) -> list[PhraseToken]:
                 tokens.pop()  # ", which" opens a relative clause, not a new sentence
         elif kind == "BETWEEN":
             between_open = True
-        if kind in ("REL", "UNSUP", "PREL", "BETWEEN", "SYMM"):
+        if kind in ("REL", "UNSUP", "PREL", "BETWEEN", "SYMM", "PLACE"):
             clause_has_relation = True
         elif kind == "SEP":
             clause_has_relation = False

@@ -9,32 +9,13 @@ from typing import Any
 from ..errors import ParseError
 from ..lexicon import Lexicon
 from ..scene import MAX_OBJECTS, Relation, SceneObject, UnsupportedRelation
-from .shared import definite_referent, new_object_id
+from .shared import POSITION_WORDS, definite_referent, new_object_id
 from .spacy_model import Phrase
 
 NOUN_TAGS = frozenset({"NOUN", "PROPN"})
 SUBJECT_DEPS = ("nsubj", "nsubjpass")
-# Nouns that name a place in the picture, never an object; and nouns that name the picture itself
-# when "of" follows ("a photo of", "a painting of"), though "a painting over the sofa" is an object.
-POSITION_WORDS = frozenset(
-    [
-        "left",
-        "right",
-        "top",
-        "bottom",
-        "side",
-        "middle",
-        "centre",
-        "center",
-        "front",
-        "back",
-        "background",
-        "foreground",
-        "corner",
-        "edge",
-        "other",
-    ]
-)
+# Nouns that name the picture itself when "of" or "with" follows ("a photo of", "a scene with"),
+# though "a painting over the sofa" is an object.
 PICTURE_WORDS = frozenset(
     [
         "photo",
@@ -73,7 +54,8 @@ class Mentions:
         position words, noun modifiers, clauses, and "photo" in "a photo of"."""
         if token.lower_ in POSITION_WORDS or token.dep_ in ("compound", "acl", "relcl", "advcl", "amod"):
             return False
-        if token.lower_ in PICTURE_WORDS and token.i + 1 < len(self.doc) and self.doc[token.i + 1].lower_ == "of":
+        following = self.doc[token.i + 1].lower_ if token.i + 1 < len(self.doc) else ""
+        if token.lower_ in PICTURE_WORDS and following in ("of", "with"):
             return False
         if token.pos_ in NOUN_TAGS:
             return True

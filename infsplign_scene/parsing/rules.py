@@ -26,7 +26,15 @@ from ..errors import ParseError
 from ..lexicon import Lexicon, grammar_dir, load_lexicon
 from ..scene import MAX_OBJECTS, MAX_RELATIONS, Relation, SceneGraph, SceneObject, UnsupportedRelation
 from .lexer import PhraseToken, lex
-from .shared import MAX_TEXT_LENGTH, between_relations, definite_referent, new_object_id
+from .shared import (
+    MAX_TEXT_LENGTH,
+    POSITION_WORDS,
+    between_relations,
+    definite_referent,
+    new_object_id,
+    placement_relations,
+    side_relation,
+)
 
 _TERMINAL_NAMES = {
     "WORD": "an object name",
@@ -71,6 +79,8 @@ class _GraphBuilder:
     unsupported: list[UnsupportedRelation] = field(default_factory=list)
     mentions: list[_Mention] = field(default_factory=list)
     sentence_objects: set[str] = field(default_factory=set)
+    placed: list[tuple[str, str]] = field(default_factory=list)  # (object, side of the picture)
+    holder: str | None = None  # "X with ...": X, whose sides a placement in this sentence names
 
     # ---- objects -----------------------------------------------------------------------------
     def np(self, tree: Tree, exclude: list[str]) -> str:
@@ -86,6 +96,8 @@ class _GraphBuilder:
         start, end = words[0].start, words[-1].end
         name = self.text[start:end]
         noun, attributes = self._head(name.lower(), count)
+        if noun.rsplit(" ", 1)[-1] in POSITION_WORDS:
+            raise ParseError(f"{name!r} names a place in the picture, not an object", self.text, start)
         referent = None
         if definite:
             referent = self._definite(noun, attributes, name.lower())
@@ -211,6 +223,12 @@ class _GraphBuilder:
             for subject in subjects:
                 for triple in between_relations(str(token.value), subject, first, second, self.lexicon):
                     self.add(*triple, token.start)
+        elif relation.data == "placement":
+            for subject in subjects:
+                if self.holder is None:
+                    self.placed.append((subject, str(token.value)))
+                elif (triple := side_relation(subject, str(token.value), self.holder)) is not None:
+                    self.add(*triple, token.start)
         elif relation.data == "symmetric":
             if len(subjects) < 2:
                 raise ParseError(f"{token.text!r} needs two objects before it", self.text, token.start)
@@ -266,9 +284,18 @@ def parse_controlled(text: str) -> SceneGraph:
         raise ParseError(f"cannot parse the text: {error}", text, len(text)) from None
     builder = _GraphBuilder(text=text, lexicon=load_lexicon())
     try:
-        for sentence in tree.children:
-            if isinstance(sentence, Tree):
-                builder.sentence(sentence)
+        first = None
+        for part in tree.children:
+            if isinstance(part, Tree):
+                before = len(builder.mentions)
+                builder.sentence(part)
+                first = builder.mentions[before].object_id if len(builder.mentions) > before else None
+            elif part.value.text.lower() == "with":
+                builder.holder = first
+            elif part.value.text.lower() not in ("and", ","):  # the with-list goes on until then
+                builder.holder = None
+        for triple in placement_relations(builder.placed):
+            builder.add(*triple, 0)
         return SceneGraph(
             prompt=text, objects=builder.objects, relations=builder.relations, unsupported=builder.unsupported
         )

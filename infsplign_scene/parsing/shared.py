@@ -12,6 +12,27 @@ from ..scene import SceneObject
 # What any backend reads at most: longer text is refused before parsing (`parsing.check_text`).
 MAX_TEXT_LENGTH = 4000
 
+# Nouns that name a place in the picture, never an object.
+POSITION_WORDS = frozenset(
+    [
+        "left",
+        "right",
+        "top",
+        "bottom",
+        "side",
+        "middle",
+        "centre",
+        "center",
+        "front",
+        "back",
+        "background",
+        "foreground",
+        "corner",
+        "edge",
+        "other",
+    ]
+)
+
 
 def new_object_id(noun: str, taken: Iterable[str]) -> str:
     """An id from the noun ("teddy bear" -> "teddy_bear"), numbered when taken ("cat_2")."""
@@ -40,3 +61,29 @@ def between_relations(
     if phrase in lexicon.among:
         return [(subject, "near", first), (subject, "near", second)]
     return [(first, "left_of", subject), (subject, "left_of", second)]
+
+
+_SIDE_ORDER = {"left": 0, "top": 0, "middle": 1, "right": 2, "bottom": 2}
+_SIDE_AXIS = {"left": "x", "right": "x", "top": "y", "bottom": "y", "middle": None}
+_SIDE_OF = {"left": "left_of", "right": "right_of", "top": "above", "bottom": "below"}
+
+
+def placement_relations(placed: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """What places in the picture state ("a fox on the left and a goose on the right"): each two
+    objects placed at different places of one axis are related along it (the middle lies between
+    the sides of either axis); left against top states nothing."""
+    triples = []
+    for i, (first, first_side) in enumerate(placed):
+        for second, second_side in placed[i + 1 :]:
+            axes = {_SIDE_AXIS[first_side], _SIDE_AXIS[second_side]} - {None}
+            if first == second or first_side == second_side or len(axes) != 1:
+                continue
+            before, after = (first, second) if _SIDE_ORDER[first_side] < _SIDE_ORDER[second_side] else (second, first)
+            triples.append((before, "left_of" if axes == {"x"} else "above", after))
+    return triples
+
+
+def side_relation(subject: str, side: str, holder: str) -> tuple[str, str, str] | None:
+    """ "<holder> with <subject> on the <side>": the side is the holder's; the middle states nothing."""
+    predicate = _SIDE_OF.get(side)
+    return None if predicate is None or subject == holder else (subject, predicate, holder)

@@ -55,7 +55,7 @@ def load_nlp(required: bool = True):
 
 @dataclass
 class Phrase:
-    kind: str  # REL, PREL, BETWEEN, SYMM, UNSUP
+    kind: str  # REL, PREL, BETWEEN, SYMM, PLACE, UNSUP
     value: str
     start: int  # token indices [start, end)
     end: int
@@ -63,7 +63,14 @@ class Phrase:
 
 # Multi-word phrases are shown to the tagger and parser as one common word of the same role, so a
 # small model parses "a tie right of a bat" as it parses "a tie beside a bat".
-_PROXIES = {"REL": "beside", "BETWEEN": "between", "UNSUP": "behind", "PREL": "nearby", "SYMM": "together"}
+_PROXIES = {
+    "REL": "beside",
+    "BETWEEN": "between",
+    "UNSUP": "behind",
+    "PREL": "nearby",
+    "PLACE": "nearby",
+    "SYMM": "together",
+}
 
 
 @dataclass
