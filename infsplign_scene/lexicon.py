@@ -32,6 +32,7 @@ class Lexicon:
     possessive_pronouns: frozenset[str]
     articles: frozenset[str]
     counts: dict[str, int]
+    quantity_nouns: frozenset[str]  # "pair" in "a pair of scissors": the object is what follows "of"
     colors: frozenset[str]
     sizes: frozenset[str]
     multiword_nouns: frozenset[str]
@@ -63,6 +64,7 @@ def load_lexicon() -> Lexicon:
         possessive_pronouns=frozenset(data["possessive_pronouns"]),
         articles=frozenset(data["articles"]),
         counts=dict(data["counts"]),
+        quantity_nouns=frozenset(data["quantity_nouns"]),
         colors=frozenset(data["colors"]),
         sizes=frozenset(data["sizes"]),
         multiword_nouns=frozenset(data["multiword_nouns"]),

@@ -39,24 +39,23 @@ class _Extractor(Mentions):
     def subject_of(self, phrase: Phrase) -> list[str]:
         """Walk up from the phrase's first word to the object it describes (and its conjuncts)."""
         head = self.doc[phrase.start].head
+        direct = True  # the phrase hangs on the noun itself, not on a clause about it
         for _ in range(8):
             if phrase.start <= head.i < phrase.end and head.head.i != head.i:
                 head = head.head
                 continue
             resolved = self.resolve(head)
             if resolved is not None and head.pos_ in NOUN_TAGS | {"PRON"}:
+                if direct and phrase.kind not in ("PREL", "PLACE"):
+                    head = self.chain_head(head, phrase)
+                    resolved = self.resolve(head) or resolved
                 return self.with_conjuncts(head, resolved, phrase.start)
+            direct = False
             if head.pos_ in ("VERB", "AUX"):
-                for deps in (SUBJECT_DEPS, ("attr",), ("dobj",)):
-                    for child in head.children:
-                        if child.dep_ in deps:
-                            target = self.resolve(child)
-                            if target is not None:
-                                return self.with_conjuncts(child, target, phrase.start)
-                if head.dep_ in ("acl", "relcl") or head.dep_ == "conj":
-                    head = head.head
-                    continue
-                if head.dep_ == "pcomp":
+                subject = self.verb_subject(head, imperative=True)
+                if subject is not None:
+                    return self.with_conjuncts(subject, self.resolve(subject), phrase.start)
+                if head.dep_ in ("acl", "relcl", "conj", "pcomp"):
                     head = head.head
                     continue
             if head.head.i == head.i:
@@ -64,12 +63,75 @@ class _Extractor(Mentions):
             head = head.head
         return []
 
+    def verb_subject(self, verb, imperative: bool = False):
+        """The token naming what a verb is about: its subject, the "there is" attribute, or, for an
+        imperative ("paint a river"), its object."""
+        deps = (SUBJECT_DEPS, ("attr",), ("dobj",)) if imperative and verb.dep_ == "ROOT" else (SUBJECT_DEPS, ("attr",))
+        for wanted in deps:
+            for child in verb.children:
+                if child.dep_ in wanted and self.resolve(child) is not None:
+                    return child
+        return None
+
+    def chain_head(self, token, phrase: Phrase):
+        """The noun a chain of place and object phrases starts from: a phrase after "a cat sitting on
+        a mat", "a glass of juice", "a vase with flowers" or "a child eating a cake" is about the cat,
+        the glass, the vase, the child. A chain of one predicate stays a chain ("a moon above a
+        cloud above a hill": the cloud is above the hill)."""
+        for _ in range(8):
+            if token.dep_ == "pobj":
+                link = self.phrase_at.get(token.head.i)
+                if link is not None and link.kind == "REL" and link.value == phrase.value:
+                    break
+                owner = token.head.head
+            elif token.dep_ == "dobj":
+                owner = token.head
+            else:
+                break
+            if owner.i != token.i and owner.i in self.by_token:
+                token = owner
+                continue
+            while owner.dep_ == "conj" and owner.pos_ in ("VERB", "AUX") and owner.head.i != owner.i:
+                owner = owner.head
+            if owner.pos_ not in ("VERB", "AUX"):
+                break
+            subject = self.verb_subject(owner)
+            if subject is None and owner.dep_ in ("acl", "relcl") and owner.head.i in self.by_token:
+                subject = owner.head
+            if subject is None or subject.i == token.i:
+                break
+            token = subject
+        return token
+
     def with_conjuncts(self, token, resolved: str, before: int) -> list[str]:
-        subjects = [resolved]
-        for conjunct in token.conjuncts:
-            if conjunct.i < before and conjunct.i in self.by_token and self.by_token[conjunct.i] not in subjects:
-                subjects.append(self.by_token[conjunct.i])
+        """The subject and its conjuncts ("a cat and a dog left of ..."), except those that an
+        earlier phrase already describes ("a horse on its left and two dogs on its right")."""
+        tokens = sorted(
+            [token, *(c for c in token.conjuncts if c.i < before and c.i in self.by_token)], key=lambda t: t.i
+        )
+        earlier_phrase = max((p.start for p in self.phrases if tokens[0].i < p.start < before), default=-1)
+        kept = [t for t in tokens if t.i > earlier_phrase] or [token]
+        subjects: list[str] = []
+        for kept_token in kept:
+            object_id = resolved if kept_token.i == token.i else self.by_token[kept_token.i]
+            if object_id not in subjects:
+                subjects.append(object_id)
         return subjects
+
+    def coordinated(self, first, sentence_end: int) -> list[str]:
+        """The references coordinated with the first ("next to a hat, a book and a blanket"), except
+        one that a phrase of its own follows ("left of a dog and a lamp above the cat")."""
+        references = []
+        for conjunct in first.conjuncts:
+            object_id = self.resolve(conjunct)
+            if conjunct.i < first.i or object_id is None:
+                continue
+            following = self.position_after(conjunct.i + 1, sentence_end)
+            stop = sentence_end if following is None else following
+            if any(conjunct.i < p.start < stop for p in self.phrases):
+                break
+            references.append(object_id)
+        return references
 
     def reference_of(self, phrase: Phrase) -> tuple[list[str], int]:
         """The object(s) after the phrase, and the token index just after the (last) reference.
@@ -94,6 +156,8 @@ class _Extractor(Mentions):
             first = self.doc[position]
             references = [self.by_token[position]]
         end = first.i + 1
+        if phrase.kind == "REL":
+            references += [r for r in self.coordinated(first, sentence_end) if r not in references]
         if phrase.kind == "BETWEEN":
             conjuncts = [c for c in first.conjuncts if self.resolve(c) is not None]
             position = conjuncts[0].i if conjuncts else self.position_after(first.i + 1, sentence_end)
@@ -140,6 +204,10 @@ class _Extractor(Mentions):
             following = self.mention_after(reference_end, sentence.end)
             if following is not None and following not in references:
                 return [following]
+        if phrase.kind in ("PREL", "PLACE"):  # "a chair with an umbrella on top of it"
+            nearest = self.mention_before(phrase.start, sentence.start, set(references))
+            if nearest is not None and self.holder_of(nearest, phrase.start) is not None:
+                return [nearest]
         syntactic = [s for s in self.subject_of(phrase) if s not in references]
         if syntactic:
             return syntactic
@@ -172,6 +240,7 @@ class _Extractor(Mentions):
     def extract(self) -> None:
         self.collect_mentions()
         self.placed: list[tuple[str, str]] = []
+        self.phrase_at = {phrase.start: phrase for phrase in self.phrases}
         for phrase in self.phrases:
             if phrase.kind == "PLACE":
                 self.place(phrase, self.subjects_for(phrase, [], phrase.end))
@@ -230,7 +299,8 @@ class _Extractor(Mentions):
                     for triple in between_relations(phrase.value, subject, *references[:2], self.lexicon):
                         self.add(*triple)
                 else:
-                    self.add(subject, phrase.value, references[0])
+                    for reference in references:
+                        self.add(subject, phrase.value, reference)
         for triple in placement_relations(self.placed):
             self.add(*triple)
 

@@ -31,6 +31,7 @@ PICTURE_WORDS = frozenset(
         "view",
         "shot",
         "closeup",
+        "landscape",
     ]
 )
 
@@ -51,10 +52,12 @@ class Mentions:
     # ---- mentions ----------------------------------------------------------------------------
     def is_mention(self, token) -> bool:
         """Nouns (or words with an article that the tagger took for adjectives: "a remote"), except
-        position words, noun modifiers, clauses, and "photo" in "a photo of"."""
+        position words, noun modifiers, clauses, "photo" in "a photo of" and "pair" in "a pair of"."""
         if token.lower_ in POSITION_WORDS or token.dep_ in ("compound", "acl", "relcl", "advcl", "amod"):
             return False
         following = self.doc[token.i + 1].lower_ if token.i + 1 < len(self.doc) else ""
+        if token.lower_ in self.lexicon.quantity_nouns and following == "of":
+            return False
         if token.lower_ in PICTURE_WORDS and following in ("of", "with"):
             return False
         if token.pos_ in NOUN_TAGS:
@@ -70,7 +73,11 @@ class Mentions:
         for token in self.doc:
             if not self.is_mention(token):
                 continue
-            modifiers = [c.i for c in token.children if c.dep_ in ("amod", "compound", "nmod") and c.i < token.i]
+            modifiers = [
+                c.i
+                for c in token.children
+                if c.dep_ in ("amod", "compound", "nmod") and c.i < token.i and not self.punctuated(c.i, token.i)
+            ]
             start = min([token.i, *modifiers])
             count = 1
             for child in token.children:
@@ -88,6 +95,10 @@ class Mentions:
             if referent is None:
                 referent = self.new_object((self.spans[start][0], self.spans[token.i][1]), noun, attributes, count)
             self.by_token[token.i] = referent
+
+    def punctuated(self, start: int, end: int) -> bool:
+        """Whether punctuation stands between two tokens ("post. bike" is no compound)."""
+        return any(self.doc[i].is_punct for i in range(start + 1, end))
 
     @property
     def pronouns(self) -> frozenset[str]:
@@ -119,9 +130,19 @@ class Mentions:
         """The object a token stands for (a mention, a pronoun, a relative pronoun)."""
         if token.i in self.by_token:
             return self.by_token[token.i]
+        if token.lower_ in self.lexicon.quantity_nouns:  # "a pair of scissors": the scissors
+            amount_of = [c for p in token.children if p.lower_ == "of" for c in p.children if c.dep_ == "pobj"]
+            return self.resolve(amount_of[0], exclude) if amount_of else None
         if token.lower_ in self.lexicon.relative_pronouns:
             clause = token.head
             return self.resolve(clause.head, exclude) if clause.dep_ in ("relcl", "acl") else None
         if token.lower_ in self.pronouns:
+            opening = token.dep_ in SUBJECT_DEPS and token.sent.start > 0
+            if opening:  # "A map ... . It is on a table": the previous sentence's first object
+                earlier = [
+                    i for i in self.by_token if self.doc[i].sent.start == self.doc[token.sent.start - 1].sent.start
+                ]
+                if earlier and self.by_token[min(earlier)] not in exclude:
+                    return self.by_token[min(earlier)]
             return self.antecedent(token.i, set(exclude))
         return None

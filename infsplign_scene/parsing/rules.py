@@ -41,6 +41,9 @@ _TERMINAL_NAMES = {
     "DET": "an article",
     "PRON": "a pronoun",
     "REL": "a relation such as 'left of'",
+    "PREL": "a relation such as 'to its left'",
+    "PLACE": "a place such as 'on the left'",
+    "BETWEEN": "'between'",
     "AND": "'and'",
     "SEP": "a comma or full stop",
     "$END": "the end of the text",
@@ -123,9 +126,7 @@ class _GraphBuilder:
             head, modifiers = " ".join(words[-2:]), words[:-2]
         else:
             head, modifiers = words[-1], words[:-1]
-        if count > 1:
-            head = _singular(head, self.lexicon)
-        return head, modifiers
+        return _singular(head, self.lexicon), modifiers
 
     def _definite(self, noun: str, attributes: list[str], name: str) -> str | None:
         by_id = {o.id: o for o in self.objects}
@@ -164,6 +165,8 @@ class _GraphBuilder:
         clause = tree.children[-1]
         if clause.data == "forward":
             subjects = self.subjects(clause.children[0])
+            if self.holder is not None and len(clause.children) > 1 and self._about_holder(clause.children[1]):
+                subjects = [self.holder]  # "a vase with flowers next to a clock": the vase
             if len(clause.children) > 1:
                 self.predicates(clause.children[1], subjects)
         else:  # inverted: the relation comes first, its subjects after it
@@ -172,6 +175,12 @@ class _GraphBuilder:
             subjects = self.subjects(subjects_tree)
             self.apply(relation, pending, subjects)
         self.sentence_objects = set()
+
+    @staticmethod
+    def _about_holder(predicates: Tree) -> bool:
+        """Whether "X with Y <predicates>" states X's relation: an object relation directly after Y."""
+        first = next((r for r in predicates.children if isinstance(r, Tree)), None)
+        return first is not None and predicates.children[0] is first and first.data in ("rel", "between")
 
     def subjects(self, tree: Tree) -> list[str]:
         ids = []
@@ -196,15 +205,26 @@ class _GraphBuilder:
             object_id = self.np(target.children[0], exclude)
             if len(target.children) == 2:  # chain: "a moon above a cloud above a hill"
                 chained = target.children[1]
-                self.apply(chained, self.relation_targets(chained, [object_id]), [object_id])
+                # a chain of one predicate stays a chain; after another predicate or a phrase no
+                # predicate expresses, the next phrase is about the subjects ("a cat on a mat
+                # next to a dog", "a bird above a box next to a cup")
+                same = relation.data == "rel" and self._value(chained) == self._value(relation)
+                about = [object_id] if same or not exclude else exclude
+                self.apply(chained, self.relation_targets(chained, about), about)
             elif len(target.children) == 3:  # relative clause on the target
                 self.predicates(target.children[2], [object_id])
             return [object_id]
-        if relation.data == "pronoun_rel":
+        if relation.data == "pronoun_rel":  # "its" after "X with": X ("a desk with a mug to its right")
+            if self.holder is not None and self.holder not in exclude:
+                return [self.holder]
             return [self._antecedent(exclude, relation.children[0].value)]
         if relation.data == "between":
             return [self.np(relation.children[1], exclude), self.np(relation.children[3], exclude)]
         return []
+
+    @staticmethod
+    def _value(relation: Tree) -> str:
+        return str(relation.children[0].value.value)
 
     def apply(self, relation: Tree, targets: list[str], subjects: list[str]) -> None:
         token: PhraseToken = relation.children[0].value
