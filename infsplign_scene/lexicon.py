@@ -30,6 +30,7 @@ class Lexicon:
     relative_pronouns: frozenset[str]
     pronouns: frozenset[str]
     possessive_pronouns: frozenset[str]
+    plural_pronouns: frozenset[str]
     articles: frozenset[str]
     counts: dict[str, int]
     quantity_nouns: frozenset[str]  # "pair" in "a pair of scissors": the object is what follows "of"
@@ -62,6 +63,7 @@ def load_lexicon() -> Lexicon:
         relative_pronouns=frozenset(data["relative_pronouns"]),
         pronouns=frozenset(data["pronouns"]),
         possessive_pronouns=frozenset(data["possessive_pronouns"]),
+        plural_pronouns=frozenset(data["plural_pronouns"]),
         articles=frozenset(data["articles"]),
         counts=dict(data["counts"]),
         quantity_nouns=frozenset(data["quantity_nouns"]),

@@ -93,7 +93,7 @@ def _parse_auto(text: str, **options: Any) -> SceneGraph:
         controlled = parse_controlled(text)
     except ParseError:
         controlled = None
-    if controlled is not None and plain_names(controlled):
+    if controlled is not None and plain_names(controlled) and not stray_objects(controlled):
         return controlled  # nothing for a tagger to doubt: no need to load spaCy
     nlp = options.get("nlp") or load_nlp(required=False)
     if nlp is None:
@@ -111,9 +111,19 @@ def _parse_auto(text: str, **options: Any) -> SceneGraph:
                 stacklevel=3,
             )
         return controlled
-    if controlled is not None and controlled_language(controlled, nlp):
+    if controlled is not None and not stray_objects(controlled) and controlled_language(controlled, nlp):
         return controlled
     return parse_dependency(text, nlp=nlp)
+
+
+def stray_objects(graph: SceneGraph) -> bool:
+    """Whether the grammar related some objects and left others out: free text that it read only in
+    part ("next to a hat, a book and a blanket"), for the dependency parse to read whole."""
+    if not graph.relations:
+        return False
+    related = {o for r in graph.relations for o in (r.subject, r.object)}
+    related |= {o for u in graph.unsupported for o in (u.subject, u.object)}
+    return any(obj.id not in related for obj in graph.objects)
 
 
 def plain_names(graph: SceneGraph) -> bool:

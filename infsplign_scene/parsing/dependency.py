@@ -27,7 +27,7 @@ from ..errors import ParseError
 from ..lexicon import Lexicon, load_lexicon
 from ..scene import MAX_RELATIONS, Relation, SceneGraph, UnsupportedRelation
 from .mentions import NOUN_TAGS, SUBJECT_DEPS, Mentions
-from .shared import between_relations, placement_relations, side_relation
+from .shared import PICTURE_WORDS, between_relations, placement_relations, side_relation
 from .spacy_model import Analysed, Phrase, analyse_text, load_nlp, phrases_of
 
 
@@ -51,6 +51,9 @@ class _Extractor(Mentions):
                     resolved = self.resolve(head) or resolved
                 return self.with_conjuncts(head, resolved, phrase.start)
             direct = False
+            depicted = self.depicted(head)
+            if depicted is not None:  # "a photo of a vase on the ground below a chair": the vase
+                return [self.resolve(depicted)]
             if head.pos_ in ("VERB", "AUX"):
                 subject = self.verb_subject(head, imperative=True)
                 if subject is not None:
@@ -62,6 +65,13 @@ class _Extractor(Mentions):
                 break
             head = head.head
         return []
+
+    def depicted(self, token):
+        """The object of "a photo of <object>", when the token is the picture word."""
+        if token.lower_ not in PICTURE_WORDS or token.i in self.by_token:
+            return None
+        of = [c for p in token.children if p.lower_ == "of" for c in p.children if c.dep_ == "pobj"]
+        return of[0] if of and self.resolve(of[0]) is not None else None
 
     def verb_subject(self, verb, imperative: bool = False):
         """The token naming what a verb is about: its subject, the "there is" attribute, or, for an
@@ -109,7 +119,7 @@ class _Extractor(Mentions):
         tokens = sorted(
             [token, *(c for c in token.conjuncts if c.i < before and c.i in self.by_token)], key=lambda t: t.i
         )
-        earlier_phrase = max((p.start for p in self.phrases if tokens[0].i < p.start < before), default=-1)
+        earlier_phrase = max((p.start for p in self.phrases if tokens[0].i < p.start < tokens[-1].i), default=-1)
         kept = [t for t in tokens if t.i > earlier_phrase] or [token]
         subjects: list[str] = []
         for kept_token in kept:
@@ -139,6 +149,8 @@ class _Extractor(Mentions):
         A pronoun reference ("on top of it") is returned as [] with its token index negated,
         to be resolved once the subject is known."""
         last = self.doc[phrase.end - 1]
+        if phrase.start in self.owners:  # "on the sofa's right"
+            return [self.owners[phrase.start]], phrase.end
         objects = [c for c in last.children if c.dep_ in ("pobj", "dobj")]
         if not objects:  # the parser may hang the object on another word of the phrase ("next" in "next to")
             objects = [c for t in self.doc[phrase.start : phrase.end] for c in t.children if c.dep_ == "pobj"]
@@ -220,8 +232,11 @@ class _Extractor(Mentions):
         if not mentions:
             return None
         token = self.doc[min(mentions, key=lambda i: abs(i - near))]
+        start = token.i
         while token.dep_ == "conj" and token.head.i != token.i:
             token = token.head
+            if any(c.lower_ == "with" and c.i < start for c in token.children):  # "X with Y ... and Z ...", Z hung on X
+                return self.resolve(token)
         preposition = token.head
         if preposition.lower_ != "with" or preposition.i == token.i:
             return None
@@ -237,8 +252,25 @@ class _Extractor(Mentions):
                 self.add(*triple)
             self.latest_subject = subject
 
+    def possessive_sides(self) -> None:
+        """ "on the sofa's right", "to the dog's left": a relation to the possessor."""
+        self.owners: dict[int, str] = {}
+        for token in self.doc:
+            side = token.lower_ if token.lower_ in ("left", "right") else None
+            if token.lower_ == "side":  # "on the sofa's left side"
+                side = next((c.lower_ for c in token.children if c.lower_ in ("left", "right")), None)
+            owner = next((c for c in token.children if c.dep_ == "poss" and c.i in self.by_token), None)
+            preposition = token.head
+            if side is None or owner is None or preposition.lower_ not in ("on", "to", "at"):
+                continue
+            self.phrases = [p for p in self.phrases if p.start != preposition.i]
+            self.phrases.append(Phrase("REL", f"{side}_of", preposition.i, preposition.i + 1))
+            self.owners[preposition.i] = self.by_token[owner.i]
+        self.phrases.sort(key=lambda p: p.start)
+
     def extract(self) -> None:
         self.collect_mentions()
+        self.possessive_sides()
         self.placed: list[tuple[str, str]] = []
         self.phrase_at = {phrase.start: phrase for phrase in self.phrases}
         for phrase in self.phrases:
@@ -264,6 +296,8 @@ class _Extractor(Mentions):
                 # crawls to its right"); "it" the latest other object ("a dog runs below it")
                 holder = self.holder_of(subjects[0], phrase.start) if possessive and subjects else None
                 target = holder or (self.topic if possessive and self.topic not in subjects else None)
+                if target is None and self.doc[pronoun_at].lower_ in self.lexicon.plural_pronouns:
+                    target = self.antecedent(pronoun_at, set(subjects), plural=True)
                 target = target or self.antecedent(pronoun_at, set(subjects))
                 references = [target] if target else []
             else:

@@ -82,16 +82,48 @@ def relation_phrases(words: list[str]) -> list[tuple[str, str, int, int]]:
     return found
 
 
+_SIDES = {"left": "left_of", "right": "right_of"}
+
+
+def possessive_side(words: list[str], i: int) -> tuple[str, int, int] | None:
+    """ "on the sofa's right" at word i: (predicate, index of "sofa's", index after the side)."""
+    if words[i] not in ("on", "to", "at"):
+        return None
+    for owner in range(i + 1, min(i + 6, len(words) - 1)):
+        if words[owner] in _PUNCTUATION:
+            return None
+        if words[owner].endswith("'s") and words[owner + 1] in _SIDES:
+            after = owner + 2
+            for tail in (("hand", "side"), ("side",)):
+                if tuple(words[after : after + len(tail)]) == tail:
+                    after += len(tail)
+                    break
+            return _SIDES[words[owner + 1]], owner, after
+    return None
+
+
 def lex(text: str) -> list[PhraseToken]:
     """Split `text` into phrase tokens (longest lexicon match) with context-dependent roles."""
     words = [(m.group(0), m.start(), m.end()) for m in _WORD.finditer(text)]
     lowered = [w.lower().replace("’", "'") for w, _, _ in words]
     index = _phrase_index()
     raw: list[PhraseToken] = []
+    owner_ends: dict[int, int] = {}  # "on the sofa's right": the word "sofa's" -> the word after "right"
     i = 0
     while i < len(words):
         word = lowered[i]
         at_sentence_start = not raw or raw[-1].kind == "SEP"
+        if i in owner_ends:
+            raw.append(PhraseToken("WORD", words[i][0][:-2], words[i][1], words[i][2] - 2))
+            i = owner_ends.pop(i)
+            continue
+        side = possessive_side(lowered, i)
+        if side is not None:
+            predicate, owner, after = side
+            owner_ends[owner] = after
+            raw.append(PhraseToken("REL", words[i][0], words[i][1], words[i][2], predicate))
+            i += 1
+            continue
         if word in _PUNCTUATION:
             raw.append(PhraseToken("SEP", word, words[i][1], words[i][2]))
             i += 1

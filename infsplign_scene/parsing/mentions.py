@@ -9,31 +9,11 @@ from typing import Any
 from ..errors import ParseError
 from ..lexicon import Lexicon
 from ..scene import MAX_OBJECTS, Relation, SceneObject, UnsupportedRelation
-from .shared import POSITION_WORDS, definite_referent, new_object_id
+from .shared import PICTURE_WORDS, POSITION_WORDS, definite_referent, new_object_id
 from .spacy_model import Phrase
 
 NOUN_TAGS = frozenset({"NOUN", "PROPN"})
 SUBJECT_DEPS = ("nsubj", "nsubjpass")
-# Nouns that name the picture itself when "of" or "with" follows ("a photo of", "a scene with"),
-# though "a painting over the sofa" is an object.
-PICTURE_WORDS = frozenset(
-    [
-        "photo",
-        "photograph",
-        "picture",
-        "image",
-        "painting",
-        "drawing",
-        "illustration",
-        "rendering",
-        "render",
-        "scene",
-        "view",
-        "shot",
-        "closeup",
-        "landscape",
-    ]
-)
 
 
 @dataclass
@@ -53,7 +33,9 @@ class Mentions:
     def is_mention(self, token) -> bool:
         """Nouns (or words with an article that the tagger took for adjectives: "a remote"), except
         position words, noun modifiers, clauses, "photo" in "a photo of" and "pair" in "a pair of"."""
-        if token.lower_ in POSITION_WORDS or token.dep_ in ("compound", "acl", "relcl", "advcl", "amod"):
+        if token.lower_ in POSITION_WORDS or token.dep_ in ("acl", "relcl", "advcl", "amod"):
+            return False
+        if token.dep_ == "compound" and not self.punctuated(token.i, token.head.i):  # not "post. bike"
             return False
         following = self.doc[token.i + 1].lower_ if token.i + 1 < len(self.doc) else ""
         if token.lower_ in self.lexicon.quantity_nouns and following == "of":
@@ -62,6 +44,8 @@ class Mentions:
             return False
         if token.pos_ in NOUN_TAGS:
             return True
+        if token.dep_ == "pobj" and token.pos_ == "ADV" and token.head.i in self.phrase_tokens:
+            return True  # "cabinet above oven", the last word tagged as an adverb
         has_article = any(c.dep_ == "det" and c.lower_ in ("a", "an", "the") for c in token.children)
         return (
             has_article
@@ -96,6 +80,10 @@ class Mentions:
                 referent = self.new_object((self.spans[start][0], self.spans[token.i][1]), noun, attributes, count)
             self.by_token[token.i] = referent
 
+    @property
+    def phrase_tokens(self) -> set[int]:
+        return {phrase.start for phrase in self.phrases}
+
     def punctuated(self, start: int, end: int) -> bool:
         """Whether punctuation stands between two tokens ("post. bike" is no compound)."""
         return any(self.doc[i].is_punct for i in range(start + 1, end))
@@ -120,10 +108,14 @@ class Mentions:
         )
         return object_id
 
-    def antecedent(self, before: int, exclude: set[str]) -> str | None:
+    def antecedent(self, before: int, exclude: set[str], plural: bool = False) -> str | None:
+        counts = {o.id: o.count for o in self.objects}
         for index in sorted(self.by_token, reverse=True):
-            if index < before and self.by_token[index] not in exclude:
-                return self.by_token[index]
+            object_id = self.by_token[index]
+            if index >= before or object_id in exclude:
+                continue
+            if not plural or counts[object_id] > 1 or self.doc[index].tag_ in ("NNS", "NNPS"):
+                return object_id
         return None
 
     def resolve(self, token, exclude: set[str] = frozenset()) -> str | None:
@@ -144,5 +136,9 @@ class Mentions:
                 ]
                 if earlier and self.by_token[min(earlier)] not in exclude:
                     return self.by_token[min(earlier)]
+            if token.lower_ in self.lexicon.plural_pronouns:  # "under them": the latest plural object
+                plural = self.antecedent(token.i, set(exclude), plural=True)
+                if plural is not None:
+                    return plural
             return self.antecedent(token.i, set(exclude))
         return None

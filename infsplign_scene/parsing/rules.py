@@ -28,6 +28,7 @@ from ..scene import MAX_OBJECTS, MAX_RELATIONS, Relation, SceneGraph, SceneObjec
 from .lexer import PhraseToken, lex
 from .shared import (
     MAX_TEXT_LENGTH,
+    PICTURE_WORDS,
     POSITION_WORDS,
     between_relations,
     definite_referent,
@@ -310,8 +311,9 @@ def parse_controlled(text: str) -> SceneGraph:
                 before = len(builder.mentions)
                 builder.sentence(part)
                 first = builder.mentions[before].object_id if len(builder.mentions) > before else None
-            elif part.value.text.lower() == "with":
-                builder.holder = first
+            elif part.value.text.lower() == "with":  # "a scene with ...": the picture holds no sides
+                holder = next((o for o in builder.objects if o.id == first), None)
+                builder.holder = first if holder is not None and holder.noun not in PICTURE_WORDS else None
             elif part.value.text.lower() not in ("and", ","):  # the with-list goes on until then
                 builder.holder = None
         for triple in placement_relations(builder.placed):

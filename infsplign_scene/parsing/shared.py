@@ -34,6 +34,28 @@ POSITION_WORDS = frozenset(
 )
 
 
+# Nouns that name the picture itself when "of" or "with" follows ("a photo of", "a scene with"),
+# though "a painting over the sofa" is an object.
+PICTURE_WORDS = frozenset(
+    [
+        "photo",
+        "photograph",
+        "picture",
+        "image",
+        "painting",
+        "drawing",
+        "illustration",
+        "rendering",
+        "render",
+        "scene",
+        "view",
+        "shot",
+        "closeup",
+        "landscape",
+    ]
+)
+
+
 def new_object_id(noun: str, taken: Iterable[str]) -> str:
     """An id from the noun ("teddy bear" -> "teddy_bear"), numbered when taken ("cat_2")."""
     base = re.sub(r"[^a-z0-9]+", "_", noun.lower()).strip("_") or "object"
