@@ -184,6 +184,8 @@ class WrappingCaptureProcessor:
         text = encoder_hidden_states
         if isinstance(text, tuple):  # IP-Adapter hands (text, image) embeddings: the map is the text's
             text = text[0]
+        elif hasattr(self.inner, "num_tokens"):  # IP-Adapter's older form: image tokens after the text
+            text = text[:, : text.shape[1] - self.inner.num_tokens[0]]
         if attn.norm_cross:
             text = attn.norm_encoder_hidden_states(text)
         query = attn.head_to_batch_dim(attn.to_q(hidden_states))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -162,3 +163,38 @@ def test_a_pipeline_with_a_lora_composes_and_the_lora_changes_the_image(tmp_path
     with_lora = build_tiny_pipeline(seed=7)
     with_lora.load_lora_weights(tmp_path)
     assert np.abs(image(with_lora) - image(plain)).max() > 0
+
+
+@pytest.mark.parametrize("packed", [True, False], ids=["tuple", "concatenated"])
+def test_ip_adapters_processor_is_wrapped_and_its_image_tokens_left_out_of_the_map(packed):
+    from conftest import build_tiny_pipeline
+    from diffusers.models.attention_processor import IPAdapterAttnProcessor2_0
+
+    unet = build_tiny_pipeline(seed=5).unet
+    torch.manual_seed(0)
+    processors = {}
+    for name in unet.attn_processors:
+        attn = unet.get_submodule(name.removesuffix(".processor"))
+        cross = name.endswith("attn2.processor")
+        processors[name] = (
+            IPAdapterAttnProcessor2_0(attn.to_q.out_features, cross_attention_dim=32, num_tokens=(4,))
+            if cross
+            else AttnProcessor2_0()
+        )
+    unet.set_attn_processor(dict(processors))  # diffusers empties the dict it is given
+    latents, t = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)), torch.tensor(10)
+    text = torch.randn(1, 77, 32, generator=torch.Generator().manual_seed(1))
+    image = torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(2))
+    condition = (text, [image]) if packed else torch.cat([text, image], dim=1)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # diffusers deprecates the concatenated form
+        expected = unet(latents, t, encoder_hidden_states=condition).sample
+        without_image = unet(latents, t, encoder_hidden_states=(text, [torch.zeros_like(image)])).sample
+        with trace(unet, (8, 8), levels=2) as store:
+            with store.capturing():
+                captured = unet(latents, t, encoder_hidden_states=condition).sample
+            maps = store.level(store.resolutions()[0])
+    assert (expected - without_image).abs().max() > 0  # the image tokens take part in the output
+    torch.testing.assert_close(captured, expected, atol=0, rtol=0)
+    assert maps.shape[1] == 77 and torch.allclose(maps.sum(1), torch.ones_like(maps.sum(1)), atol=1e-4)
+    assert all(type(p) is type(processors[n]) for n, p in unet.attn_processors.items())
