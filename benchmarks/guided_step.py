@@ -1,6 +1,6 @@
-"""Cost of one guided denoising step on the SD 1.4 UNet architecture (random weights).
+"""Cost of one guided denoising step on the SD 1.4 or SDXL UNet architecture (random weights).
 
-    python benchmarks/guided_step.py [--quick] [--json PATH]
+    python benchmarks/guided_step.py [--family sd14|sdxl] [--quick] [--json PATH]
 
 In one process, alternating the variants and repeating them, it times:
 1. plain CFG step: one batch-2 forward without grad (the unit);
@@ -12,8 +12,11 @@ In one process, alternating the variants and repeating them, it times:
    them one after the other; also under bfloat16 autocast, and with both CFG halves in one
    graph-recording batch (`guided_joint`, `cfg_forward="joint"`) (neither with `--quick` on CPU);
 3. the authors' step structure, reimplemented: the CFG batch of 2 run with grad, probabilities of
-   all 77 tokens on the six up_blocks.1/2 cross-attention layers resized to 64x64, backward
-   through both halves (weights frozen as well, so the comparison is about structure);
+   all 77 tokens on their layers (SD: the six up_blocks.1/2 cross-attention layers; SDXL:
+   up_blocks.0.attentions.1.transformer_blocks.{1,2,3}) resized to 64x64, backward through both
+   halves (weights frozen as well, so the comparison is about structure); on SDXL also our step
+   capturing only the authors' three coarse layers (`guided_authors_layers`): what reading all 30
+   coarse layers costs;
 4. our guided step with R = 1, 4, 16, 32 relations over 8 objects;
 5. the parts of our guided step: the unconditional forward, the conditional forward recording
    the graph, and the backward, each against the plain step (where the time goes);
@@ -27,6 +30,9 @@ peaks after its 5th and its last step, then 5 steps with 32), and in another for
 on CPU and the joint step on CUDA. Medians and their ratios go to a table and to JSON, each timing
 ratio also as the median of its per-round ratios (`paired`: robust to a machine whose speed
 drifts between rounds).
+SDXL (`--family sdxl`) is conditioned on its pooled text embedding and time ids as well; its 2.6
+billion parameters need about 10 GB in float32, so on a 24 GB CPU machine time it with
+`--time-only` and measure memory in a separate `--memory-only` run.
 Latents are 32x32 on CPU, 64x64 in float16 on a GPU; `--quick` on CPU measures the peak memory
 at latent 8 (a leak of a step's graph, maps or trace would show at any size). The timing process
 has glibc keep the memory it frees (`keep_freed_memory`; `--allocator system` leaves malloc as it
@@ -51,6 +57,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from diffusers.models.attention_processor import AttnProcessor2_0
 
 from infsplign_scene import cuda_graphs
 from infsplign_scene.analysis import analyze
@@ -58,27 +65,49 @@ from infsplign_scene.attention import cross_attention_layers, no_graph_after, tr
 from infsplign_scene.compile import compile_objective
 from infsplign_scene.compile import statistics as statistics_of
 from infsplign_scene.guidance import GuidanceConfig
-from infsplign_scene.lab.testing import SD14_UNET_CONFIG
+from infsplign_scene.lab.testing import SD14_UNET_CONFIG, SDXL_UNET_CONFIG
 from infsplign_scene.losses import centroids_and_variances, spatial_loss
 from infsplign_scene.scene import SceneGraph
 from infsplign_scene.step import frozen_weights, guided_step, object_maps
 
 DEFAULT_CFG_FORWARD = GuidanceConfig().cfg_forward
+UNET_CONFIGS = {"sd14": SD14_UNET_CONFIG, "sdxl": SDXL_UNET_CONFIG}
+# The authors' captured layers (without '.attn2'), per family
+REFERENCE_LAYERS = {
+    "sd14": [f"up_blocks.{b}.attentions.{a}.transformer_blocks.0" for b in (1, 2) for a in range(3)],
+    "sdxl": [f"up_blocks.0.attentions.1.transformer_blocks.{k}" for k in (1, 2, 3)],
+}
 
 
-def setup(latent: int, device: str, dtype: torch.dtype):
+def setup(latent: int, device: str, dtype: torch.dtype, family: str = "sd14"):
+    """The UNet, a DDIM schedule, text embeddings and latents; and SDXL's added conditions
+    (pooled text embedding and time ids; None on SD)."""
     from diffusers import DDIMScheduler, UNet2DConditionModel
 
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(**SD14_UNET_CONFIG).to(device).eval()
+    config = UNET_CONFIGS[family]
+    unet = UNet2DConditionModel(**config).to(device).eval()
     if dtype != torch.float32:
         unet = unet.to(dtype)
     scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1)
     scheduler.set_timesteps(50)
-    cond = torch.randn(1, 77, 768, device=device, dtype=dtype)
-    uncond = torch.randn(1, 77, 768, device=device, dtype=dtype)
+    width = config["cross_attention_dim"]
+    cond = torch.randn(1, 77, width, device=device, dtype=dtype)
+    uncond = torch.randn(1, 77, width, device=device, dtype=dtype)
     latents = torch.randn(1, 4, latent, latent, device=device, dtype=dtype)
-    return unet, scheduler, cond, uncond, latents
+    added = None
+    if family == "sdxl":
+        size = latent * 8
+        added = {
+            "text_embeds": torch.randn(1, 1280, device=device, dtype=dtype),
+            "time_ids": torch.tensor([[size, size, 0, 0, size, size]], device=device, dtype=dtype),
+        }
+    return unet, scheduler, cond, uncond, latents, added
+
+
+def doubled(added: dict | None) -> dict | None:
+    """Added conditions for a CFG batch of 2."""
+    return None if added is None else {key: torch.cat([value] * 2) for key, value in added.items()}
 
 
 def relation_graph(relations: int, objects: int = 8) -> SceneGraph:
@@ -113,9 +142,14 @@ def token_matrix(objective, device: str | torch.device) -> tuple[torch.Tensor, t
     return torch.eye(count, device=device).unsqueeze(0), torch.arange(1, count + 1, device=device)
 
 
-def plain_step(unet, scheduler, latents, t, cond, uncond, scale=7.5):
+def plain_step(unet, scheduler, latents, t, cond, uncond, scale=7.5, added=None):
     with torch.no_grad():
-        noise = unet(torch.cat([latents] * 2), t, encoder_hidden_states=torch.cat([uncond, cond])).sample
+        noise = unet(
+            torch.cat([latents] * 2),
+            t,
+            encoder_hidden_states=torch.cat([uncond, cond]),
+            added_cond_kwargs=doubled(added),
+        ).sample
         noise_uncond, noise_text = noise.chunk(2)
         return noise_uncond + scale * (noise_text - noise_uncond)
 
@@ -133,6 +167,7 @@ def our_step(
     weights,
     precision="model",
     cfg_forward=DEFAULT_CFG_FORWARD,
+    added=None,
 ):
     """The pipeline's guided step (`infsplign_scene.step.guided_step`) with CFG and the update."""
     step = guided_step(
@@ -148,18 +183,22 @@ def our_step(
         negative_embeds=uncond,
         precision=precision,
         cfg_forward=cfg_forward,
+        added_cond=added,
+        negative_added_cond=added,
     )
     noise_uncond = step.noise_uncond
     return noise_uncond + 7.5 * (step.noise_text - noise_uncond) + 1000 * step.grad.to(latents.dtype)
 
 
-def guided_parts(unet, scheduler, latents, t, cond, store, matrix, objective, weights) -> tuple[float, float]:
+def guided_parts(
+    unet, scheduler, latents, t, cond, store, matrix, objective, weights, added=None
+) -> tuple[float, float]:
     """Seconds of the guided step's conditional forward (recording the graph) and of its backward."""
     with torch.enable_grad():
         started = time.perf_counter()
         guided = latents.detach().requires_grad_(True)
         with store.capturing():
-            unet(scheduler.scale_model_input(guided, t), t, encoder_hidden_states=cond)
+            unet(scheduler.scale_model_input(guided, t), t, encoder_hidden_states=cond, added_cond_kwargs=added)
         loss = objective.evaluate(statistics_of(object_maps(store, matrix)), weights).total.sum()
         forward_done = time.perf_counter()
         torch.autograd.grad(loss, guided)
@@ -167,7 +206,7 @@ def guided_parts(unet, scheduler, latents, t, cond, store, matrix, objective, we
 
 
 class ReferenceCapture:
-    """The authors' capture: all 77 token probabilities of the six up_blocks.1/2 layers, 64x64."""
+    """The authors' capture: all 77 token probabilities of their layers, resized to 64x64."""
 
     def __init__(self):
         self.maps = []
@@ -185,11 +224,16 @@ class ReferenceCapture:
         return attn.to_out[1](attn.to_out[0](out))
 
 
-def reference_step(unet, scheduler, latents, t, cond, uncond, capture: ReferenceCapture):
+def reference_step(unet, scheduler, latents, t, cond, uncond, capture: ReferenceCapture, added=None):
     capture.maps = []
     with torch.enable_grad():
         guided = latents.detach().requires_grad_(True)
-        noise = unet(torch.cat([guided] * 2), t, encoder_hidden_states=torch.cat([uncond, cond])).sample
+        noise = unet(
+            torch.cat([guided] * 2),
+            t,
+            encoder_hidden_states=torch.cat([uncond, cond]),
+            added_cond_kwargs=doubled(added),
+        ).sample
         maps = torch.stack(capture.maps).mean(0)[1:]  # conditional half, [1, 77, 64, 64]
         centroids, _ = centroids_and_variances(maps[:, [2, 5]].float())
         index = torch.zeros(1, 1, dtype=torch.long, device=latents.device)
@@ -199,12 +243,28 @@ def reference_step(unet, scheduler, latents, t, cond, uncond, capture: Reference
     return noise_uncond + 7.5 * (noise_text - noise_uncond) + 1000 * grad
 
 
-def reference_processors(unet, capture) -> dict:
+def reference_processors(unet, capture, family: str = "sd14") -> dict:
     processors = dict(unet.attn_processors)
-    for name in cross_attention_layers(unet):
-        if name.startswith(("up_blocks.1.", "up_blocks.2.")):  # the authors' six layers, reproduced
-            processors[f"{name}.processor"] = capture
+    for layer in REFERENCE_LAYERS[family]:
+        processors[f"{layer}.attn2.processor"] = capture
     return processors
+
+
+@contextlib.contextmanager
+def only_layers(unet, layers: list[str]):
+    """Inside a `trace`: capture on the coarse level only at `layers` (their attn2), as the authors
+    read SDXL; the other coarse layers run their own processors again."""
+    current = dict(unet.attn_processors)
+    kept = {f"{layer}.attn2" for layer in layers}
+    reduced = dict(current)
+    for name in cross_attention_layers(unet, levels=1):
+        if name not in kept:
+            reduced[f"{name}.processor"] = AttnProcessor2_0()
+    unet.set_attn_processor(reduced)
+    try:
+        yield
+    finally:
+        unet.set_attn_processor(dict(current))
 
 
 def _status_mib(field: str) -> float:
@@ -239,12 +299,12 @@ def current_memory(device: str) -> float:
     return _status_mib("VmRSS")
 
 
-def memory_child(segments: list[tuple[int, int]], latent: int, device: str, cfg: str) -> None:
+def memory_child(segments: list[tuple[int, int]], latent: int, device: str, cfg: str, family: str) -> None:
     """Run guided steps (`cfg`: a `cfg_forward`) in this process, segment after segment, each
     (relations, steps) from the same start latents with its own scheduler; print the peak memory
     (MiB, model included) after each segment's 5th step and after its last."""
     dtype = torch.float16 if device == "cuda" else torch.float32
-    unet, scheduler, cond, uncond, start = setup(latent, device, dtype)
+    unet, scheduler, cond, uncond, start, added = setup(latent, device, dtype, family)
     reset_peak_memory(device)
     baseline = current_memory(device)
     weights = GuidanceConfig()
@@ -261,7 +321,18 @@ def memory_child(segments: list[tuple[int, int]], latent: int, device: str, cfg:
         ):
             for number, t in enumerate(scheduler.timesteps, start=1):
                 noise = our_step(
-                    unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, cfg_forward=cfg
+                    unet,
+                    scheduler,
+                    latents,
+                    t,
+                    cond,
+                    uncond,
+                    store,
+                    matrix,
+                    objective,
+                    weights,
+                    cfg_forward=cfg,
+                    added=added,
                 )
                 latents = scheduler.step(noise, t, latents).prev_sample
                 if number in (5, steps):
@@ -281,7 +352,9 @@ def seconds_of(run, device: str | torch.device) -> float:
     return time.perf_counter() - started
 
 
-def cuda_graph_timings(unet, scheduler, latents, t, cond, uncond, objective, weights, repeats) -> dict:
+def cuda_graph_timings(
+    unet, scheduler, latents, t, cond, uncond, objective, weights, repeats, family="sd14", added=None
+) -> dict:
     """Median seconds of the plain step, our guided step (joint and split CFG) and the authors'
     structure, each replayed from a CUDA graph, alternating; and the error of any capture that failed."""
     t = t.to(latents.device)  # a host-to-device copy may not run inside a capture
@@ -296,19 +369,33 @@ def cuda_graph_timings(unet, scheduler, latents, t, cond, uncond, objective, wei
         except RuntimeError as error:  # report what a capture met instead of losing the whole run
             errors[name] = f"{type(error).__name__}: {error}"[:2000]
 
-    record("plain_cuda_graph", lambda: plain_step(unet, scheduler, latents, t, cond, uncond))
+    record("plain_cuda_graph", lambda: plain_step(unet, scheduler, latents, t, cond, uncond, added=added))
     with trace(unet, (side, side), columns, levels=2) as store, no_graph_after(unet):
         for name, cfg in (("guided_joint_cuda_graph", "joint"), ("guided_cuda_graph", "split")):
             record(
                 name,
                 lambda cfg=cfg: our_step(
-                    unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights, cfg_forward=cfg
+                    unet,
+                    scheduler,
+                    latents,
+                    t,
+                    cond,
+                    uncond,
+                    store,
+                    matrix,
+                    objective,
+                    weights,
+                    cfg_forward=cfg,
+                    added=added,
                 ),
             )
     capture, ours = ReferenceCapture(), dict(unet.attn_processors)
-    unet.set_attn_processor(reference_processors(unet, capture))
+    unet.set_attn_processor(reference_processors(unet, capture, family))
     try:  # a replay runs the kernels recorded with the authors' processors, whatever is installed later
-        record("reference_cuda_graph", lambda: reference_step(unet, scheduler, latents, t, cond, uncond, capture))
+        record(
+            "reference_cuda_graph",
+            lambda: reference_step(unet, scheduler, latents, t, cond, uncond, capture, added=added),
+        )
     finally:
         unet.set_attn_processor(ours)
     times: dict[str, list[float]] = {name: [] for name in replays}
@@ -383,16 +470,18 @@ def progress(message: str) -> None:
     print(f"[{time.perf_counter() - _STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
-def child_memory(segments: list[tuple[int, int]], latent: int, device: str, cfg: str = DEFAULT_CFG_FORWARD) -> dict:
+def child_memory(
+    segments: list[tuple[int, int]], latent: int, device: str, cfg: str = DEFAULT_CFG_FORWARD, family: str = "sd14"
+) -> dict:
     described = ", then ".join(f"{relations} relation(s) for {steps} steps" for relations, steps in segments)
     progress(f"peak memory: {described}, {cfg} CFG, latent {latent}, in a fresh process")
     plan = ",".join(f"{relations}x{steps}" for relations, steps in segments)
-    command = [sys.executable, __file__, "--memory-child", plan, str(latent), device, cfg]
+    command = [sys.executable, __file__, "--memory-child", plan, str(latent), device, cfg, family]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
-def measure_memory(latent: int, device: str) -> dict:
+def measure_memory(latent: int, device: str, family: str = "sd14") -> dict:
     """Peak memory with 1 relation after 5 and after 50 steps, and with 32 relations over 5 steps.
 
     One process runs 50 steps with 1 relation and then 5 steps with 32: whatever a step kept for
@@ -400,7 +489,7 @@ def measure_memory(latent: int, device: str) -> dict:
     running peak after those 5 steps, so it can only overstate what 32 relations add. One process
     instead of two saves building the model again (half a minute on 2 CPU cores). A second process
     runs 5 steps of the device's other CFG step (`r1_split` on CPU, `r1_joint` on CUDA)."""
-    run = child_memory([(1, 50), (32, 5)], latent, device)
+    run = child_memory([(1, 50), (32, 5)], latent, device, family=family)
     memory = {
         "r1": peak_entry(run, 1, 5),
         "r32": peak_entry(run, 32, 5),
@@ -409,7 +498,7 @@ def measure_memory(latent: int, device: str) -> dict:
     }
     # on CUDA the default runs the split step, and the joint one is the faster there
     other = "joint" if device == "cuda" else "split"
-    memory[f"r1_{other}"] = peak_entry(child_memory([(1, 5)], latent, device, other), 1, 5)
+    memory[f"r1_{other}"] = peak_entry(child_memory([(1, 5)], latent, device, other, family), 1, 5)
     return memory
 
 
@@ -448,6 +537,7 @@ def main() -> None:
         "no bfloat16, joint-CFG or native-convolution variants: under 5 minutes on 2 CPU cores",
     )
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--family", choices=tuple(UNET_CONFIGS), default="sd14", help="the UNet architecture")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--latent", type=int, default=None, help="latent side (default 32 on CPU, 64 on GPU)")
     parser.add_argument("--memory-only", action="store_true", help="only the memory measurements")
@@ -464,12 +554,12 @@ def main() -> None:
         help="timing process only: 'kept' has glibc keep freed memory (no mmap, no trimming, one arena), so no "
         "variant pays page faults that depend on what ran before it; 'system' leaves malloc as it is",
     )
-    parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
-        plan, latent, device, cfg = args.memory_child
+        plan, latent, device, cfg, family = args.memory_child
         segments = [tuple(int(n) for n in segment.split("x")) for segment in plan.split(",")]
-        memory_child(segments, int(latent), device, cfg)
+        memory_child(segments, int(latent), device, cfg, family)
         return
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -478,34 +568,39 @@ def main() -> None:
     memory_latent = 8 if args.quick and device == "cpu" else latent
     # the memory children are fresh processes with the system's malloc: their peaks mean what they always did
     allocator = keep_freed_memory() if args.allocator == "kept" and not args.memory_only else "system"
+    family = args.family
     if args.memory_only:
-        memory = measure_memory(memory_latent, device)
+        memory = measure_memory(memory_latent, device, family)
         print(json.dumps(memory_ratios(memory), indent=2))
         if args.json:
             args.json.write_text(json.dumps(memory_ratios(memory), indent=2))
         return
     repeats = args.repeats or (3 if args.quick else 7)
-    unet, scheduler, cond, uncond, latents = setup(latent, device, dtype)
-    progress(f"SD 1.4 UNet built; latent {latent}, {repeats} repeats after a warm-up")
+    unet, scheduler, cond, uncond, latents, added = setup(latent, device, dtype, family)
+    progress(f"{family} UNet built; latent {latent}, {repeats} repeats after a warm-up")
     t = scheduler.timesteps[10]
     weights = GuidanceConfig()
     objectives = {r: compile_objective(analyze(relation_graph(r))) for r in (1, 4, 16, 32)}
     assert all(objective.num_relations == r for r, objective in objectives.items())
     capture = ReferenceCapture()
     ours = dict(unet.attn_processors)
-    reference = reference_processors(unet, capture)
+    reference = reference_processors(unet, capture, family)
 
-    def run_guided(relations: int, precision: str = "model", cfg_forward: str = DEFAULT_CFG_FORWARD):
+    def run_guided(
+        relations: int, precision: str = "model", cfg_forward: str = DEFAULT_CFG_FORWARD, authors_layers: bool = False
+    ):
         objective = objectives[relations]
         matrix, columns = token_matrix(objective, device)
         with trace(unet, (latent, latent), columns, levels=2) as store, no_graph_after(unet):
-            arguments = (unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights)
-            our_step(*arguments, precision=precision, cfg_forward=cfg_forward)
+            layers = only_layers(unet, REFERENCE_LAYERS[family]) if authors_layers else contextlib.nullcontext()
+            with layers:
+                arguments = (unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights)
+                our_step(*arguments, precision=precision, cfg_forward=cfg_forward, added=added)
 
     def run_reference():
         unet.set_attn_processor(dict(reference))  # diffusers empties the dict it is given
         try:
-            reference_step(unet, scheduler, latents, t, cond, uncond, capture)
+            reference_step(unet, scheduler, latents, t, cond, uncond, capture, added=added)
         finally:
             unet.set_attn_processor(dict(ours))
 
@@ -515,16 +610,18 @@ def main() -> None:
         objective = objectives[1]
         matrix, columns = token_matrix(objective, device)
         with trace(unet, (latent, latent), columns, levels=2) as store, no_graph_after(unet):
-            forward, backward = guided_parts(unet, scheduler, latents, t, cond, store, matrix, objective, weights)
+            forward, backward = guided_parts(
+                unet, scheduler, latents, t, cond, store, matrix, objective, weights, added=added
+            )
         parts["conditional_forward"].append(forward)
         parts["backward"].append(backward)
 
     def run_unconditional():
         with torch.no_grad():
-            unet(latents, t, encoder_hidden_states=uncond)
+            unet(latents, t, encoder_hidden_states=uncond, added_cond_kwargs=added)
 
     variants = {
-        "plain": lambda: plain_step(unet, scheduler, latents, t, cond, uncond),
+        "plain": lambda: plain_step(unet, scheduler, latents, t, cond, uncond, added=added),
         "unconditional_forward": run_unconditional,
         "guided_parts": run_parts,
         "guided": lambda: run_guided(1),
@@ -536,6 +633,8 @@ def main() -> None:
         "guided_r16": lambda: run_guided(16),
         "guided_r32": lambda: run_guided(32),
     }
+    if family == "sdxl":
+        variants["guided_authors_layers"] = lambda: run_guided(1, authors_layers=True)
     if device != "cpu":
         variants.pop("guided_split")  # the concurrent step is a CPU option: elsewhere it is the split step
     if device == "cpu" and not args.quick:
@@ -568,14 +667,17 @@ def main() -> None:
     if device == "cuda":
         progress("the plain and guided steps as CUDA graphs")
         with frozen_weights(unet):
-            graphs = cuda_graph_timings(unet, scheduler, latents, t, cond, uncond, objectives[1], weights, repeats)
+            graphs = cuda_graph_timings(
+                unet, scheduler, latents, t, cond, uncond, objectives[1], weights, repeats, family, added
+            )
         median.update(graphs.get("median_seconds", {}))
-    memory = {} if args.time_only else measure_memory(memory_latent, device)
+    memory = {} if args.time_only else measure_memory(memory_latent, device, family)
     progress("done")
 
     results = {
         "machine": {
             "device": torch.cuda.get_device_name() if device == "cuda" else cpu_name(),
+            "family": family,
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "latent": latent,
@@ -602,6 +704,8 @@ def main() -> None:
         "reference_over_guided_split": ("reference", "guided_split"),
         "reference_over_guided": ("reference", "guided"),
         "r32_over_r1_time": ("guided_r32", "guided"),
+        # SDXL: all 30 coarse layers read against the authors' three
+        "guided_over_guided_authors_layers": ("guided", "guided_authors_layers"),
         # where a guided step's time goes, in units of the plain step
         "unconditional_over_plain": ("unconditional_forward", "plain"),
         "conditional_forward_over_plain": ("conditional_forward", "plain"),

@@ -63,3 +63,25 @@ def encode(
     added = {"text_embeds": pooled, "time_ids": time_ids}
     negative_added = {"text_embeds": negative_pooled, "time_ids": time_ids} if cfg else None
     return TextConditioning(embeds, negative if cfg else None, added, negative_added)
+
+
+def decode(pipe: Any, latents: torch.Tensor) -> torch.Tensor:
+    """Latents -> pixels in [-1, 1] as the family's pipeline decodes them: SDXL's float16 VAE
+    overflows, so when its config says `force_upcast` it decodes in float32 (and is put back)."""
+    vae = pipe.vae
+    upcast = family_of(pipe) == SDXL and vae.dtype == torch.float16 and vae.config.get("force_upcast", False)
+    if upcast:
+        vae.to(dtype=torch.float32)
+    try:
+        mean, std = vae.config.get("latents_mean"), vae.config.get("latents_std")
+        latents = latents.to(vae.dtype)
+        if mean is not None and std is not None:
+            mean = torch.tensor(mean, device=latents.device, dtype=latents.dtype).view(1, -1, 1, 1)
+            std = torch.tensor(std, device=latents.device, dtype=latents.dtype).view(1, -1, 1, 1)
+            latents = latents * std / vae.config.scaling_factor + mean
+        else:
+            latents = latents / vae.config.scaling_factor
+        return vae.decode(latents, return_dict=False)[0]
+    finally:
+        if upcast:
+            vae.to(dtype=torch.float16)

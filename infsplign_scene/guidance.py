@@ -25,7 +25,7 @@ from .config import GuidanceConfig, Preset, SamplingDefaults
 from .cuda_graphs import CapturedGuidedStep
 from .embedded import DEFAULT_MODEL, embedded_model_dir, embedded_model_names
 from .errors import InfsplignError, NonFiniteError
-from .families import encode, family_of
+from .families import decode, encode, family_of
 from .parsing import load_scene
 from .result import ComposeResult, record_step
 from .runtime import check_device, quiet_loading, torch_threads
@@ -245,11 +245,8 @@ class ScenePipeline:
                 if output_type == "latent":
                     images = latents
                 else:
-                    decoded = pipe.vae.decode(
-                        latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generator
-                    )[0]
                     images = pipe.image_processor.postprocess(
-                        decoded, output_type=output_type, do_denormalize=[True] * batch
+                        decode(pipe, latents), output_type=output_type, do_denormalize=[True] * batch
                     )
             return ComposeResult(
                 images=images,

@@ -103,3 +103,58 @@ def holds(
     delta = (ox - sx, oy - sy)
     offset, other = info.sign * delta[info.axis], delta[1 - info.axis]
     return bool(offset > 0 and (not strict or abs(offset) > abs(other)))
+
+
+# Public benchmarks judge relations their own way; their rules live here too, so that every
+# judgement of a relation is made in this module. Boxes are image fractions, y down.
+GENEVAL_POSITION_THRESHOLD = 0.1  # djghosh13/geneval, evaluation/evaluate_images.py
+T2I_COMPBENCH_IOU_THRESHOLD = 0.1  # Karine-Huang/T2I-CompBench, UniDet_eval/2D_spatial_eval.py
+T2I_COMPBENCH_NEAR = 150 / 512  # its 150 pixels on the 512-pixel images it scores
+
+
+def geneval_holds(subject: Box, obj: Box, predicate: str) -> bool | None:
+    """GenEval's `relative_position`: the centre offset shrunk on each axis by 0.1 of the two
+    boxes' summed size; the predicate holds when its axis carries over half the shrunk offset's
+    share of the full offset. None for `near`, which GenEval does not judge."""
+    info = TABLE[predicate]
+    if info.axis is None:
+        return None
+    (sx, sy), (ox, oy) = center(subject), center(obj)
+    offset = (sx - ox, sy - oy)  # the subject relative to the object
+    sizes = (subject[2] - subject[0] + obj[2] - obj[0], subject[3] - subject[1] + obj[3] - obj[1])
+    revised = [
+        math.copysign(max(abs(d) - GENEVAL_POSITION_THRESHOLD * size, 0.0), d)
+        for d, size in zip(offset, sizes, strict=True)
+    ]
+    if all(abs(r) < 1e-3 for r in revised):
+        return False
+    share = revised[info.axis] / math.hypot(*offset)
+    return bool(-info.sign * share > 0.5)
+
+
+def t2i_compbench_position(subject: Box, obj: Box, predicate: str) -> float:
+    """T2I-CompBench's `determine_position` (2D spatial): 1 when the centres are apart along the
+    predicate's axis more than across it and the boxes overlap by IoU under 0.1, 0.1 / IoU when
+    they overlap more, 0 otherwise; `near` is 1 when the centres are within 150 of 512 pixels on
+    either axis, else that distance over the larger offset."""
+    (sx, sy), (ox, oy) = center(subject), center(obj)
+    delta = (ox - sx, oy - sy)
+    info = TABLE[predicate]
+    if info.axis is None:
+        if abs(delta[0]) < T2I_COMPBENCH_NEAR or abs(delta[1]) < T2I_COMPBENCH_NEAR:
+            return 1.0
+        return T2I_COMPBENCH_NEAR / max(abs(delta[0]), abs(delta[1]))
+    offset, other = info.sign * delta[info.axis], delta[1 - info.axis]
+    if offset <= 0 or abs(offset) <= abs(other):
+        return 0.0
+    overlap = iou(subject, obj)
+    return 1.0 if overlap < T2I_COMPBENCH_IOU_THRESHOLD else T2I_COMPBENCH_IOU_THRESHOLD / overlap
+
+
+def iou(first: Box, second: Box) -> float:
+    """Intersection over union of two boxes."""
+    width = max(0.0, min(first[2], second[2]) - max(first[0], second[0]))
+    height = max(0.0, min(first[3], second[3]) - max(first[1], second[1]))
+    inter = width * height
+    union = (first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1]) - inter
+    return inter / union if union > 0 else 0.0

@@ -64,5 +64,43 @@ def test_generate_then_score_on_the_shapes_model(tmp_path, capsys):
     assert summary["guided"]["visor"]["images"] == 4 and summary["unguided"]["visor"]["images"] == 4
     assert summary["guided"]["visor"]["OA"] >= 50  # the shapes model draws what it is asked for
     assert "VISOR_cond" in (out / "summary.md").read_text() and (out / "summary.png").stat().st_size > 0
+    assert summary["guided"]["geneval"]["images"] == 4 and summary["guided"]["t2i_compbench"]["images"] == 4
+    assert all(set(s["boxes"]) == set(s["found"]) and len(s["geneval"]) == 1 for s in scores)
     assert main(["score", str(out), "-q"]) == 0  # a rerun scores nothing new
     assert len((out / "scores.jsonl").read_text().splitlines()) == 8
+
+
+@pytest.mark.parametrize(
+    ("subject", "obj", "predicate", "expected"),
+    [
+        # centres 0.4 apart on x, boxes 0.2 wide: offset shrunk by 0.1 x 0.4 to 0.36 of 0.4 -> left of
+        ((0.1, 0.4, 0.3, 0.6), (0.5, 0.4, 0.7, 0.6), "left_of", True),
+        ((0.1, 0.4, 0.3, 0.6), (0.5, 0.4, 0.7, 0.6), "right_of", False),
+        # a diagonal offset: 0.3 on x and 0.3 on y, each shrunk to 0.26: share 0.26 / 0.42 = 0.61 -> both
+        ((0.1, 0.1, 0.3, 0.3), (0.4, 0.4, 0.6, 0.6), "left_of", True),
+        ((0.1, 0.1, 0.3, 0.3), (0.4, 0.4, 0.6, 0.6), "above", True),
+        # large boxes whose centres are close: the shrunk offset vanishes, no relation
+        ((0.0, 0.0, 0.6, 0.6), (0.05, 0.0, 0.65, 0.6), "left_of", False),
+        ((0.1, 0.4, 0.3, 0.6), (0.5, 0.4, 0.7, 0.6), "near", None),
+    ],
+)
+def test_genevals_position_rule(subject, obj, predicate, expected):
+    from infsplign_scene.relations import geneval_holds
+
+    assert geneval_holds(subject, obj, predicate) is expected
+
+
+def test_t2i_compbench_position_and_score():
+    from infsplign_scene.lab.detectors import Found
+    from infsplign_scene.lab.score import t2i_compbench_score
+    from infsplign_scene.relations import t2i_compbench_position
+
+    left, right = (0.0, 0.4, 0.2, 0.6), (0.5, 0.4, 0.7, 0.6)
+    assert t2i_compbench_position(left, right, "left_of") == 1.0
+    assert t2i_compbench_position(right, left, "left_of") == 0.0
+    overlapping = (0.1, 0.4, 0.3, 0.6)  # IoU with `left`: 0.02 / 0.06 = 1/3 -> 0.1 / (1/3) = 0.3
+    assert t2i_compbench_position(left, overlapping, "left_of") == pytest.approx(0.3)
+    far = (0.9, 0.9, 1.0, 1.0)  # centres 0.85 apart on both axes, beyond 150/512: (150/512) / 0.85
+    assert t2i_compbench_position(left, far, "near") == pytest.approx(150 / 512 / 0.85)
+    assert t2i_compbench_score(Found(left, 0.8), Found(right, 0.6), "left_of") == pytest.approx(0.2 + 0.15 + 0.5)
+    assert t2i_compbench_score(Found(left, 0.8), None, "left_of") == 0.0  # 0.2 is under 0.5

@@ -83,7 +83,8 @@ def test_owlvit_detector_runs_on_a_tiny_random_model(clip_tokenizer, tmp_path):
     graph = parse("a red circle to the left of a blue square")
     located = detector.locate(Image.new("RGB", (64, 48), "gray"), graph)
     assert set(located) == {"circle", "square"}
-    assert all(v is None or (len(v) == 4 and all(0 <= c <= 1 for c in v)) for v in located.values())
+    assert all(v is None or (len(v.box) == 4 and all(0 <= c <= 1 for c in v.box)) for v in located.values())
+    assert all(v is None or v.score >= 0 for v in located.values())
 
 
 @pytest.mark.parametrize(

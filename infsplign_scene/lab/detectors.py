@@ -1,12 +1,13 @@
-"""Detectors behind one protocol: where each object of a graph is in an image, as a box.
+"""Detectors behind one protocol: where each object of a graph is in an image, as a box with the
+detector's confidence.
 
-Relations between the boxes are judged by `relations.holds`, as everywhere.
+Relations between the boxes are judged in `relations` (`holds`, and the public benchmarks' rules).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -15,9 +16,14 @@ from ..relations import Box
 from ..scene import SceneGraph
 
 
+class Found(NamedTuple):
+    box: Box  # x0, y0, x1, y1 in [0, 1], y down
+    score: float  # the detector's confidence; 1 for an exact detector
+
+
 class Detector(Protocol):
-    def locate(self, image: Any, graph: SceneGraph) -> dict[str, Box | None]:
-        """The box (x0, y0, x1, y1 in [0, 1], y down) of each object of the graph, or None when absent."""
+    def locate(self, image: Any, graph: SceneGraph) -> dict[str, Found | None]:
+        """Where each object of the graph is, or None when absent."""
 
 
 class ShapesDetector:
@@ -25,14 +31,14 @@ class ShapesDetector:
     distinct within an image, so an object is located by its colour alone, like the `_color`
     metrics of the shapes benchmark (docs/embedded-models.md)."""
 
-    def locate(self, image: Any, graph: SceneGraph) -> dict[str, Box | None]:
+    def locate(self, image: Any, graph: SceneGraph) -> dict[str, Found | None]:
         from .shapes.detector import detect
 
         found = detect(np.asarray(image))
         located = {}
         for obj in graph.objects:
             detection = found.find(obj.name.lower().split()[0])
-            located[obj.id] = detection.box if detection is not None else None
+            located[obj.id] = Found(detection.box, 1.0) if detection is not None else None
         return located
 
 
@@ -53,7 +59,7 @@ class OwlVitDetector:
         self.threshold = threshold
         self.device = device
 
-    def locate(self, image: Any, graph: SceneGraph) -> dict[str, Box | None]:
+    def locate(self, image: Any, graph: SceneGraph) -> dict[str, Found | None]:
         import torch
 
         queries = [f"a photo of a {obj.name}" for obj in graph.objects]
@@ -64,7 +70,7 @@ class OwlVitDetector:
         found = self.processor.image_processor.post_process_object_detection(
             outputs=outputs, threshold=self.threshold, target_sizes=[(height, width)]
         )[0]
-        located: dict[str, Box | None] = {obj.id: None for obj in graph.objects}
+        located: dict[str, Found | None] = {obj.id: None for obj in graph.objects}
         best: dict[int, float] = {}
         for score, label, box in zip(
             found["scores"].tolist(), found["labels"].tolist(), found["boxes"].tolist(), strict=True
@@ -73,5 +79,5 @@ class OwlVitDetector:
                 best[label] = score
                 x0, y0, x1, y1 = box
                 scaled = (x0 / width, y0 / height, x1 / width, y1 / height)
-                located[graph.objects[label].id] = tuple(min(max(c, 0.0), 1.0) for c in scaled)
+                located[graph.objects[label].id] = Found(tuple(min(max(c, 0.0), 1.0) for c in scaled), score)
         return located

@@ -11,7 +11,14 @@ are right. Per arm (`summary.json`, `summary.md`):
   OA), VISOR_1..4 (prompts with at least 1..4 images whose objects and relation are right);
 - multi-relation scores: per-relation accuracy among found pairs, all satisfied, by predicate and
   by graph size (objects), with 95% bootstrap intervals over prompts;
+- GenEval's position rule (djghosh13/geneval): an image is right when every object is found and
+  every relation holds by GenEval's `relative_position` (images with `near` are left out);
+- T2I-CompBench's 2D spatial score (UniDet_eval/2D_spatial_eval.py): per relation, a quarter of
+  each object's detection confidence plus half its soft position score, 0 under 0.5; the mean
+  over an image's relations, then over images;
 - guided against unguided on the same seeds: relations fixed and broken.
+
+Each row keeps the boxes and confidences, so every rule is computed from the same detections.
 """
 
 from __future__ import annotations
@@ -25,9 +32,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import InfsplignError
-from ..relations import holds
+from ..relations import geneval_holds, holds, t2i_compbench_position
 from ..scene import SceneGraph
-from .detectors import Detector
+from .detectors import Detector, Found
 from .generate import manifest_rows
 from .study import read_rows
 
@@ -35,21 +42,38 @@ BOOTSTRAP_SAMPLES = 1000
 
 
 def score_image(detector: Detector, image: Image.Image, graph: SceneGraph) -> dict:
-    """One image's detections and relation outcomes (None where an object is missing)."""
-    boxes = detector.locate(image, graph)
-    outcomes = []
+    """One image's detections and relation outcomes (None where an object is missing) by our
+    judge and by GenEval's, and its T2I-CompBench score."""
+    located = detector.locate(image, graph)
+    outcomes, geneval, t2i = [], [], []
     for relation in graph.relations:
-        subject, obj = boxes.get(relation.subject), boxes.get(relation.object)
-        outcomes.append(None if subject is None or obj is None else holds(subject, obj, relation.predicate))
-    found = {object_id: box is not None for object_id, box in boxes.items()}
+        subject, obj = located.get(relation.subject), located.get(relation.object)
+        both = subject is not None and obj is not None
+        outcomes.append(holds(subject.box, obj.box, relation.predicate) if both else None)
+        geneval.append(geneval_holds(subject.box, obj.box, relation.predicate) if both else None)
+        t2i.append(t2i_compbench_score(subject, obj, relation.predicate))
+    found = {object_id: place is not None for object_id, place in located.items()}
     return {
         "found": found,
+        "boxes": {object_id: None if place is None else list(place.box) for object_id, place in located.items()},
+        "confidences": {object_id: None if place is None else place.score for object_id, place in located.items()},
         "relations": [str(r) for r in graph.relations],
         "predicates": [r.predicate for r in graph.relations],
         "outcomes": outcomes,
         "all_found": all(found.values()),
         "all_satisfied": all(found.values()) and all(o is True for o in outcomes),
+        "geneval": geneval,
+        "t2i_compbench": float(np.mean(t2i)) if t2i else None,
     }
+
+
+def t2i_compbench_score(subject: Found | None, obj: Found | None, predicate: str) -> float:
+    """T2I-CompBench's score of one relation: 0.25 x each found object's confidence, plus half the
+    position score when both are found; under 0.5 it counts as 0."""
+    score = sum(0.25 * place.score for place in (subject, obj) if place is not None)
+    if subject is not None and obj is not None:
+        score += t2i_compbench_position(subject.box, obj.box, predicate) / 2
+    return score if score >= 0.5 else 0.0
 
 
 def score_run(run: Path, detector: Detector, progress: bool = True) -> list[dict]:
@@ -152,11 +176,23 @@ def paired_flips(rows: list[dict]) -> dict:
     return flips([before for before, _ in pairs], [after for _, after in pairs])
 
 
+def public_protocols(rows: list[dict]) -> dict:
+    """GenEval's accuracy (images without `near`) and T2I-CompBench's mean score."""
+    judged = [r for r in rows if "geneval" in r and r["predicates"] and "near" not in r["predicates"]]
+    right = [r["all_found"] and all(o is True for o in r["geneval"]) for r in judged]
+    scored = [r["t2i_compbench"] for r in rows if r.get("t2i_compbench") is not None]
+    return {
+        "geneval": {"images": len(judged), "accuracy": float(np.mean(right)) if right else None},
+        "t2i_compbench": {"images": len(scored), "score": float(np.mean(scored)) if scored else None},
+    }
+
+
 def summarise(rows: list[dict]) -> dict:
     arms = sorted({r["arm"] for r in rows})
     summary = {arm: {"visor": visor([r for r in rows if r["arm"] == arm])} for arm in arms}
     for arm in arms:
         summary[arm]["multi_relation"] = multi_relation([r for r in rows if r["arm"] == arm])
+        summary[arm].update(public_protocols([r for r in rows if r["arm"] == arm]))
     if {"guided", "unguided"} <= set(arms):
         summary["paired_flips"] = paired_flips(rows)
     return summary
@@ -184,6 +220,16 @@ def write_summary(summary: dict, run: Path) -> None:
         lines.append(
             f"| {arm} | {m['images']} | {_cell(accuracy)} ({_cell(low_high[0])}-{_cell(low_high[1])}) | "
             f"{_cell(everything)} ({_cell(all_low_high[0])}-{_cell(all_low_high[1])}) |"
+        )
+    lines += [
+        "",
+        "| arm | GenEval position: images | accuracy | T2I-CompBench 2D: images | score |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for arm in arms:
+        geneval, t2i = summary[arm]["geneval"], summary[arm]["t2i_compbench"]
+        lines.append(
+            f"| {arm} | {geneval['images']} | {_cell(geneval['accuracy'])} | {t2i['images']} | {_cell(t2i['score'])} |"
         )
     if "paired_flips" in summary:
         flips = summary["paired_flips"]

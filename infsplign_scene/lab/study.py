@@ -220,7 +220,7 @@ def _row(entry, seed, policy, graph, best, located=None, seconds=0.0, image=None
     satisfied = []
     for relation in graph.relations:
         a, b = located.get(relation.subject), located.get(relation.object)
-        satisfied.append(None if a is None or b is None else holds(a, b, relation.predicate))
+        satisfied.append(None if a is None or b is None else holds(a.box, b.box, relation.predicate))
     row.update(
         satisfied=satisfied,
         objects_found={k: v is not None for k, v in located.items()},

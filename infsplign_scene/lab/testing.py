@@ -16,6 +16,25 @@ SD14_UNET_CONFIG: dict = {
     "attention_head_dim": 8,
 }
 
+# The SDXL base UNet (stabilityai/stable-diffusion-xl-base-1.0, unet/config.json): 2.6 billion
+# parameters; conditioned on 2048-wide text embeddings, a 1280-wide pooled embedding and 6 time ids.
+SDXL_UNET_CONFIG: dict = {
+    "sample_size": 128,
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 2,
+    "block_out_channels": (320, 640, 1280),
+    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    "transformer_layers_per_block": (1, 2, 10),
+    "attention_head_dim": (5, 10, 20),
+    "cross_attention_dim": 2048,
+    "use_linear_projection": True,
+    "addition_embed_type": "text_time",
+    "addition_time_embed_dim": 256,
+    "projection_class_embeddings_input_dim": 2816,
+}
+
 
 def assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler):
     """A `StableDiffusionPipeline` from parts, without safety checker or feature extractor."""

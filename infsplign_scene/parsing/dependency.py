@@ -8,9 +8,12 @@ token so the tagger and parser see a noun; tag and parse; then
   the noun its clause hangs on;
 - relation phrases are found by longest match against the relation lexicon; the reference is the
   prepositional object of the phrase's last word (or of "between"/"among" and its conjunct), the
-  subject is found by walking up from the phrase's first word: a noun it modifies, else the verb's
-  subject (nsubj; through relative and participle clauses), its existential attribute ("there is
-  a towel"), or the object of an imperative ("paint a river");
+  subject is found by walking up from the phrase's first word (`attachment`): a noun it modifies
+  (the noun its chain of phrases starts from), else the verb's subject (nsubj; through relative
+  and participle clauses), its existential attribute ("there is a towel"), or the object of an
+  imperative ("paint a river");
+- places ("on the left") relate the objects placed on opposite sides, or name a side of the
+  object before "with"; "on the sofa's right" relates to the possessor;
 - phrases the five predicates cannot express are reported in `unsupported`.
 
 `extract(doc)` is the pure part: it works on any `Doc` with heads and dependency labels, so tests
@@ -26,123 +29,16 @@ from pydantic import ValidationError
 from ..errors import ParseError
 from ..lexicon import Lexicon, load_lexicon
 from ..scene import MAX_RELATIONS, Relation, SceneGraph, UnsupportedRelation
-from .mentions import NOUN_TAGS, SUBJECT_DEPS, Mentions
-from .shared import PICTURE_WORDS, between_relations, placement_relations, side_relation
+from .attachment import Attachment
+from .shared import between_relations, placement_relations, side_relation
 from .spacy_model import Analysed, Phrase, analyse_text, load_nlp, phrases_of
 
 
 @dataclass
-class _Extractor(Mentions):
+class _Extractor(Attachment):
     """Relations between the mentions (`Mentions`), from the relation phrases of a parsed `Doc`."""
 
     # ---- relations ---------------------------------------------------------------------------
-    def subject_of(self, phrase: Phrase) -> list[str]:
-        """Walk up from the phrase's first word to the object it describes (and its conjuncts)."""
-        head = self.doc[phrase.start].head
-        direct = True  # the phrase hangs on the noun itself, not on a clause about it
-        for _ in range(8):
-            if phrase.start <= head.i < phrase.end and head.head.i != head.i:
-                head = head.head
-                continue
-            resolved = self.resolve(head)
-            if resolved is not None and head.pos_ in NOUN_TAGS | {"PRON"}:
-                if direct and phrase.kind not in ("PREL", "PLACE"):
-                    head = self.chain_head(head, phrase)
-                    resolved = self.resolve(head) or resolved
-                return self.with_conjuncts(head, resolved, phrase.start)
-            direct = False
-            depicted = self.depicted(head)
-            if depicted is not None:  # "a photo of a vase on the ground below a chair": the vase
-                return [self.resolve(depicted)]
-            if head.pos_ in ("VERB", "AUX"):
-                subject = self.verb_subject(head, imperative=True)
-                if subject is not None:
-                    return self.with_conjuncts(subject, self.resolve(subject), phrase.start)
-                if head.dep_ in ("acl", "relcl", "conj", "pcomp"):
-                    head = head.head
-                    continue
-            if head.head.i == head.i:
-                break
-            head = head.head
-        return []
-
-    def depicted(self, token):
-        """The object of "a photo of <object>", when the token is the picture word."""
-        if token.lower_ not in PICTURE_WORDS or token.i in self.by_token:
-            return None
-        of = [c for p in token.children if p.lower_ == "of" for c in p.children if c.dep_ == "pobj"]
-        return of[0] if of and self.resolve(of[0]) is not None else None
-
-    def verb_subject(self, verb, imperative: bool = False):
-        """The token naming what a verb is about: its subject, the "there is" attribute, or, for an
-        imperative ("paint a river"), its object."""
-        deps = (SUBJECT_DEPS, ("attr",), ("dobj",)) if imperative and verb.dep_ == "ROOT" else (SUBJECT_DEPS, ("attr",))
-        for wanted in deps:
-            for child in verb.children:
-                if child.dep_ in wanted and self.resolve(child) is not None:
-                    return child
-        return None
-
-    def chain_head(self, token, phrase: Phrase):
-        """The noun a chain of place and object phrases starts from: a phrase after "a cat sitting on
-        a mat", "a glass of juice", "a vase with flowers" or "a child eating a cake" is about the cat,
-        the glass, the vase, the child. A chain of one predicate stays a chain ("a moon above a
-        cloud above a hill": the cloud is above the hill)."""
-        for _ in range(8):
-            if token.dep_ == "pobj":
-                link = self.phrase_at.get(token.head.i)
-                if link is not None and link.kind == "REL" and link.value == phrase.value:
-                    break
-                owner = token.head.head
-            elif token.dep_ == "dobj":
-                owner = token.head
-            else:
-                break
-            if owner.i != token.i and owner.i in self.by_token:
-                token = owner
-                continue
-            while owner.dep_ == "conj" and owner.pos_ in ("VERB", "AUX") and owner.head.i != owner.i:
-                owner = owner.head
-            if owner.pos_ not in ("VERB", "AUX"):
-                break
-            subject = self.verb_subject(owner)
-            if subject is None and owner.dep_ in ("acl", "relcl") and owner.head.i in self.by_token:
-                subject = owner.head
-            if subject is None or subject.i == token.i:
-                break
-            token = subject
-        return token
-
-    def with_conjuncts(self, token, resolved: str, before: int) -> list[str]:
-        """The subject and its conjuncts ("a cat and a dog left of ..."), except those that an
-        earlier phrase already describes ("a horse on its left and two dogs on its right")."""
-        tokens = sorted(
-            [token, *(c for c in token.conjuncts if c.i < before and c.i in self.by_token)], key=lambda t: t.i
-        )
-        earlier_phrase = max((p.start for p in self.phrases if tokens[0].i < p.start < tokens[-1].i), default=-1)
-        kept = [t for t in tokens if t.i > earlier_phrase] or [token]
-        subjects: list[str] = []
-        for kept_token in kept:
-            object_id = resolved if kept_token.i == token.i else self.by_token[kept_token.i]
-            if object_id not in subjects:
-                subjects.append(object_id)
-        return subjects
-
-    def coordinated(self, first, sentence_end: int) -> list[str]:
-        """The references coordinated with the first ("next to a hat, a book and a blanket"), except
-        one that a phrase of its own follows ("left of a dog and a lamp above the cat")."""
-        references = []
-        for conjunct in first.conjuncts:
-            object_id = self.resolve(conjunct)
-            if conjunct.i < first.i or object_id is None:
-                continue
-            following = self.position_after(conjunct.i + 1, sentence_end)
-            stop = sentence_end if following is None else following
-            if any(conjunct.i < p.start < stop for p in self.phrases):
-                break
-            references.append(object_id)
-        return references
-
     def reference_of(self, phrase: Phrase) -> tuple[list[str], int]:
         """The object(s) after the phrase, and the token index just after the (last) reference.
 
@@ -193,19 +89,6 @@ class _Extractor(Mentions):
         if relation not in self.relations:
             self.relations.append(relation)
 
-    def mention_after(self, index: int, sentence_end: int) -> str | None:
-        position = self.position_after(index, sentence_end)
-        return None if position is None else self.by_token[position]
-
-    def position_after(self, index: int, sentence_end: int) -> int | None:
-        return next((p for p in sorted(self.by_token) if index <= p < sentence_end), None)
-
-    def mention_before(self, index: int, sentence_start: int, exclude: set[str]) -> str | None:
-        for position in sorted(self.by_token, reverse=True):
-            if sentence_start <= position < index and self.by_token[position] not in exclude:
-                return self.by_token[position]
-        return None
-
     def subjects_for(self, phrase: Phrase, references: list[str], reference_end: int) -> list[str]:
         """Inverted order first ("above the shelf hangs a clock", "and on its right a can"),
         then the syntactic subject, then the nearest object before the phrase in its sentence."""
@@ -225,22 +108,6 @@ class _Extractor(Mentions):
             return syntactic
         nearest = self.mention_before(phrase.start, sentence.start, set(references))
         return [nearest] if nearest is not None else []
-
-    def holder_of(self, subject: str, near: int) -> str | None:
-        """ "X with Y on the left", "X with Y on its left": X, whose sides the phrase names."""
-        mentions = [i for i, object_id in self.by_token.items() if object_id == subject]
-        if not mentions:
-            return None
-        token = self.doc[min(mentions, key=lambda i: abs(i - near))]
-        start = token.i
-        while token.dep_ == "conj" and token.head.i != token.i:
-            token = token.head
-            if any(c.lower_ == "with" and c.i < start for c in token.children):  # "X with Y ... and Z ...", Z hung on X
-                return self.resolve(token)
-        preposition = token.head
-        if preposition.lower_ != "with" or preposition.i == token.i:
-            return None
-        return self.resolve(preposition.head)
 
     def place(self, phrase: Phrase, subjects: list[str]) -> None:
         """A side of the picture, or of the object before "with"."""
@@ -272,7 +139,6 @@ class _Extractor(Mentions):
         self.collect_mentions()
         self.possessive_sides()
         self.placed: list[tuple[str, str]] = []
-        self.phrase_at = {phrase.start: phrase for phrase in self.phrases}
         for phrase in self.phrases:
             if phrase.kind == "PLACE":
                 self.place(phrase, self.subjects_for(phrase, [], phrase.end))

@@ -24,8 +24,9 @@ import torch
 from scipy import ndimage
 from torch import nn
 
-from ...relations import Box
+from ...relations import iou
 from ...scene import SceneGraph
+from ..detectors import Found
 from .glyphs import noun_classes, plural
 from .scenes import sample_scene
 
@@ -92,13 +93,6 @@ def classifier(classes: int) -> nn.Module:
         return [nn.Conv2d(inputs, outputs, 3, padding=1), nn.BatchNorm2d(outputs), nn.ReLU(), nn.MaxPool2d(2)]
 
     return nn.Sequential(*block(3, 32), *block(32, 64), *block(64, 128), nn.Flatten(), nn.Linear(128 * 16, classes))
-
-
-def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0, x1 - x0) * max(0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0
 
 
 def through_vae(vae: nn.Module, images: list[np.ndarray]) -> list[np.ndarray]:
@@ -210,15 +204,15 @@ class NounDetector:
     def __init__(self, weights: Path = WEIGHTS) -> None:
         self.weights = weights
 
-    def locate(self, image: Any, graph: SceneGraph) -> dict[str, Box | None]:
+    def locate(self, image: Any, graph: SceneGraph) -> dict[str, Found | None]:
         found = detect(image, self.weights)
         size = np.asarray(image).shape[1]
-        located: dict[str, Box | None] = {}
+        located: dict[str, Found | None] = {}
         for obj in graph.objects:
             wanted = class_of_name().get((obj.noun or obj.name).lower())
             matches = [d for d in found if d.noun == wanted]
             best = max(matches, key=lambda d: d.probability, default=None)
-            located[obj.id] = None if best is None else tuple(c / size for c in best.box)
+            located[obj.id] = None if best is None else Found(tuple(c / size for c in best.box), best.probability)
         return located
 
 
