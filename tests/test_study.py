@@ -50,43 +50,6 @@ def test_study_writes_rows_resumes_and_summarises(tiny_pipe, tmp_path):
     assert (out / "summary.csv").exists() and (out / "summary.png").exists()
 
 
-def test_owlvit_detector_runs_on_a_tiny_random_model(clip_tokenizer, tmp_path):
-    from PIL import Image
-    from transformers import OwlViTConfig, OwlViTForObjectDetection, OwlViTProcessor
-    from transformers.models.owlvit.image_processing_pil_owlvit import OwlViTImageProcessorPil
-
-    from infsplign_scene.lab.detectors import OwlVitDetector
-
-    config = OwlViTConfig(
-        text_config={
-            "vocab_size": 49408,
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "max_position_embeddings": 77,
-        },
-        vision_config={
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": 32,
-            "patch_size": 8,
-        },
-        projection_dim=16,
-    )
-    OwlViTForObjectDetection(config).save_pretrained(tmp_path)
-    image_processor = OwlViTImageProcessorPil(size={"height": 32, "width": 32}, crop_size={"height": 32, "width": 32})
-    OwlViTProcessor(image_processor=image_processor, tokenizer=clip_tokenizer).save_pretrained(tmp_path)
-    detector = OwlVitDetector(tmp_path, threshold=0.0)
-    graph = parse("a red circle to the left of a blue square")
-    located = detector.locate(Image.new("RGB", (64, 48), "gray"), graph)
-    assert set(located) == {"circle", "square"}
-    assert all(v is None or (len(v.box) == 4 and all(0 <= c <= 1 for c in v.box)) for v in located.values())
-    assert all(v is None or v.score >= 0 for v in located.values())
-
-
 @pytest.mark.parametrize(
     ("content", "message"),
     [

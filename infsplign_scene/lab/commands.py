@@ -160,27 +160,43 @@ def register_lab_commands(app: typer.Typer, fail: Callable[[Exception], None]) -
     @app.command("score")
     def score_command(
         run: Annotated[Path, typer.Argument(help="A folder written by `generate`.")],
-        detector: Annotated[str, typer.Option(help="shapes (the exact detector) or owlvit (as VISOR).")] = "shapes",
+        detector: Annotated[
+            str,
+            typer.Option(
+                help="shapes or nouns (the embedded models' exact detectors), or an open-vocabulary one from "
+                "--detector-path: owlvit (as VISOR), owlv2, grounding-dino."
+            ),
+        ] = "shapes",
         detector_path: Annotated[Path | None, typer.Option(help="A local folder of the detector's weights.")] = None,
-        threshold: Annotated[float, typer.Option(help="Detection score threshold (owlvit; VISOR uses 0.1).")] = 0.1,
+        threshold: Annotated[
+            float, typer.Option(help="Detection score threshold of open-vocabulary detectors (VISOR uses 0.1).")
+        ] = 0.1,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     ) -> None:
         """Score a generated run: objects found, relations judged, VISOR and multi-relation tables.
 
         Writes scores.jsonl (per image; a rerun scores only new images), summary.json and
         summary.md into the run's folder."""
-        from .detectors import OwlVitDetector, ShapesDetector
+        from .detectors import OPEN_VOCABULARY, ShapesDetector, ZeroShotDetector
         from .score import score_run, summarise, write_summary
 
         try:
             if detector == "shapes":
                 chosen = ShapesDetector()
-            elif detector == "owlvit":
+            elif detector == "nouns":
+                from .nouns.detector import NounDetector
+
+                chosen = NounDetector()
+            elif detector in OPEN_VOCABULARY:
                 if detector_path is None:
-                    raise InfsplignError("--detector owlvit needs --detector-path (a local folder of OWL-ViT weights)")
-                chosen = OwlVitDetector(detector_path, threshold=threshold)
+                    raise InfsplignError(f"--detector {detector} needs --detector-path (a local folder of its weights)")
+                chosen = ZeroShotDetector(detector_path, threshold=threshold)
+                if chosen.kind != detector:
+                    raise InfsplignError(f"{detector_path} holds a {chosen.kind} model, not {detector}")
             else:
-                raise InfsplignError(f"unknown detector {detector!r}; choose shapes or owlvit")
+                raise InfsplignError(
+                    f"unknown detector {detector!r}; choose shapes, nouns, {', '.join(OPEN_VOCABULARY)}"
+                )
             rows = score_run(run, chosen, progress=not quiet)
         except InfsplignError as error:
             _fail(error)

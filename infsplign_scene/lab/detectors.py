@@ -42,42 +42,70 @@ class ShapesDetector:
         return located
 
 
-class OwlVitDetector:
-    """Open-vocabulary detection with OWL-ViT (as in VISOR) from a local folder of weights.
+OPEN_VOCABULARY = ("owlvit", "owlv2", "grounding-dino")
 
-    Each object is queried as "a photo of a {name}"; its best box above `threshold` locates it.
-    Load with `OwlVitDetector("path/to/owlvit-base-patch32")` (no network)."""
 
-    def __init__(self, path: str | Path, threshold: float = 0.1, device: str = "cpu") -> None:
-        from transformers import OwlViTForObjectDetection, OwlViTProcessor
+class ZeroShotDetector:
+    """Open-vocabulary detection from a local folder of weights (transformers, no network):
+    OWL-ViT (as VISOR), OWLv2 or Grounding DINO, whichever the folder holds.
+
+    Each object is queried by name ("a photo of a {name}" for OWL models, as VISOR does; the name
+    itself for Grounding DINO); its most confident box above `threshold` locates it. Load with
+    `ZeroShotDetector("path/to/owlvit-base-patch32")`."""
+
+    def __init__(self, path: str | Path, threshold: float = 0.1, device: str = "cpu", text_threshold: float = 0.25):
+        from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
         try:
-            self.processor = OwlViTProcessor.from_pretrained(str(path), local_files_only=True)
-            self.model = OwlViTForObjectDetection.from_pretrained(str(path), local_files_only=True).to(device).eval()
+            self.processor = AutoProcessor.from_pretrained(str(path), local_files_only=True)
+            model = AutoModelForZeroShotObjectDetection.from_pretrained(str(path), local_files_only=True)
         except (OSError, ValueError) as error:
-            raise InfsplignError(f"cannot load OWL-ViT from {path!r}: {error}") from None
-        self.threshold = threshold
-        self.device = device
+            raise InfsplignError(f"cannot load an open-vocabulary detector from {str(path)!r}: {error}") from None
+        self.kind = model.config.model_type.replace("_", "-")
+        if self.kind not in OPEN_VOCABULARY:
+            raise InfsplignError(
+                f"{str(path)!r} holds a {self.kind} model; expected one of {', '.join(OPEN_VOCABULARY)}"
+            )
+        self.model = model.to(device).eval()
+        self.threshold, self.text_threshold, self.device = threshold, text_threshold, device
 
     def locate(self, image: Any, graph: SceneGraph) -> dict[str, Found | None]:
         import torch
 
-        queries = [f"a photo of a {obj.name}" for obj in graph.objects]
+        grounding = self.kind == "grounding-dino"
+        queries = [obj.name.lower() if grounding else f"a photo of a {obj.name}" for obj in graph.objects]
         inputs = self.processor(text=[queries], images=image, return_tensors="pt").to(self.device)
         with torch.no_grad():
             outputs = self.model(**inputs)
         width, height = image.size
-        found = self.processor.image_processor.post_process_object_detection(
-            outputs=outputs, threshold=self.threshold, target_sizes=[(height, width)]
-        )[0]
+        options: dict[str, Any] = {
+            "threshold": self.threshold,
+            "target_sizes": [(height, width)],
+            "text_labels": [queries],
+        }
+        if grounding:
+            options.update(input_ids=inputs["input_ids"], text_threshold=self.text_threshold)
+        found = self.processor.post_process_grounded_object_detection(outputs, **options)[0]
         located: dict[str, Found | None] = {obj.id: None for obj in graph.objects}
         best: dict[int, float] = {}
         for score, label, box in zip(
-            found["scores"].tolist(), found["labels"].tolist(), found["boxes"].tolist(), strict=True
+            found["scores"].tolist(), found["text_labels"], found["boxes"].tolist(), strict=True
         ):
-            if score > best.get(label, -1.0):
-                best[label] = score
+            index = _query_of(label, queries)
+            if index is not None and score > best.get(index, -1.0):
+                best[index] = score
                 x0, y0, x1, y1 = box
                 scaled = (x0 / width, y0 / height, x1 / width, y1 / height)
-                located[graph.objects[label].id] = Found(tuple(min(max(c, 0.0), 1.0) for c in scaled), score)
+                located[graph.objects[index].id] = Found(tuple(min(max(c, 0.0), 1.0) for c in scaled), score)
         return located
+
+
+def _query_of(label: str, queries: list[str]) -> int | None:
+    """Which query a detection's label answers: the query itself, else the one sharing the most
+    words with it (Grounding DINO labels a box with the text words it matched: "circle"), the
+    first on a tie; None when no word is shared."""
+    if label in queries:
+        return queries.index(label)
+    words = set(label.replace(".", " ").split())
+    shared = [len(words & set(query.split())) for query in queries]
+    return shared.index(max(shared)) if shared and max(shared) > 0 else None
