@@ -170,3 +170,21 @@ def test_the_built_in_sets_load_by_name_and_parse():
         assert all(len(parse(row.prompt, backend="rules").relations) == 1 for row in rows)
     with pytest.raises(InfsplignError, match="built-in set: geneval_position, sr2d"):
         read_set("sr3d")
+
+
+def test_the_multi_relation_set_is_the_one_its_builder_writes_and_its_cycles_contradict():
+    from infsplign_scene import SceneGraph
+    from infsplign_scene.analysis import analyze
+    from infsplign_scene.lab.generate import read_set
+    from infsplign_scene.lab.nouns.glyphs import noun_classes
+    from infsplign_scene.lab.sets.multi_relation import COUNTS, build
+
+    rows = read_set("multi_relation")
+    assert [(r.id, r.graph) for r in rows] == [(r["id"], r["graph"]) for r in build()]
+    assert len(rows) == sum(COUNTS.values())
+    coco = {c.name for c in noun_classes() if c.coco}
+    for row in rows:
+        graph = SceneGraph.model_validate(row.graph)
+        assert {o.name for o in graph.objects} <= coco
+        contradicts = bool(analyze(graph).conflicts)
+        assert contradicts == row.id.startswith("cycle"), row.id
