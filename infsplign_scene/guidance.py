@@ -118,7 +118,8 @@ class ScenePipeline:
         progress: bool = True,
         record_maps: bool = False,
     ) -> ComposeResult:
-        """Sample one image per scene; a list of scenes is sampled as one batch.
+        """Sample one image per scene; a list of scenes is sampled as one batch. With a list of
+        seeds (or generators), one per scene, or one scene drawn once per seed.
 
         Steps, CFG scale, `guidance_rescale`, `ddim_eta`, `prompt_style` and `cpu_threads` default to the preset's
         (`SamplingDefaults` says what each means); a value given here is validated the same way."""
@@ -139,6 +140,11 @@ class ScenePipeline:
         with torch_threads(threads):
             pipe, unet, scheduler = self.pipe, self.pipe.unet, self.pipe.scheduler
             scenes = scene if isinstance(scene, list) else [scene]
+            draws = seed if isinstance(seed, list) else generator if isinstance(generator, list) else None
+            if draws is not None and len(scenes) == 1:
+                scenes = scenes * len(draws)  # one scene, several seeds: an image per seed
+            if draws is not None and len(draws) != len(scenes):
+                raise InfsplignError(f"{len(draws)} seeds or generators for {len(scenes)} scenes: give one per scene")
             graphs = [load_scene(s) for s in scenes]
             prompts_given = [graph.prompt or "" for graph in graphs]
             if prompt_style == "objects":

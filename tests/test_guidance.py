@@ -526,3 +526,16 @@ def test_guidance_settings_are_finite_bounded_and_consistent():
     assert GuidanceConfig(cuda_graph=True, skip_satisfied=True, measure_first=False).cuda_graph
     with pytest.raises(ConfigError, match="alpha"):
         GuidanceConfig().updated(alpha=-1)
+
+
+def test_one_scene_with_several_seeds_gives_an_image_per_seed(tiny_pipe):
+    from infsplign_scene import InfsplignError
+
+    scene = ScenePipeline(tiny_pipe)
+    prompt = "a red circle to the left of a blue square"
+    several = scene(prompt, seed=[0, 1, 2], num_inference_steps=2, output_type="latent", progress=False)
+    one = scene(prompt, seed=1, num_inference_steps=2, output_type="latent", progress=False)
+    assert several.images.shape[0] == 3 and several.seeds == [0, 1, 2]
+    torch.testing.assert_close(several.images[1:2], one.images, atol=1e-5, rtol=1e-4)
+    with pytest.raises(InfsplignError, match="2 seeds or generators for 3 scenes"):
+        scene([prompt] * 3, seed=[0, 1], num_inference_steps=1, progress=False)

@@ -60,6 +60,8 @@ class World:
     defaults: dict = field(default_factory=dict)
     # held-out scenes that set the VAE's scaling factor (1 / std of their latents)
     scaling_scenes: int = 512
+    # the `preset.json` written beside the exported weights (None: none is written)
+    preset: Callable[[], dict] | None = None
 
 
 def world(name: str, model: Any, scene_batch: Callable[..., SceneBatch], **settings: Any) -> World:
@@ -162,6 +164,12 @@ def argument_parser(world: World) -> argparse.ArgumentParser:
         help=f"probabilities of scenes with 1..{world.max_objects} objects, comma-separated",
     )
     parser.add_argument("--checkpoint-every", type=int, default=250, help="UNet steps between checkpoints")
+    parser.add_argument(
+        "--export-to",
+        type=Path,
+        default=None,
+        help="write the checkpoint's EMA weights as an SD-format folder here and stop (a look at a model in training)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.set_defaults(**world.defaults)
@@ -235,6 +243,15 @@ def train(world: World, argv: list[str] | None = None) -> None:
         rng.bit_generator.state = saved["rng"]
         torch.set_rng_state(saved["torch_rng"])
         print(f"resumed at stage {state['stage']} step {state['step']}")
+    if args.export_to is not None:
+        if state["scaling_factor"] is None:
+            raise SystemExit(f"{checkpoint_path} has no trained VAE yet: nothing to export")
+        with torch.no_grad():
+            for param, shadow in zip(unet_params, ema, strict=True):
+                param.copy_(shadow)
+        export(args.export_to, world, vae, text_encoder, unet, tokenizer, state["scaling_factor"])
+        print(f"saved {args.export_to} (stage {state['stage']}, step {state['step']})")
+        return
 
     def save(stage: str, step: int) -> None:
         state.update(stage=stage, step=step)
@@ -360,3 +377,5 @@ def export(folder: Path, world: World, vae, text_encoder, unet, tokenizer, scali
         timestep_spacing="trailing",
     )
     assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler).save_pretrained(folder, safe_serialization=True)
+    if world.preset is not None:
+        (folder / "preset.json").write_text(json.dumps(world.preset(), indent=2, ensure_ascii=False) + "\n")

@@ -48,6 +48,34 @@ def scene_batch(
     )
 
 
+def preset() -> dict:
+    """The noun model's preset: the shapes model's sampling and guidance settings (chosen by its
+    sweeps; not yet swept for this model) and the nouns it knows."""
+    nouns = sorted({form for noun in noun_classes() for form in (noun.name, *noun.synonyms)})
+    return {
+        "family": "nouns",
+        "about": "The embedded noun model's defaults: the shapes model's settings until this model's own sweeps.",
+        "nouns": nouns,
+        "guidance": {
+            "eta": 0.12,
+            "margin": 0.3,
+            "lambda_presence": 0.1,
+            "include_attributes": True,
+            "normalize_gradient": True,
+            "skip_satisfied": True,
+            "cfg_forward": "split",
+            "split_variance": 0.02,
+        },
+        "sampling": {
+            "num_inference_steps": 40,
+            "guidance_scale": 3.0,
+            "ddim_eta": 1.0,
+            "prompt_style": "objects",
+            "cpu_threads": 1,
+        },
+    }
+
+
 WORLD = world(
     "nouns",
     model,
@@ -57,6 +85,7 @@ WORLD = world(
     default_counts=DEFAULT_OBJECT_COUNTS,
     defaults={"edge_weight": 1.0, "vae_batch_size": 32, "vae_steps": 2500, "unet_steps": 8000, "batch_size": 32},
     scaling_scenes=256,
+    preset=preset,
 )
 
 
