@@ -163,12 +163,12 @@ def test_the_built_in_sets_load_by_name_and_parse():
     from infsplign_scene.lab.generate import built_in_sets, read_set
 
     sizes = {name: len(read_set(name)) for name in built_in_sets()}
-    assert sizes == {"geneval_position": 100, "sr2d": 25280, "t2i_compbench_spatial": 1000}
-    for name in sizes:
+    assert sizes == {"geneval_position": 100, "multi_relation": 210, "sr2d": 25280, "t2i_compbench_spatial": 1000}
+    for name in sizes.keys() - {"multi_relation"}:  # prompt sets of one relation each (graphs: tested below)
         rows = read_set(name, limit=50)
         assert len({row.id for row in rows}) == 50
         assert all(len(parse(row.prompt, backend="rules").relations) == 1 for row in rows)
-    with pytest.raises(InfsplignError, match="built-in set: geneval_position, sr2d"):
+    with pytest.raises(InfsplignError, match="built-in set: geneval_position, multi_relation, sr2d"):
         read_set("sr3d")
 
 

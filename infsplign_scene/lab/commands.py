@@ -178,7 +178,8 @@ def register_lab_commands(app: typer.Typer, fail: Callable[[Exception], None]) -
         Writes scores.jsonl (per image; a rerun scores only new images), summary.json and
         summary.md into the run's folder."""
         from .detectors import OPEN_VOCABULARY, ShapesDetector, ZeroShotDetector
-        from .score import score_run, summarise, write_summary
+        from .score import refused_counts, score_run, summarise
+        from .summaries import write_summary
 
         try:
             if detector == "shapes":
@@ -200,23 +201,22 @@ def register_lab_commands(app: typer.Typer, fail: Callable[[Exception], None]) -
             rows = score_run(run, chosen, progress=not quiet)
         except InfsplignError as error:
             _fail(error)
-        summary = summarise(rows)
-        write_summary(summary, run)
+        write_summary(summarise(rows, refused_counts(run)), run)
         typer.echo((run / "summary.md").read_text())
 
     @app.command("study")
     def study_command(
         spec: Annotated[Path, typer.Argument(help="Study specification (JSON): graphs, seeds, policies.")],
-        out: Annotated[Path, typer.Option(help="Output folder: results.jsonl, summary.md/.csv/.png, images/.")] = Path(
-            "study"
-        ),
+        out: Annotated[
+            Path, typer.Option(help="Output folder: images/, manifest.jsonl, scores.jsonl, summary.md/.json/.png.")
+        ] = Path("study"),
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
-        """Run a conflict study (graphs x seeds x policies); re-running resumes where it stopped."""
+        """Run a conflict study (graphs x seeds x policies) with generate and score; a re-run resumes."""
         from .study import run_study
 
         try:
-            rows = run_study(spec, out)
+            run_study(spec, out, progress=not quiet)
         except InfsplignError as error:
             _fail(error)
-        typer.echo((out / "summary.md").read_text() if (out / "summary.md").exists() else "no rows")
-        typer.echo(f"{len(rows)} rows in {out / 'results.jsonl'}")
+        typer.echo((out / "summary.md").read_text())

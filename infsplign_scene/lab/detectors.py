@@ -42,6 +42,17 @@ class ShapesDetector:
         return located
 
 
+def exact_detector(family: str) -> Detector:
+    """The exact detector of an embedded model's family (`shapes`, `nouns`)."""
+    if family == "nouns":
+        from .nouns.detector import NounDetector
+
+        return NounDetector()
+    if family == "shapes":
+        return ShapesDetector()
+    raise InfsplignError(f"no exact detector for a {family} model; name a detector (--detector owlvit ...)")
+
+
 OPEN_VOCABULARY = ("owlvit", "owlv2", "grounding-dino")
 
 

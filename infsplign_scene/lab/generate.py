@@ -4,10 +4,13 @@
     accelerate launch --multi_gpu --num_processes 4 -m infsplign_scene.cli generate SET.jsonl --out DIR --device cuda
 
 SET is a JSONL (or JSON list) file of rows {"id": ..., "prompt": "..."} or {"id": ..., "graph":
-{...}}. Image k of a row is sampled from a seed derived from the run's seed, the row's id and k,
-so any shard reproduces it. Each image is written to a temporary name and renamed; its manifest
-row is appended and flushed after the image is on disk; a rerun skips finished rows, and a torn
-last line (a killed run) is cut off and redone. Work is split over processes by accelerate's
+{...}} (and an optional "kind", carried to the results). Image k of a row is sampled from a seed
+derived from the run's seed, the row's id and k, so any shard reproduces it, or from `seeds[k]`
+when a list of seeds is given. Arms: `unguided` and `guided`, or a conflict policy (`drop`,
+`keep`, `pcgrad`, `priority`, `error`: the analysis policy and the gradients' combination).
+Each image is written to a temporary name and renamed; its manifest row is appended and flushed
+after the image is on disk; a rerun skips finished rows, and a torn last line (a killed run) is
+cut off and redone. Work is split over processes by accelerate's
 process state (`accelerate launch`) or by `shard=(i, n)` (job arrays); each process appends to
 its own manifest file. A row that cannot be sampled (a parse error, a conflict under policy
 `error`) is recorded as refused, never a crash.
@@ -19,6 +22,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,11 +37,44 @@ from ..config import GuidanceConfig
 from ..errors import InfsplignError, format_validation_error, quoted
 from ..guidance import ScenePipeline
 from ..parsing import load_scene
-from .study import read_rows, safe_file_name
 
 MAX_ROWS = 1_000_000
 SETS_DIR = Path(__file__).parent / "sets"
 RUN_FILE = "run.json"
+# What each arm changes in the guidance settings
+ARMS: dict[str, dict] = {
+    "unguided": {"eta": 0.0},
+    "guided": {},
+    "drop": {"policy": "drop", "combination": "sum"},
+    "keep": {"policy": "keep", "combination": "sum"},
+    "pcgrad": {"policy": "keep", "combination": "pcgrad"},
+    "priority": {"policy": "keep", "combination": "priority"},
+    "error": {"policy": "error", "combination": "sum"},
+}
+
+
+def safe_file_name(text: str) -> str:
+    """A file name from free text: only letters, digits, '_', '-' and '.', never a path or a dot file."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:120].lstrip(".")
+    return name or "_"
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows written so far; a torn last line (a run stopped mid-write) is cut off, to be redone."""
+    if not path.exists():
+        return []
+    rows, kept = [], 0
+    data = path.read_bytes()
+    for line in data.splitlines(keepends=True):
+        try:
+            rows.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            break
+        kept += len(line)
+    if kept < len(data):
+        with path.open("r+b") as handle:
+            handle.truncate(kept)
+    return rows
 
 
 class SetRow(BaseModel):
@@ -48,6 +85,7 @@ class SetRow(BaseModel):
     id: str = Field(min_length=1, max_length=200)
     prompt: str | None = Field(None, max_length=4000)
     graph: dict | None = None
+    kind: str | None = Field(None, max_length=64)
 
     @model_validator(mode="after")
     def _one_source(self) -> SetRow:
@@ -64,6 +102,7 @@ class RunSettings(BaseModel):
     weights_sha256: str
     seed: int
     images_per_prompt: int = Field(ge=1, le=64)
+    seeds: list[int] | None = None
     arms: tuple[str, ...]
     guidance: dict
     sampling: dict
@@ -198,6 +237,7 @@ def generate(
     images_per_prompt: int = 1,
     arms: tuple[str, ...] = ("unguided", "guided"),
     seed: int = 0,
+    seeds: list[int] | None = None,
     limit: int | None = None,
     batch_size: int = 8,
     config: GuidanceConfig | None = None,
@@ -207,10 +247,13 @@ def generate(
     force: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Sample every missing image of this process's share; returns a one-line summary's numbers."""
-    unknown = [arm for arm in arms if arm not in ("unguided", "guided")]
+    """Sample every missing image of this process's share; returns a one-line summary's numbers.
+    `seeds`: image k of every row is sampled from seeds[k] (images_per_prompt is their number)."""
+    unknown = [arm for arm in arms if arm not in ARMS]
     if unknown or not arms:
-        raise InfsplignError(f"arms are unguided and/or guided, got {', '.join(arms) or 'none'}")
+        raise InfsplignError(f"arms are some of {', '.join(ARMS)}; got {', '.join(arms) or 'none'}")
+    if seeds is not None:
+        images_per_prompt = len(seeds)
     rows = read_set(set_path, limit, skip_bad)
     config = config or scene_pipe.config
     sampling = dict(sampling or {})
@@ -222,6 +265,7 @@ def generate(
         weights_sha256=weights_hash(scene_pipe.pipe),
         seed=seed,
         images_per_prompt=images_per_prompt,
+        seeds=seeds,
         arms=tuple(arms),
         guidance=config.model_dump(),
         sampling=scene_pipe.preset.sampling.updated(**sampling).model_dump(),
@@ -230,7 +274,7 @@ def generate(
         check_settings(out, settings, force)
     done = {(r["id"], r["k"], r["arm"]) for r in manifest_rows(out)}
     tasks = [
-        Task(row, k, arm, image_seed(seed, row.id, k))
+        Task(row, k, arm, seeds[k] if seeds is not None else image_seed(seed, row.id, k))
         for position, row in enumerate(rows)
         for k in range(images_per_prompt)
         for arm in arms
@@ -242,7 +286,7 @@ def generate(
     started, written, refused = time.perf_counter(), 0, 0
     with manifest.open("a") as sink, tqdm(total=len(todo), unit="image", disable=not progress) as bar:
         for arm in arms:
-            arm_config = config if arm == "guided" else config.updated(eta=0.0)
+            arm_config = config.updated(**ARMS[arm])
             for batch in _batches([t for t in todo if t.arm == arm], batch_size):
                 for row in _sample(scene_pipe, batch, arm_config, sampling, out, settings):
                     sink.write(json.dumps(row) + "\n")
@@ -287,7 +331,8 @@ def _sample(scene_pipe, batch: list[Task], config, sampling: dict, out: Path, ru
         temporary = path.with_suffix(".tmp")
         result.save(temporary, image=b)
         os.replace(temporary, path)
-        row = _row(task, result.graphs[b], run, config, image=str(path.relative_to(out)), seconds=seconds)
+        # the graph as stated: every stated relation is judged, also those a policy dropped
+        row = _row(task, graphs[b], run, config, image=str(path.relative_to(out)), seconds=seconds)
         row["final_satisfied"] = states[b] if states else None
         row["relations"] = [str(r) for r in result.objective.relations[b]]
         rows.append(row)
@@ -299,6 +344,7 @@ def _row(
 ) -> dict:
     return {
         "id": task.row.id,
+        "kind": task.row.kind,
         "k": task.k,
         "arm": task.arm,
         "seed": task.seed,

@@ -16,7 +16,11 @@ are right. Per arm (`summary.json`, `summary.md`):
 - T2I-CompBench's 2D spatial score (UniDet_eval/2D_spatial_eval.py): per relation, a quarter of
   each object's detection confidence plus half its soft position score, 0 under 0.5; the mean
   over an image's relations, then over images;
-- guided against unguided on the same seeds: relations fixed and broken.
+- guided against unguided on the same seeds: relations fixed and broken;
+- by the rows' kind (when the set names one) and arm: object accuracy, the share of the largest
+  consistent subset of relations satisfied (a 3-cycle can have at most 2 of its 3 relations true,
+  so an image with 2 scores 1.0) and all satisfied, with 95% intervals; and the differences
+  between arms on the same images (`arm_differences`).
 
 Each row keeps the boxes and confidences, so every rule is computed from the same detections.
 """
@@ -31,12 +35,12 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..analysis import analyze
 from ..errors import InfsplignError
 from ..relations import geneval_holds, holds, t2i_compbench_position
 from ..scene import SceneGraph
 from .detectors import Detector, Found
-from .generate import manifest_rows
-from .study import read_rows
+from .generate import manifest_rows, read_rows
 
 BOOTSTRAP_SAMPLES = 1000
 
@@ -76,6 +80,12 @@ def t2i_compbench_score(subject: Found | None, obj: Found | None, predicate: str
     return score if score >= 0.5 else 0.0
 
 
+def max_consistent(graph: SceneGraph) -> int:
+    """Size of the largest subset of relations without a contradiction (unit weights)."""
+    unit = graph.model_copy(update={"relations": [r.model_copy(update={"weight": 1.0}) for r in graph.relations]})
+    return len(graph.relations) - len(analyze(unit, policy="drop").dropped)
+
+
 def score_run(run: Path, detector: Detector, progress: bool = True) -> list[dict]:
     """Score every image of the run that is not scored yet; returns all rows of `scores.jsonl`."""
     generated = [r for r in manifest_rows(run) if r["refused"] is None]
@@ -90,7 +100,8 @@ def score_run(run: Path, detector: Detector, progress: bool = True) -> list[dict
             graph = SceneGraph.model_validate(row["graph"])
             with Image.open(run / row["image"]) as image:
                 scored = score_image(detector, image.convert("RGB"), graph)
-            new = {key: row[key] for key in ("id", "k", "arm", "seed")} | scored
+            new = {key: row.get(key) for key in ("id", "kind", "k", "arm", "seed", "seconds")} | scored
+            new["max_consistent"] = max_consistent(graph)
             sink.write(json.dumps(new) + "\n")
             sink.flush()
             rows.append(new)
@@ -126,6 +137,90 @@ def interval(values_by_prompt: dict[str, list[float]], seed: int = 0) -> list[fl
         chosen = [groups[i] for i in rng.integers(0, len(groups), len(groups))]
         means.append(np.concatenate(chosen).mean())
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def within_interval(values_by_prompt: dict[str, list[float]], seed: int = 0) -> list[float]:
+    """95% bootstrap interval of the mean with the prompts kept and their images resampled: how far
+    the number moves with the seeds, for these prompts."""
+    groups = [np.asarray(v, dtype=float) for v in values_by_prompt.values() if v]
+    if not groups:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    means = [
+        np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups]).mean() for _ in range(BOOTSTRAP_SAMPLES)
+    ]
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def consistent_share(row: dict) -> float | None:
+    """Relations satisfied over the largest consistent subset's size (at most 1); None without relations."""
+    if not row.get("max_consistent"):
+        return None
+    return min(sum(o is True for o in row["outcomes"]) / row["max_consistent"], 1.0)
+
+
+def by_kind(rows: list[dict], refused: dict[tuple[str, str], int] | None = None) -> list[dict]:
+    """Per kind and arm: object accuracy, the share of the largest consistent subset satisfied
+    and all satisfied, each with its 95% interval over the seeds (`within_interval`)."""
+    cells: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        if r.get("kind") is not None:
+            cells[(r["kind"], r["arm"])].append(r)
+    for kind, arm in refused or {}:  # cells whose every image was refused
+        if kind is not None:
+            cells.setdefault((kind, arm), [])
+    table = []
+    for (kind, arm), members in sorted(cells.items()):
+        entry: dict = {"kind": kind, "arm": arm, "images": len(members)}
+        entry["refused"] = (refused or {}).get((kind, arm), 0)
+        for name, value in (
+            ("object_accuracy", lambda r: float(r["all_found"])),
+            ("max_consistent_share", consistent_share),
+            ("all_satisfied", lambda r: float(r["all_satisfied"])),
+        ):
+            grouped: dict[str, list[float]] = defaultdict(list)
+            for r in members:
+                if (v := value(r)) is not None:
+                    grouped[r["id"]].append(v)
+            flat = [v for values in grouped.values() for v in values]
+            entry[name] = float(np.mean(flat)) if flat else None
+            entry[f"{name}_95"] = within_interval(grouped)
+        entry["seconds_per_image"] = float(np.mean([r.get("seconds") or 0.0 for r in members])) if members else None
+        table.append(entry)
+    return table
+
+
+def arm_differences(rows: list[dict]) -> list[dict]:
+    """Per kind, each two arms on the same images (id, k): the mean difference of the share of the
+    largest consistent subset satisfied, its 95% interval over the seeds, and whether the interval
+    leaves out 0 (an established difference)."""
+    shares = {(r.get("kind"), r["id"], r["k"], r["arm"]): consistent_share(r) for r in rows if r.get("kind")}
+    kinds = sorted({key[0] for key in shares})
+    arms = sorted({key[3] for key in shares})
+    table = []
+    for kind in kinds:
+        for i, first in enumerate(arms):
+            for second in arms[i + 1 :]:
+                grouped: dict[str, list[float]] = defaultdict(list)
+                for (k_kind, row_id, k, arm), value in shares.items():
+                    other = shares.get((kind, row_id, k, second))
+                    if k_kind == kind and arm == first and value is not None and other is not None:
+                        grouped[row_id].append(value - other)
+                if not grouped:
+                    continue
+                low, high = within_interval(grouped)
+                mean = float(np.mean([v for values in grouped.values() for v in values]))
+                table.append(
+                    {
+                        "kind": kind,
+                        "arms": f"{first} - {second}",
+                        "images": sum(len(v) for v in grouped.values()),
+                        "difference": mean,
+                        "difference_95": [low, high],
+                        "established": bool(low > 0 or high < 0),
+                    }
+                )
+    return table
 
 
 def multi_relation(rows: list[dict]) -> dict:
@@ -187,90 +282,26 @@ def public_protocols(rows: list[dict]) -> dict:
     }
 
 
-def summarise(rows: list[dict]) -> dict:
+def summarise(rows: list[dict], refused: dict[tuple[str, str], int] | None = None) -> dict:
+    """Per arm: VISOR, multi-relation scores and the public protocols; the paired flips; and, when
+    the rows have kinds, the tables by kind and the differences between arms."""
     arms = sorted({r["arm"] for r in rows})
-    summary = {arm: {"visor": visor([r for r in rows if r["arm"] == arm])} for arm in arms}
+    summary: dict = {arm: {"visor": visor([r for r in rows if r["arm"] == arm])} for arm in arms}
     for arm in arms:
         summary[arm]["multi_relation"] = multi_relation([r for r in rows if r["arm"] == arm])
         summary[arm].update(public_protocols([r for r in rows if r["arm"] == arm]))
     if {"guided", "unguided"} <= set(arms):
         summary["paired_flips"] = paired_flips(rows)
+    if any(r.get("kind") is not None for r in rows):
+        summary["by_kind"] = by_kind(rows, refused)
+        summary["arm_differences"] = arm_differences(rows)
     return summary
 
 
-def write_summary(summary: dict, run: Path) -> None:
-    (run / "summary.json").write_text(json.dumps(summary, indent=2))
-    arms = [arm for arm in summary if arm != "paired_flips"]
-    lines = [
-        "| arm | images | OA | VISOR_cond | VISOR_uncond | VISOR_1 | VISOR_2 | VISOR_3 | VISOR_4 |",
-        "|---" * 9 + "|",
-    ]
-    for arm in arms:
-        v = summary[arm]["visor"]
-        if v:
-            values = [
-                v[key] for key in ("OA", "VISOR_cond", "VISOR_uncond", "VISOR_1", "VISOR_2", "VISOR_3", "VISOR_4")
-            ]
-            lines.append(f"| {arm} | {v['images']} | " + " | ".join(f"{x:.1f}" for x in values) + " |")
-    lines += ["", "| arm | images | relation accuracy (95%) | all satisfied (95%) |", "|---|---:|---|---|"]
-    for arm in arms:
-        m = summary[arm]["multi_relation"]
-        accuracy, low_high = m["relation_accuracy"], m["relation_accuracy_95"]
-        everything, all_low_high = m["all_satisfied"], m["all_satisfied_95"]
-        lines.append(
-            f"| {arm} | {m['images']} | {_cell(accuracy)} ({_cell(low_high[0])}-{_cell(low_high[1])}) | "
-            f"{_cell(everything)} ({_cell(all_low_high[0])}-{_cell(all_low_high[1])}) |"
-        )
-    lines += [
-        "",
-        "| arm | GenEval position: images | accuracy | T2I-CompBench 2D: images | score |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for arm in arms:
-        geneval, t2i = summary[arm]["geneval"], summary[arm]["t2i_compbench"]
-        lines.append(
-            f"| {arm} | {geneval['images']} | {_cell(geneval['accuracy'])} | {t2i['images']} | {_cell(t2i['score'])} |"
-        )
-    if "paired_flips" in summary:
-        flips = summary["paired_flips"]
-        lines += [
-            "",
-            f"Guided against unguided, same seeds: {flips['fixed']} relations fixed, {flips['broken']} broken.",
-        ]
-    (run / "summary.md").write_text("\n".join(lines) + "\n")
-    plot_summary(summary, run / "summary.png")
-
-
-def plot_summary(summary: dict, path: Path) -> None:
-    """Bars per arm: relation accuracy by predicate, and overall with its 95% interval."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    arms = [arm for arm in summary if arm != "paired_flips"]
-    predicates = sorted({p for arm in arms for p in summary[arm]["multi_relation"]["relation_accuracy_by_predicate"]})
-    groups = [*predicates, "all"]
-    figure, axis = plt.subplots(figsize=(max(5, 1.2 * len(groups) * len(arms) / 2 + 2), 3.5))
-    width = 0.8 / max(len(arms), 1)
-    for a, arm in enumerate(arms):
-        scores = summary[arm]["multi_relation"]
-        values = [scores["relation_accuracy_by_predicate"].get(p, float("nan")) for p in predicates]
-        values.append(scores["relation_accuracy"] if scores["relation_accuracy"] is not None else float("nan"))
-        low, high = scores["relation_accuracy_95"]
-        errors = [
-            [0.0] * len(predicates) + [max(values[-1] - low, 0.0)],
-            [0.0] * len(predicates) + [max(high - values[-1], 0.0)],
-        ]
-        axis.bar([g + a * width for g in range(len(groups))], values, width, yerr=errors, capsize=3, label=arm)
-    axis.set_xticks([g + width * (len(arms) - 1) / 2 for g in range(len(groups))], groups)
-    axis.set_ylabel("relation accuracy (found pairs)")
-    axis.set_ylim(0, 1)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def _cell(value: float | None) -> str:
-    return "-" if value is None or value != value else f"{value:.3f}"
+def refused_counts(run: Path) -> dict[tuple[str, str], int]:
+    """Images a run refused (a parse error, a conflict under policy `error`), per kind and arm."""
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for row in manifest_rows(run):
+        if row["refused"] is not None:
+            counts[(row.get("kind"), row["arm"])] += 1
+    return dict(counts)

@@ -1,0 +1,156 @@
+"""What `score` writes for people: `summary.json`, `summary.md` (tables) and the plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def write_summary(summary: dict, run: Path) -> None:
+    (run / "summary.json").write_text(json.dumps(summary, indent=2))
+    arms = _arms(summary)
+    lines = [
+        "| arm | images | OA | VISOR_cond | VISOR_uncond | VISOR_1 | VISOR_2 | VISOR_3 | VISOR_4 |",
+        "|---" * 9 + "|",
+    ]
+    for arm in arms:
+        v = summary[arm]["visor"]
+        if v:
+            values = [
+                v[key] for key in ("OA", "VISOR_cond", "VISOR_uncond", "VISOR_1", "VISOR_2", "VISOR_3", "VISOR_4")
+            ]
+            lines.append(f"| {arm} | {v['images']} | " + " | ".join(f"{x:.1f}" for x in values) + " |")
+    lines += ["", "| arm | images | relation accuracy (95%) | all satisfied (95%) |", "|---|---:|---|---|"]
+    for arm in arms:
+        m = summary[arm]["multi_relation"]
+        accuracy, low_high = m["relation_accuracy"], m["relation_accuracy_95"]
+        everything, all_low_high = m["all_satisfied"], m["all_satisfied_95"]
+        lines.append(
+            f"| {arm} | {m['images']} | {_cell(accuracy)} ({_cell(low_high[0])}-{_cell(low_high[1])}) | "
+            f"{_cell(everything)} ({_cell(all_low_high[0])}-{_cell(all_low_high[1])}) |"
+        )
+    lines += [
+        "",
+        "| arm | GenEval position: images | accuracy | T2I-CompBench 2D: images | score |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for arm in arms:
+        geneval, t2i = summary[arm]["geneval"], summary[arm]["t2i_compbench"]
+        lines.append(
+            f"| {arm} | {geneval['images']} | {_cell(geneval['accuracy'])} | {t2i['images']} | {_cell(t2i['score'])} |"
+        )
+    if "paired_flips" in summary:
+        flips = summary["paired_flips"]
+        lines += [
+            "",
+            f"Guided against unguided, same seeds: {flips['fixed']} relations fixed, {flips['broken']} broken.",
+        ]
+    lines += _kind_tables(summary)
+    (run / "summary.md").write_text("\n".join(lines) + "\n")
+    plot_summary(summary, run / "summary.png")
+
+
+def _kind_tables(summary: dict) -> list[str]:
+    if "by_kind" not in summary:
+        return []
+
+    def with_interval(entry: dict, name: str) -> str:
+        low, high = entry[f"{name}_95"]
+        return f"{_cell(entry[name])} ({_cell(low)}-{_cell(high)})"
+
+    lines = [
+        "",
+        "| kind | arm | images | refused | object accuracy (95%) | largest consistent share (95%) "
+        "| all satisfied (95%) | s/image |",
+        "|---|---|---:|---:|---|---|---|---:|",
+    ]
+    for e in summary["by_kind"]:
+        cells = [with_interval(e, name) for name in ("object_accuracy", "max_consistent_share", "all_satisfied")]
+        lines.append(
+            f"| {e['kind']} | {e['arm']} | {e['images']} | {e['refused']} | "
+            + " | ".join(cells)
+            + f" | {_cell(e['seconds_per_image'])} |"
+        )
+    lines += ["", "| kind | arms | images | difference (95%) | established |", "|---|---|---:|---|---|"]
+    for d in summary["arm_differences"]:
+        low, high = d["difference_95"]
+        established = "yes" if d["established"] else "no"
+        lines.append(
+            f"| {d['kind']} | {d['arms']} | {d['images']} | {d['difference']:+.3f} ({low:+.3f} to {high:+.3f}) "
+            f"| {established} |"
+        )
+    return lines
+
+
+def plot_summary(summary: dict, path: Path) -> None:
+    """Bars per arm: relation accuracy by predicate, and overall with its 95% interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = _arms(summary)
+    predicates = sorted({p for arm in arms for p in summary[arm]["multi_relation"]["relation_accuracy_by_predicate"]})
+    groups = [*predicates, "all"]
+    figure, axis = plt.subplots(figsize=(max(5, 1.2 * len(groups) * len(arms) / 2 + 2), 3.5))
+    width = 0.8 / max(len(arms), 1)
+    for a, arm in enumerate(arms):
+        scores = summary[arm]["multi_relation"]
+        values = [scores["relation_accuracy_by_predicate"].get(p, float("nan")) for p in predicates]
+        values.append(scores["relation_accuracy"] if scores["relation_accuracy"] is not None else float("nan"))
+        low, high = scores["relation_accuracy_95"]
+        errors = [
+            [0.0] * len(predicates) + [max(values[-1] - low, 0.0)],
+            [0.0] * len(predicates) + [max(high - values[-1], 0.0)],
+        ]
+        axis.bar([g + a * width for g in range(len(groups))], values, width, yerr=errors, capsize=3, label=arm)
+    axis.set_xticks([g + width * (len(arms) - 1) / 2 for g in range(len(groups))], groups)
+    axis.set_ylabel("relation accuracy (found pairs)")
+    axis.set_ylim(0, 1)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    if "by_kind" in summary:
+        plot_kinds(summary["by_kind"], path.with_name("summary_kinds.png"))
+
+
+def plot_kinds(table: list[dict], path: Path) -> None:
+    """Bars per kind and arm: the share of the largest consistent subset satisfied, with its 95% interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = sorted({e["kind"] for e in table})
+    arms = sorted({e["arm"] for e in table})
+    figure, axis = plt.subplots(figsize=(max(6, 0.8 * len(kinds) * len(arms) / 2 + 2), 3.5))
+    width = 0.8 / max(len(arms), 1)
+    for a, arm in enumerate(arms):
+        cells = [next((e for e in table if e["kind"] == kind and e["arm"] == arm), None) for kind in kinds]
+        values = [c["max_consistent_share"] if c and c["max_consistent_share"] is not None else 0.0 for c in cells]
+        low = [
+            v - (c["max_consistent_share_95"][0] if c and c["max_consistent_share"] is not None else v)
+            for v, c in zip(values, cells, strict=True)
+        ]
+        high = [
+            (c["max_consistent_share_95"][1] if c and c["max_consistent_share"] is not None else v) - v
+            for v, c in zip(values, cells, strict=True)
+        ]
+        positions = [k + a * width for k in range(len(kinds))]
+        axis.bar(positions, values, width, yerr=[low, high], capsize=3, label=arm)
+    axis.set_xticks([k + width * (len(arms) - 1) / 2 for k in range(len(kinds))], kinds)
+    axis.set_ylabel("share of the largest consistent subset satisfied")
+    axis.set_ylim(0, 1.05)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _arms(summary: dict) -> list[str]:
+    return [arm for arm in summary if arm not in ("paired_flips", "by_kind", "arm_differences")]
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.3f}"
