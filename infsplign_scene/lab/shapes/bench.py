@@ -23,6 +23,7 @@ from ...relations import holds
 from ...result import final_states
 from ...scene import SceneGraph
 from ..score import flips as paired_flips
+from ..score import max_consistent
 from .detector import DetectionResult, detect
 from .scenes import COLORS, SHAPES
 
@@ -236,7 +237,10 @@ def _judge(relations, objects: dict, strict: bool = False) -> list[bool | None]:
 
 def max_consistent_share(items: list[Item], outcomes: list[list[bool | None]]) -> float:
     """Share of the largest consistent subset satisfied (a 3-cycle: at most 2 of its 3 relations)."""
-    shares = [sum(bool(o) for o in image) / (len(image) - 1) for image in outcomes]
+    shares = [
+        min(sum(o is True for o in image) / max_consistent(item.graph), 1.0)
+        for item, image in zip(items, outcomes, strict=True)
+    ]
     return float(np.mean(shares)) if shares else 0.0
 
 
