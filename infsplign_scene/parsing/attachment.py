@@ -28,7 +28,7 @@ class Attachment(Mentions):
                 continue
             resolved = self.resolve(head)
             if resolved is not None and head.pos_ in NOUN_TAGS | {"PRON"}:
-                if direct and phrase.kind not in ("PREL", "PLACE"):
+                if direct and phrase.kind != "PLACE":
                     head = self.chain_head(head, phrase)
                     resolved = self.resolve(head) or resolved
                 return self.with_conjuncts(head, resolved, phrase.start)
@@ -75,6 +75,8 @@ class Attachment(Mentions):
                 link = self.phrase_at.get(token.head.i)
                 if link is not None and link.kind == "REL" and link.value == phrase.value:
                     break
+                if phrase.kind == "PREL" and token.head.lower_ == "with":
+                    break  # "a desk with a mug to its right": the mug's side of the desk
                 owner = token.head.head
             elif token.dep_ == "dobj":
                 owner = token.head

@@ -42,8 +42,14 @@ class Mentions:
             return False
         if token.lower_ in PICTURE_WORDS and following in ("of", "with"):
             return False
+        if any(c.dep_ == "dobj" for c in token.children):
+            return False  # a verb the tagger took for a noun: "breathing flames"
         if token.pos_ in NOUN_TAGS:
             return True
+        if token.tag_ == "VBG" and any(c.dep_ in ("amod", "det") for c in token.children):
+            return True  # a gerund used as a noun: "blue writing"
+        if token.i == token.sent.start and token.i + 1 in self.phrase_tokens and token.pos_ in ("VERB", "ADJ"):
+            return True  # a telegraphic caption's first word: "building under sky"
         if token.dep_ == "pobj" and token.pos_ == "ADV" and token.head.i in self.phrase_tokens:
             return True  # "cabinet above oven", the last word tagged as an adverb
         has_article = any(c.dep_ == "det" and c.lower_ in ("a", "an", "the") for c in token.children)
