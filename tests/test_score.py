@@ -66,6 +66,7 @@ def test_generate_then_score_on_the_shapes_model(tmp_path, capsys):
     assert "VISOR_cond" in (out / "summary.md").read_text() and (out / "summary.png").stat().st_size > 0
     assert summary["guided"]["geneval"]["images"] == 4 and summary["guided"]["t2i_compbench"]["images"] == 4
     assert all(set(s["boxes"]) == set(s["found"]) and len(s["geneval"]) == 1 for s in scores)
+    assert 0 <= summary["guided"]["duplicates"]["duplicate_rate"] <= 1 and "created" in summary["paired_duplicates"]
     assert main(["score", str(out), "-q"]) == 0  # a rerun scores nothing new
     assert len((out / "scores.jsonl").read_text().splitlines()) == 8
 
@@ -104,3 +105,30 @@ def test_t2i_compbench_position_and_score():
     assert t2i_compbench_position(left, far, "near") == pytest.approx(150 / 512 / 0.85)
     assert t2i_compbench_score(Found(left, 0.8), Found(right, 0.6), "left_of") == pytest.approx(0.2 + 0.15 + 0.5)
     assert t2i_compbench_score(Found(left, 0.8), None, "left_of") == 0.0  # 0.2 is under 0.5
+
+
+def test_duplicates_are_counted_and_paired():
+    from infsplign_scene.lab.score import duplicates, paired_duplicates
+
+    def scored(arm, duplicated, states):
+        return {"id": "p", "k": 0, "arm": arm, "duplicated": duplicated, "final_satisfied": states}
+
+    rows = [
+        scored("unguided", [], [False]) | {"relations": ["a left_of b"]},
+        scored("guided", ["b"], [True]) | {"relations": ["a left_of b"]},
+    ]
+    assert duplicates(rows[1:]) == {
+        "images": 1,
+        "duplicate_rate": 1.0,
+        "relations_on_duplicates": 1,
+        "satisfied_on_duplicates": 1,
+        "uncertain_on_duplicates": 0,
+    }
+    assert paired_duplicates(rows) == {"created": 1, "removed": 0}
+
+
+def test_non_maximum_suppression_counts_instances():
+    from infsplign_scene.lab.detectors import non_maximum_suppression
+
+    boxes = [(0.9, (0.0, 0.0, 0.2, 0.2)), (0.8, (0.01, 0.0, 0.21, 0.2)), (0.7, (0.6, 0.6, 0.8, 0.8))]
+    assert [score for score, _ in non_maximum_suppression(boxes)] == [0.9, 0.7]

@@ -12,13 +12,14 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from ..errors import InfsplignError
-from ..relations import Box
+from ..relations import Box, iou
 from ..scene import SceneGraph
 
 
 class Found(NamedTuple):
     box: Box  # x0, y0, x1, y1 in [0, 1], y down
     score: float  # the detector's confidence; 1 for an exact detector
+    instances: int = 1  # how many times the object is drawn (more than its count: a duplicate)
 
 
 class Detector(Protocol):
@@ -38,7 +39,8 @@ class ShapesDetector:
         located = {}
         for obj in graph.objects:
             detection = found.find(obj.name.lower().split()[0])
-            located[obj.id] = Found(detection.box, 1.0) if detection is not None else None
+            instances = found.instances.get(obj.name.lower().split()[0], 1)
+            located[obj.id] = Found(detection.box, 1.0, instances) if detection is not None else None
         return located
 
 
@@ -97,18 +99,28 @@ class ZeroShotDetector:
         if grounding:
             options.update(input_ids=inputs["input_ids"], text_threshold=self.text_threshold)
         found = self.processor.post_process_grounded_object_detection(outputs, **options)[0]
-        located: dict[str, Found | None] = {obj.id: None for obj in graph.objects}
-        best: dict[int, float] = {}
-        for score, label, box in zip(
-            found["scores"].tolist(), found["text_labels"], found["boxes"].tolist(), strict=True
-        ):
+        boxes: dict[int, list[tuple[float, Box]]] = {}
+        detections = zip(found["scores"].tolist(), found["text_labels"], found["boxes"].tolist(), strict=True)
+        for score, label, (x0, y0, x1, y1) in detections:
             index = _query_of(label, queries)
-            if index is not None and score > best.get(index, -1.0):
-                best[index] = score
-                x0, y0, x1, y1 = box
+            if index is not None:
                 scaled = (x0 / width, y0 / height, x1 / width, y1 / height)
-                located[graph.objects[index].id] = Found(tuple(min(max(c, 0.0), 1.0) for c in scaled), score)
+                boxes.setdefault(index, []).append((score, tuple(min(max(c, 0.0), 1.0) for c in scaled)))
+        located: dict[str, Found | None] = {obj.id: None for obj in graph.objects}
+        for index, scored in boxes.items():
+            kept = non_maximum_suppression(scored)
+            located[graph.objects[index].id] = Found(kept[0][1], kept[0][0], len(kept))
         return located
+
+
+def non_maximum_suppression(scored: list[tuple[float, Box]], overlap: float = 0.5) -> list[tuple[float, Box]]:
+    """The boxes left after greedy suppression of any box overlapping a more confident one by IoU
+    `overlap` or more, most confident first: the instances a detector found."""
+    kept: list[tuple[float, Box]] = []
+    for score, box in sorted(scored, key=lambda item: -item[0]):
+        if all(iou(box, other) < overlap for _, other in kept):
+            kept.append((score, box))
+    return kept
 
 
 def _query_of(label: str, queries: list[str]) -> int | None:

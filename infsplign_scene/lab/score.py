@@ -57,8 +57,10 @@ def score_image(detector: Detector, image: Image.Image, graph: SceneGraph) -> di
         geneval.append(geneval_holds(subject.box, obj.box, relation.predicate) if both else None)
         t2i.append(t2i_compbench_score(subject, obj, relation.predicate))
     found = {object_id: place is not None for object_id, place in located.items()}
+    counts = {obj.id: obj.count for obj in graph.objects}
     return {
         "found": found,
+        "duplicated": sorted(i for i, place in located.items() if place is not None and place.instances > counts[i]),
         "boxes": {object_id: None if place is None else list(place.box) for object_id, place in located.items()},
         "confidences": {object_id: None if place is None else place.score for object_id, place in located.items()},
         "relations": [str(r) for r in graph.relations],
@@ -100,7 +102,8 @@ def score_run(run: Path, detector: Detector, progress: bool = True) -> list[dict
             graph = SceneGraph.model_validate(row["graph"])
             with Image.open(run / row["image"]) as image:
                 scored = score_image(detector, image.convert("RGB"), graph)
-            new = {key: row.get(key) for key in ("id", "kind", "k", "arm", "seed", "seconds")} | scored
+            kept = ("id", "kind", "k", "arm", "seed", "seconds", "final_satisfied")
+            new = {key: row.get(key) for key in kept} | scored
             new["max_consistent"] = max_consistent(graph)
             sink.write(json.dumps(new) + "\n")
             sink.flush()
@@ -271,6 +274,41 @@ def paired_flips(rows: list[dict]) -> dict:
     return flips([before for before, _ in pairs], [after for _, after in pairs])
 
 
+def duplicates(rows: list[dict]) -> dict:
+    """Images where an object is drawn more often than the graph asks, and the relations the
+    report (the attention maps) called satisfied or uncertain although their subject or object was
+    drawn twice."""
+    counts = {"images": len(rows), "duplicate_rate": None, "relations_on_duplicates": 0}
+    counts |= {"satisfied_on_duplicates": 0, "uncertain_on_duplicates": 0}
+    if rows:
+        counts["duplicate_rate"] = float(np.mean([bool(r.get("duplicated")) for r in rows]))
+    for r in rows:
+        twice = set(r.get("duplicated") or [])
+        relations = r.get("relations", [])
+        states = r.get("final_satisfied") or []
+        if len(states) != len(relations):  # the report covers the guided relations only
+            states = [False] * len(relations)
+        for relation, state in zip(relations, states, strict=True):
+            subject, _, obj = relation.split()
+            if twice & {subject, obj}:
+                counts["relations_on_duplicates"] += 1
+                counts["satisfied_on_duplicates"] += state is True
+                counts["uncertain_on_duplicates"] += state is None
+    return counts
+
+
+def paired_duplicates(rows: list[dict]) -> dict:
+    """Images (same prompt and seed) where guidance created a duplicated object, and where it removed one."""
+    by_key = {(r["id"], r["k"], r["arm"]): bool(r.get("duplicated")) for r in rows}
+    created = removed = 0
+    for (row_id, k, arm), has in by_key.items():
+        had = by_key.get((row_id, k, "unguided"))
+        if arm == "guided" and had is not None:
+            created += has and not had
+            removed += had and not has
+    return {"created": created, "removed": removed}
+
+
 def public_protocols(rows: list[dict]) -> dict:
     """GenEval's accuracy (images without `near`) and T2I-CompBench's mean score."""
     judged = [r for r in rows if "geneval" in r and r["predicates"] and "near" not in r["predicates"]]
@@ -290,8 +328,10 @@ def summarise(rows: list[dict], refused: dict[tuple[str, str], int] | None = Non
     for arm in arms:
         summary[arm]["multi_relation"] = multi_relation([r for r in rows if r["arm"] == arm])
         summary[arm].update(public_protocols([r for r in rows if r["arm"] == arm]))
+        summary[arm]["duplicates"] = duplicates([r for r in rows if r["arm"] == arm])
     if {"guided", "unguided"} <= set(arms):
         summary["paired_flips"] = paired_flips(rows)
+        summary["paired_duplicates"] = paired_duplicates(rows)
     if any(r.get("kind") is not None for r in rows):
         summary["by_kind"] = by_kind(rows, refused)
         summary["arm_differences"] = arm_differences(rows)

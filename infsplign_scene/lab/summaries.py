@@ -39,11 +39,24 @@ def write_summary(summary: dict, run: Path) -> None:
         lines.append(
             f"| {arm} | {geneval['images']} | {_cell(geneval['accuracy'])} | {t2i['images']} | {_cell(t2i['score'])} |"
         )
+    lines += [
+        "",
+        "| arm | images | duplicate rate | relations on duplicates | reported satisfied | reported uncertain |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for arm in arms:
+        d = summary[arm]["duplicates"]
+        lines.append(
+            f"| {arm} | {d['images']} | {_cell(d['duplicate_rate'])} | {d['relations_on_duplicates']} | "
+            f"{d['satisfied_on_duplicates']} | {d['uncertain_on_duplicates']} |"
+        )
     if "paired_flips" in summary:
         flips = summary["paired_flips"]
         lines += [
             "",
-            f"Guided against unguided, same seeds: {flips['fixed']} relations fixed, {flips['broken']} broken.",
+            f"Guided against unguided, same seeds: {flips['fixed']} relations fixed, {flips['broken']} broken; "
+            f"duplicated objects created in {summary['paired_duplicates']['created']} images, "
+            f"removed in {summary['paired_duplicates']['removed']}.",
         ]
     lines += _kind_tables(summary)
     (run / "summary.md").write_text("\n".join(lines) + "\n")
@@ -149,7 +162,7 @@ def plot_kinds(table: list[dict], path: Path) -> None:
 
 
 def _arms(summary: dict) -> list[str]:
-    return [arm for arm in summary if arm not in ("paired_flips", "by_kind", "arm_differences")]
+    return [arm for arm in summary if arm not in ("paired_flips", "paired_duplicates", "by_kind", "arm_differences")]
 
 
 def _cell(value: float | None) -> str:

@@ -212,7 +212,8 @@ class NounDetector:
             wanted = class_of_name().get((obj.noun or obj.name).lower())
             matches = [d for d in found if d.noun == wanted]
             best = max(matches, key=lambda d: d.probability, default=None)
-            located[obj.id] = None if best is None else Found(tuple(c / size for c in best.box), best.probability)
+            box = None if best is None else tuple(c / size for c in best.box)
+            located[obj.id] = None if best is None else Found(box, best.probability, len(matches))
         return located
 
 
