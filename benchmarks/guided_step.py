@@ -320,20 +320,8 @@ def memory_child(segments: list[tuple[int, int]], latent: int, device: str, cfg:
             no_graph_after(unet),
         ):
             for number, t in enumerate(scheduler.timesteps, start=1):
-                noise = our_step(
-                    unet,
-                    scheduler,
-                    latents,
-                    t,
-                    cond,
-                    uncond,
-                    store,
-                    matrix,
-                    objective,
-                    weights,
-                    cfg_forward=cfg,
-                    added=added,
-                )
+                arguments = (unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights)
+                noise = our_step(*arguments, cfg_forward=cfg, added=added)
                 latents = scheduler.step(noise, t, latents).prev_sample
                 if number in (5, steps):
                     peaks.append({"relations": relations, "step": number, "peak_mib": peak_memory(device)})
@@ -371,24 +359,9 @@ def cuda_graph_timings(
 
     record("plain_cuda_graph", lambda: plain_step(unet, scheduler, latents, t, cond, uncond, added=added))
     with trace(unet, (side, side), columns, levels=2) as store, no_graph_after(unet):
+        arguments = (unet, scheduler, latents, t, cond, uncond, store, matrix, objective, weights)
         for name, cfg in (("guided_joint_cuda_graph", "joint"), ("guided_cuda_graph", "split")):
-            record(
-                name,
-                lambda cfg=cfg: our_step(
-                    unet,
-                    scheduler,
-                    latents,
-                    t,
-                    cond,
-                    uncond,
-                    store,
-                    matrix,
-                    objective,
-                    weights,
-                    cfg_forward=cfg,
-                    added=added,
-                ),
-            )
+            record(name, lambda cfg=cfg: our_step(*arguments, cfg_forward=cfg, added=added))
     capture, ours = ReferenceCapture(), dict(unet.attn_processors)
     unet.set_attn_processor(reference_processors(unet, capture, family))
     try:  # a replay runs the kernels recorded with the authors' processors, whatever is installed later

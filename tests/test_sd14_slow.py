@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from infsplign_scene.guidance import GuidanceConfig, ScenePipeline
-from infsplign_scene.lab.testing import SD14_UNET_CONFIG, assemble_pipeline
+from infsplign_scene.lab.testing import SD14_UNET_CONFIG, TINY_VAE_CONFIG, assemble_pipeline
 
 
 @pytest.mark.slow
@@ -28,14 +28,7 @@ def test_two_guided_steps_on_the_sd14_unet_configuration():
             eos_token_id=tokenizer.eos_token_id,
         )
     )
-    vae = AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 8, 8, 8),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=4,
-    )
+    vae = AutoencoderKL(**TINY_VAE_CONFIG)
     scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1)
     pipe = assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler)
     result = ScenePipeline(pipe, GuidanceConfig())(

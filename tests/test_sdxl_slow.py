@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from infsplign_scene.guidance import ScenePipeline
-from infsplign_scene.lab.testing import SDXL_UNET_CONFIG
+from infsplign_scene.lab.testing import SDXL_UNET_CONFIG, TINY_VAE_CONFIG
 
 
 @pytest.mark.slow
@@ -33,14 +33,7 @@ def test_two_guided_steps_on_the_sdxl_unet_configuration(clip_tokenizer):
             pad_token_id=clip_tokenizer.pad_token_id,
         )
 
-    vae = AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 8, 8, 8),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=4,
-    )
+    vae = AutoencoderKL(**TINY_VAE_CONFIG)
     pipe = StableDiffusionXLPipeline(
         vae=vae,
         text_encoder=CLIPTextModel(text_config(768)),  # 768 + 1280: the UNet's 2048-wide cross-attention

@@ -36,6 +36,17 @@ SDXL_UNET_CONFIG: dict = {
 }
 
 
+# A VAE of 8 channels per level: the factor-8 shape of SD's, for tests about the UNet
+TINY_VAE_CONFIG: dict = {
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4,
+    "block_out_channels": (8, 8, 8, 8),
+    "layers_per_block": 1,
+    "latent_channels": 4,
+    "norm_num_groups": 4,
+}
+
+
 def assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler):
     """A `StableDiffusionPipeline` from parts, without safety checker or feature extractor."""
     from diffusers import StableDiffusionPipeline
