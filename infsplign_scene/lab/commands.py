@@ -81,7 +81,7 @@ def register_lab_commands(app: typer.Typer, fail: Callable[[Exception], None]) -
             Path,
             typer.Argument(
                 help="A JSONL (or JSON list) file of {id, prompt} or {id, graph} rows, or a built-in set: "
-                "sr2d, geneval_position, t2i_compbench_spatial."
+                "sr2d, geneval_position, t2i_compbench_spatial, multi_relation."
             ),
         ],
         out: Annotated[Path, typer.Option(help="Output folder: images/<arm>/<id>_<k>.png, manifest*.jsonl, run.json.")],
@@ -89,9 +89,13 @@ def register_lab_commands(app: typer.Typer, fail: Callable[[Exception], None]) -
             str | None, typer.Option(help="An embedded model's name or a Stable Diffusion folder.")
         ] = None,
         images_per_prompt: Annotated[int, typer.Option(min=1, max=64, help="Images per prompt (VISOR uses 4).")] = 1,
-        arms: Annotated[str, typer.Option(help="Comma-separated: unguided, guided (paired: the same seeds).")] = (
-            "unguided,guided"
-        ),
+        arms: Annotated[
+            str,
+            typer.Option(
+                help="Comma-separated, all on the same seeds: unguided, guided, or conflict policies "
+                "(drop, keep, pcgrad, priority, error) each guided with that policy."
+            ),
+        ] = "unguided,guided",
         seed: Annotated[int, typer.Option(help="The run's seed; each image's seed derives from it, its id and k.")] = 0,
         limit: Annotated[int | None, typer.Option(min=1, help="Use the first N rows of the set.")] = None,
         batch_size: Annotated[int, typer.Option(min=1, max=256, help="Images sampled together.")] = 8,
