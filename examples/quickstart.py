@@ -18,7 +18,7 @@ graph = parse(prompt)
 print("relations:", [str(r) for r in graph.relations])
 print(analyze(graph))
 
-scene_pipe = ScenePipeline.from_pretrained()  # the embedded model: no download, CPU is fine
+scene_pipe = ScenePipeline.from_pretrained("shapes")  # an embedded model: no download, CPU is fine
 if torch.cuda.is_available():  # replay guided steps from a CUDA graph: no kernel launch cost (docs/performance.md)
     scene_pipe.to("cuda")
     scene_pipe.config = scene_pipe.config.model_copy(update={"cuda_graph": True, "measure_first": False})

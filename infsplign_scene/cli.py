@@ -115,7 +115,7 @@ def compose_command(
     model: Annotated[
         str | None,
         typer.Option(
-            help="An embedded model's name (e.g. shapes), a Stable Diffusion folder, or a hub id when online; "
+            help="An embedded model's name (nouns, shapes), a Stable Diffusion folder, or a hub id when online; "
             "default: the default embedded model."
         ),
     ] = None,
@@ -175,7 +175,7 @@ def compose_command(
     """Generate an image whose objects follow the prompt's spatial relations.
 
     The PNG carries the prompt, seed, model and settings in its text chunks. The embedded models
-    draw small images (the shapes model 32x32): --upscale enlarges the file for viewing."""
+    draw small images (nouns 64x64, shapes 32x32): --upscale enlarges the file for viewing."""
     from .guidance import ScenePipeline, compose
     from .runtime import check_device
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from .errors import InfsplignError
 
 MODELS_DIR = Path(__file__).parent / "models"
-DEFAULT_MODEL = "shapes"
+DEFAULT_MODEL = "nouns"
 
 
 def embedded_model_names() -> list[str]:

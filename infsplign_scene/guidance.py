@@ -300,12 +300,12 @@ def compose(
 ) -> ComposeResult:
     """Parse (if needed), analyse, compile and sample with guidance.
 
-    `pipe` is a diffusers `StableDiffusionPipeline` or a `ScenePipeline`; None uses the default
-    embedded model. Other keyword arguments (ddim_eta, prompt_style, height, width,
-    negative_prompt, generator, ...) pass through to `ScenePipeline.__call__`.
+    `pipe` is a diffusers pipeline, a `ScenePipeline`, an embedded model's name such as "shapes" or
+    a model folder (loaded once, then kept); None uses the default embedded model. Other keyword
+    arguments (ddim_eta, prompt_style, generator, ...) pass through to `ScenePipeline.__call__`.
     """
-    if pipe is None:
-        scene_pipe = _embedded_pipeline()
+    if pipe is None or isinstance(pipe, (str, Path)):
+        scene_pipe = _loaded_pipeline(pipe)
     elif isinstance(pipe, ScenePipeline):
         scene_pipe = pipe
     else:
@@ -320,10 +320,11 @@ def compose(
     )
 
 
-_EMBEDDED: dict[str, ScenePipeline] = {}
+_LOADED: dict[str, ScenePipeline] = {}
 
 
-def _embedded_pipeline() -> ScenePipeline:
-    if "default" not in _EMBEDDED:
-        _EMBEDDED["default"] = ScenePipeline.from_pretrained(None)
-    return _EMBEDDED["default"]
+def _loaded_pipeline(name_or_path: str | Path | None) -> ScenePipeline:
+    key = str(name_or_path or DEFAULT_MODEL)
+    if key not in _LOADED:
+        _LOADED[key] = ScenePipeline.from_pretrained(key)
+    return _LOADED[key]

@@ -163,12 +163,21 @@ def test_the_built_in_sets_load_by_name_and_parse():
     from infsplign_scene.lab.generate import built_in_sets, read_set
 
     sizes = {name: len(read_set(name)) for name in built_in_sets()}
-    assert sizes == {"geneval_position": 100, "multi_relation": 210, "sr2d": 25280, "t2i_compbench_spatial": 1000}
-    for name in sizes.keys() - {"multi_relation"}:  # prompt sets of one relation each (graphs: tested below)
+    assert sizes == {
+        "geneval_position": 100,
+        "mission": 1,
+        "multi_relation": 210,
+        "nouns_pairs": 200,
+        "nouns_triples": 200,
+        "sr2d": 25280,
+        "sr2d_nouns": 500,
+        "t2i_compbench_spatial": 1000,
+    }
+    for name in ("geneval_position", "sr2d", "sr2d_nouns", "t2i_compbench_spatial"):  # one relation each
         rows = read_set(name, limit=50)
         assert len({row.id for row in rows}) == 50
         assert all(len(parse(row.prompt, backend="rules").relations) == 1 for row in rows)
-    with pytest.raises(InfsplignError, match="built-in set: geneval_position, multi_relation, sr2d"):
+    with pytest.raises(InfsplignError, match="built-in set: geneval_position, mission, multi_relation, nouns_pairs"):
         read_set("sr3d")
 
 
@@ -188,3 +197,27 @@ def test_the_multi_relation_set_is_the_one_its_builder_writes_and_its_cycles_con
         assert {o.name for o in graph.objects} <= coco
         contradicts = bool(analyze(graph).conflicts)
         assert contradicts == row.id.startswith("cycle"), row.id
+
+
+def test_the_noun_model_sets_are_the_ones_their_builder_writes_and_use_known_nouns():
+    from infsplign_scene import SceneGraph, parse
+    from infsplign_scene.analysis import analyze
+    from infsplign_scene.lab.generate import read_set
+    from infsplign_scene.lab.nouns.glyphs import noun_classes
+    from infsplign_scene.lab.sets.nouns import MISSION, build
+
+    built = build()
+    known = {form for c in noun_classes() for form in (c.name, *c.synonyms)}
+    for name, expected in built.items():
+        rows = read_set(name)
+        assert [(r.id, r.prompt, r.graph) for r in rows] == [
+            (r["id"], r.get("prompt"), r.get("graph")) for r in expected
+        ], name
+        for row in rows:
+            graph = SceneGraph.model_validate(row.graph) if row.graph else parse(row.prompt)
+            assert {o.name for o in graph.objects} <= known and not analyze(graph).conflicts, row.id
+            sizes = {"nouns_pairs": (2, 1), "nouns_triples": (3, 2), "mission": (3, 2), "sr2d_nouns": (2, 1)}
+            assert (len(graph.objects), len(graph.relations)) == sizes[name], row.id
+    assert read_set("mission")[0].prompt == MISSION
+    sr2d = {row.id: row.prompt for row in read_set("sr2d")}
+    assert all(sr2d[row.id] == row.prompt for row in read_set("sr2d_nouns"))

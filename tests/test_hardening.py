@@ -121,14 +121,28 @@ def test_non_finite_latents_never_become_an_image(tiny_pipe):
 def test_settings_are_bounded(capsys, tmp_path):
     with pytest.raises(ConfigError):
         ScenePipeline.from_pretrained("shapes").config.updated(eta=float("inf"))
-    status, _, err = run(capsys, "compose", PROMPT, "-o", str(tmp_path / "x.png"), "--eta", "1e308")
+    status, _, err = run(
+        capsys, "compose", PROMPT, "--model", "shapes", "-o", str(tmp_path / "x.png"), "--eta", "1e308"
+    )
     assert status == 2 and "eta" in err and not (tmp_path / "x.png").exists()
 
 
 def test_the_png_and_the_trace_carry_prompt_seed_model_and_settings(capsys, tmp_path):
     out, trace = tmp_path / "out.png", tmp_path / "trace.json"
     status, stdout, _ = run(
-        capsys, "compose", PROMPT, "-o", str(out), "--seed", "3", "--upscale", "4", "--trace", str(trace)
+        capsys,
+        "compose",
+        PROMPT,
+        "--model",
+        "shapes",
+        "-o",
+        str(out),
+        "--seed",
+        "3",
+        "--upscale",
+        "4",
+        "--trace",
+        str(trace),
     )
     assert status == 0 and "satisfied" in stdout
     image = Image.open(out)
@@ -142,7 +156,7 @@ def test_the_png_and_the_trace_carry_prompt_seed_model_and_settings(capsys, tmp_
     assert metadata["encoded_prompt"] == "a red circle and a blue square"
     written = json.loads(trace.read_text())
     assert written["metadata"] == metadata and len(written["steps"]) == 40
-    status, stdout, _ = run(capsys, "compose", PROMPT, "-o", str(out), "-q")
+    status, stdout, _ = run(capsys, "compose", PROMPT, "--model", "shapes", "-o", str(out), "-q")
     assert status == 0 and stdout == ""
 
 
@@ -164,14 +178,17 @@ def test_a_one_word_prompt_the_system_refuses_as_a_file_name_is_no_file(capsys):
 
 def test_compose_in_bfloat16_and_offload_options(capsys, tmp_path):
     out = tmp_path / "bf16.png"
-    status, stdout, _ = run(capsys, "compose", PROMPT, "-o", str(out), "--dtype", "bfloat16", "-q")
+    status, stdout, _ = run(capsys, "compose", PROMPT, "--model", "shapes", "-o", str(out), "--dtype", "bfloat16", "-q")
     assert status == 0 and np.isfinite(np.asarray(Image.open(out), dtype=float)).all()
-    assert run(capsys, "compose", PROMPT, "-o", str(out), "--dtype", "float8")[0] == 2
-    status, _, err = run(capsys, "compose", PROMPT, "-o", str(out), "--offload")
+    assert run(capsys, "compose", PROMPT, "--model", "shapes", "-o", str(out), "--dtype", "float8")[0] == 2
+    status, _, err = run(capsys, "compose", PROMPT, "--model", "shapes", "-o", str(out), "--offload")
     assert status == 2 and "--device cuda" in err
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="model CPU offload needs a CUDA device")
 def test_compose_with_model_cpu_offload_on_cuda(capsys, tmp_path):
     out = tmp_path / "offload.png"
-    assert run(capsys, "compose", PROMPT, "-o", str(out), "--device", "cuda", "--offload", "-q")[0] == 0
+    assert (
+        run(capsys, "compose", PROMPT, "--model", "shapes", "-o", str(out), "--device", "cuda", "--offload", "-q")[0]
+        == 0
+    )

@@ -154,10 +154,10 @@ def test_edge_weights_mark_object_outlines_only():
 def test_embedded_model_composes_and_rejects_unknown_words():
     from infsplign_scene import VocabularyError, compose
 
-    result = compose("a red circle to the left of a blue square", seed=0, progress=False)
+    result = compose("a red circle to the left of a blue square", pipe="shapes", seed=0, progress=False)
     assert result.images[0].size == (32, 32)
     with pytest.raises(VocabularyError, match="circle"):
-        compose("a red dog to the left of a blue square", seed=0)
+        compose("a red dog to the left of a blue square", pipe="shapes", seed=0)
 
 
 @pytest.mark.skipif(not (WEIGHTS_DIR / "model_index.json").exists(), reason="the embedded model's weights are absent")
@@ -171,23 +171,27 @@ def test_cli_compose_takes_the_sampler_settings_and_rejects_bad_ones(tmp_path):
     pictures = []
     for ddim_eta in ("0", "1"):
         out = tmp_path / f"eta{ddim_eta}.png"
-        result = runner.invoke(app, ["compose", prompt, "-o", str(out), "--ddim-eta", ddim_eta])
+        result = runner.invoke(app, ["compose", prompt, "--model", "shapes", "-o", str(out), "--ddim-eta", ddim_eta])
         assert result.exit_code == 0, result.output
         pictures.append(np.asarray(Image.open(out)))
     assert not np.array_equal(*pictures)  # the same seed, a different sampler
-    bad = runner.invoke(app, ["compose", prompt, "-o", str(tmp_path / "x.png"), "--ddim-eta", "2"])
+    bad = runner.invoke(app, ["compose", prompt, "--model", "shapes", "-o", str(tmp_path / "x.png"), "--ddim-eta", "2"])
     assert bad.exit_code == 2 and "ddim_eta: Input should be less than or equal to 1" in bad.output
-    bad = runner.invoke(app, ["compose", prompt, "-o", str(tmp_path / "x.png"), "--prompt-style", "words"])
+    bad = runner.invoke(
+        app, ["compose", prompt, "--model", "shapes", "-o", str(tmp_path / "x.png"), "--prompt-style", "words"]
+    )
     assert bad.exit_code == 2 and "prompt_style: Input should be 'as_written' or 'objects'" in bad.output
-    bad = runner.invoke(app, ["compose", prompt, "-o", str(tmp_path / "x.png"), "--cuda-graph"])
+    bad = runner.invoke(app, ["compose", prompt, "--model", "shapes", "-o", str(tmp_path / "x.png"), "--cuda-graph"])
     assert bad.exit_code == 2 and "cuda_graph=True replays the guided step from a CUDA graph" in bad.output
     # a bad guidance setting names the setting, without a traceback
-    bad = runner.invoke(app, ["compose", prompt, "-o", str(tmp_path / "x.png"), "--cfg-forward", "parallel"])
+    bad = runner.invoke(
+        app, ["compose", prompt, "--model", "shapes", "-o", str(tmp_path / "x.png"), "--cfg-forward", "parallel"]
+    )
     assert bad.exit_code == 2 and "cfg_forward" in bad.output and "'concurrent'" in bad.output
-    bad = runner.invoke(app, ["compose", prompt, "-o", str(tmp_path / "x.png"), "--eta", "-3"])
+    bad = runner.invoke(app, ["compose", prompt, "--model", "shapes", "-o", str(tmp_path / "x.png"), "--eta", "-3"])
     assert bad.exit_code == 2 and "eta" in bad.output and "greater than or equal to 0" in bad.output
     out = tmp_path / "concurrent.png"
-    result = runner.invoke(app, ["compose", prompt, "-o", str(out), "--cfg-forward", "concurrent"])
+    result = runner.invoke(app, ["compose", prompt, "--model", "shapes", "-o", str(out), "--cfg-forward", "concurrent"])
     assert result.exit_code == 0, result.output
     assert out.exists()
 

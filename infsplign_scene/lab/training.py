@@ -62,6 +62,8 @@ class World:
     scaling_scenes: int = 512
     # the `preset.json` written beside the exported weights (None: none is written)
     preset: Callable[[], dict] | None = None
+    # the model card (README.md) written beside the exported weights, given the UNet steps trained
+    card: Callable[[int], str] | None = None
 
 
 def world(name: str, model: Any, scene_batch: Callable[..., SceneBatch], **settings: Any) -> World:
@@ -249,7 +251,7 @@ def train(world: World, argv: list[str] | None = None) -> None:
         with torch.no_grad():
             for param, shadow in zip(unet_params, ema, strict=True):
                 param.copy_(shadow)
-        export(args.export_to, world, vae, text_encoder, unet, tokenizer, state["scaling_factor"])
+        export(args.export_to, world, (vae, text_encoder, unet, tokenizer), state["scaling_factor"], state["step"])
         print(f"saved {args.export_to} (stage {state['stage']}, step {state['step']})")
         return
 
@@ -291,7 +293,7 @@ def train(world: World, argv: list[str] | None = None) -> None:
     with torch.no_grad():
         for param, shadow in zip(unet_params, ema, strict=True):
             param.copy_(shadow)
-    export(args.out / "model", world, vae, text_encoder, unet, tokenizer, state["scaling_factor"])
+    export(args.out / "model", world, (vae, text_encoder, unet, tokenizer), state["scaling_factor"], state["step"])
     print(f"saved {args.out / 'model'}")
 
 
@@ -362,8 +364,10 @@ def train_unet(world: World, args, counts, parts, ema, optimizer, rng, state: di
     state["step"] = args.unet_steps
 
 
-def export(folder: Path, world: World, vae, text_encoder, unet, tokenizer, scaling: float) -> None:
-    """Write a `StableDiffusionPipeline.from_pretrained`-loadable folder (safetensors)."""
+def export(folder: Path, world: World, parts: tuple, scaling: float, unet_steps: int) -> None:
+    """Write a `StableDiffusionPipeline.from_pretrained`-loadable folder (safetensors) of the parts
+    (vae, text_encoder, unet, tokenizer), with the world's preset and model card."""
+    vae, text_encoder, unet, tokenizer = parts
     from diffusers import DDIMScheduler
 
     from .testing import assemble_pipeline
@@ -379,3 +383,5 @@ def export(folder: Path, world: World, vae, text_encoder, unet, tokenizer, scali
     assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler).save_pretrained(folder, safe_serialization=True)
     if world.preset is not None:
         (folder / "preset.json").write_text(json.dumps(world.preset(), indent=2, ensure_ascii=False) + "\n")
+    if world.card is not None:
+        (folder / "README.md").write_text(world.card(unet_steps))

@@ -12,7 +12,7 @@ import torch
 
 from ..training import SceneBatch, train, world
 from . import model
-from .glyphs import noun_classes
+from .glyphs import font_description, noun_classes
 from .scenes import DEFAULT_OBJECT_COUNTS, IMAGE_SIZE, MAX_OBJECTS, caption, sample_scene
 
 
@@ -76,6 +76,25 @@ def preset() -> dict:
     }
 
 
+def card(unet_steps: int) -> str:
+    """The model card written beside the weights: what it is, its data's font and licence."""
+    classes = noun_classes()
+    return f"""# The embedded noun model
+
+A small Stable Diffusion-format text-to-image model (64x64 RGB; VAE factor 4, 8 latent channels;
+word-level CLIP text encoder; UNet with cross-attention at 16x16 and 8x8) trained from scratch on
+synthetic scenes of 1-4 objects of {len(classes)} classes ({sum(c.coco for c in classes)} of them COCO
+classes), captioned with the objects' names only, never their relations. Part of infsplign-scene;
+how it was trained and what it measures: docs/embedded-models.md.
+
+- Training data: glyphs of {font_description()}; the class list with each glyph is
+  `infsplign_scene/lab/nouns/classes.json`. The font is not part of these weights.
+- UNet steps of the run that wrote these weights: {unet_steps}.
+- Rebuild: `python -m infsplign_scene.lab.nouns.train --out checkpoints/nouns --threads 1`, then
+  `--export-to infsplign_scene/models/nouns` (docs/embedded-models.md).
+"""
+
+
 WORLD = world(
     "nouns",
     model,
@@ -86,6 +105,7 @@ WORLD = world(
     defaults={"edge_weight": 1.0, "vae_batch_size": 32, "vae_steps": 2500, "unet_steps": 8000, "batch_size": 32},
     scaling_scenes=256,
     preset=preset,
+    card=card,
 )
 
 
