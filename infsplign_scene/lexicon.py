@@ -39,6 +39,12 @@ class Lexicon:
     multiword_nouns: frozenset[str]
     singular_nouns: frozenset[str]
 
+    def head_noun(self, name: str) -> str:
+        """The noun that ends a name: its last word, or its last two when they are one noun
+        ("traffic light" in "a small traffic light")."""
+        words = name.split()
+        return " ".join(words[-2:]) if " ".join(words[-2:]).lower() in self.multiword_nouns else words[-1]
+
     def phrases_for(self, predicate: str) -> list[str]:
         return [phrase for phrase, pred in self.relations.items() if pred == predicate]
 

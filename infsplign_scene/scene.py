@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SceneGraphError, format_validation_error, quoted
+from .lexicon import load_lexicon
 from .relations import PREDICATES, TABLE, Predicate, canonical_triple
 
 MAX_OBJECTS = 32
@@ -36,7 +37,9 @@ class SceneObject(BaseModel):
 
     id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", max_length=64, description="Unique identifier.")
     name: str = Field(min_length=1, max_length=200, description="Phrase naming the object in the prompt.")
-    noun: str | None = Field(None, description="Head noun; defaults to the last word of `name`.")
+    noun: str | None = Field(
+        None, description="Head noun; defaults to the last word of `name`, or the last two for a compound noun."
+    )
     attributes: list[str] = Field(default_factory=list, description="Modifiers such as colour or size.")
     count: int = Field(1, ge=1, le=100, description="How many instances the phrase asks for.")
     span: tuple[int, int] | None = Field(
@@ -46,7 +49,7 @@ class SceneObject(BaseModel):
     @model_validator(mode="after")
     def _default_noun(self) -> SceneObject:
         if self.noun is None:
-            self.noun = self.name.split()[-1]
+            self.noun = load_lexicon().head_noun(self.name)
         return self
 
 

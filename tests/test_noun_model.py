@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from PIL import Image
 
 from infsplign_scene import VocabularyError, compose
 from infsplign_scene.cli import main
@@ -42,3 +43,22 @@ def test_an_unknown_noun_is_named_with_the_nearest_known_one_and_the_list(capsys
     assert "dog" in listed and "" not in listed and all(word.replace(" ", "").isalpha() for word in listed)
     assert main(["compose", "a red circle left of a dog", "-o", "x.png"]) == 2
     assert "'circle'" in capsys.readouterr().err
+
+
+def test_the_contact_sheet_draws_what_the_detector_reads_beside_each_arm(tmp_path):
+    import numpy as np
+
+    from infsplign_scene.lab.generate import generate, manifest_rows
+    from infsplign_scene.lab.nouns.contact_sheet import SCALE, contact_sheet
+    from infsplign_scene.lab.nouns.detector import detect
+
+    scene_pipe = ScenePipeline.from_pretrained()
+    generate("nouns_pairs", tmp_path, scene_pipe, limit=2, sampling={"num_inference_steps": 4}, progress=False)
+    sheet = contact_sheet(tmp_path, prompts=2, per_row=2)
+    assert sheet.size == (4 * 64 * SCALE, 64 * SCALE + 28)
+    first = next(r for r in manifest_rows(tmp_path) if r["arm"] == "unguided")
+    with Image.open(tmp_path / first["image"]) as image:
+        plain = np.asarray(image.convert("RGB").resize((64 * SCALE, 64 * SCALE), Image.NEAREST))
+        drawn = bool(detect(image.convert("RGB")))
+    cell = np.asarray(sheet)[: 64 * SCALE, : 64 * SCALE]
+    assert (not np.array_equal(cell, plain)) == drawn  # boxes drawn exactly where something was read

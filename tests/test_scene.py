@@ -104,3 +104,11 @@ def test_a_prompt_naming_the_objects_only_keeps_relations_and_valid_spans():
     assert [named.prompt[slice(*o.span)] for o in named.objects] == ["red circle", "apple", "blue square"]
     assert named.relations == graph.relations and graph.prompt.startswith("a red circle left of")
     assert SceneGraph.model_validate(named.model_dump()) == named  # the spans pass the graph's own check
+
+
+def test_the_default_head_noun_keeps_compound_nouns_whole():
+    graph = SceneGraph(
+        objects=[{"id": "a", "name": "small traffic light"}, {"id": "b", "name": "big dog"}],
+        relations=[{"subject": "a", "predicate": "above", "object": "b"}],
+    )
+    assert [o.noun for o in graph.objects] == ["traffic light", "dog"]

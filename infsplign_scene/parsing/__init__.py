@@ -133,7 +133,7 @@ def plain_names(graph: SceneGraph) -> bool:
     attributes = lexicon.colors | lexicon.sizes
     for obj in graph.objects:
         words = obj.name.lower().split()
-        head = 2 if " ".join(words[-2:]) in lexicon.multiword_nouns else 1
+        head = len(lexicon.head_noun(obj.name).split())
         if len(words) > 3 + head - 1 or not all(word in attributes for word in words[:-head]):
             return False
     return True

@@ -122,12 +122,8 @@ class _GraphBuilder:
         return object_id
 
     def _head(self, name: str, count: int) -> tuple[str, list[str]]:
-        words = name.split()
-        if len(words) >= 2 and " ".join(words[-2:]) in self.lexicon.multiword_nouns:
-            head, modifiers = " ".join(words[-2:]), words[:-2]
-        else:
-            head, modifiers = words[-1], words[:-1]
-        return _singular(head, self.lexicon), modifiers
+        head = self.lexicon.head_noun(name)
+        return _singular(head, self.lexicon), name.split()[: -len(head.split())]
 
     def _definite(self, noun: str, attributes: list[str], name: str) -> str | None:
         by_id = {o.id: o for o in self.objects}
