@@ -231,26 +231,28 @@ def test_benchmark_scores_drawn_scenes_as_drawn():
 def test_benchmark_runs_every_suite_on_one_image(tmp_path):
     from infsplign_scene.lab.shapes.bench import SUITES, run_benchmark
 
-    results = run_benchmark(images=1, seed=0, grid_path=tmp_path / "g.png")
+    results = run_benchmark(tmp_path / "run", images=1, seed=0, grid_path=tmp_path / "g.png", progress=False)
     for suite in SUITES:
         for mode in ("unguided", "guided"):
             assert results[suite][mode]["images"] == 1
             assert 0 <= results[suite][mode]["relation_accuracy"] <= 1
+        assert (tmp_path / "run" / suite / "summary.md").exists()
     assert results["d_conflict_drop"]["guided"]["max_consistent_satisfied"] >= 0
     assert Image.open(tmp_path / "g.png").size[1] == 2 * len(SUITES) * 32 * 4  # two rows per suite, upscaled x4
+    assert run_benchmark(tmp_path / "run", images=1, seed=0, progress=False) == results  # a re-run resumes
 
 
 def test_judgements_are_plain_python_booleans():
     import json
 
-    from infsplign_scene.lab.shapes.bench import paired_flips
+    from infsplign_scene.lab.score import flips
 
     rng = np.random.default_rng(3)
     found = detect(render(sample_objects(rng, 2))[0])
     first, second = found.objects.values()
     outcome = holds(first.centroid, second.centroid, "left_of")
     assert type(outcome) is bool and type(holds(first.centroid, second.centroid, "near")) is bool
-    json.dumps(paired_flips([[outcome, None]], [[not outcome, True]]))
+    json.dumps(flips([[outcome, None]], [[not outcome, True]]))
 
 
 def test_suites_name_objects_only_or_write_relations_into_the_prompt():

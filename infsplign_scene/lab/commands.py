@@ -27,6 +27,9 @@ def register_lab_commands(app: typer.Typer, fail: Callable[[Exception], None]) -
 
     @bench_app.command("shapes")
     def bench_shapes_command(
+        out: Annotated[
+            Path, typer.Option(help="Run folders, one per suite (images, manifest, scores, summary); a re-run resumes.")
+        ] = Path("runs/bench_shapes"),
         images: Annotated[int, typer.Option(help="Images per suite (the targets are measured with >= 200).")] = 200,
         seed: Annotated[int, typer.Option(help="Seed of the suites and of the sampling.")] = 0,
         json_path: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
@@ -43,7 +46,8 @@ def register_lab_commands(app: typer.Typer, fail: Callable[[Exception], None]) -
             ),
         ] = "objects",
     ) -> None:
-        """Unguided vs guided on the embedded shapes model, scored by the exact detector."""
+        """Unguided vs guided on the embedded shapes model: each suite made by `generate` and judged by
+        `score` with the exact detector."""
         from .shapes.bench import SUITES, check_prompt_style, run_benchmark
 
         chosen = tuple(s for s in suites.split(",") if s) or SUITES
@@ -62,6 +66,7 @@ def register_lab_commands(app: typer.Typer, fail: Callable[[Exception], None]) -
         except InfsplignError as error:
             _fail(error)
         results = run_benchmark(
+            out,
             images=images,
             seed=seed,
             suites=chosen,

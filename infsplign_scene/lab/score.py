@@ -104,6 +104,7 @@ def score_run(run: Path, detector: Detector, progress: bool = True) -> list[dict
                 scored = score_image(detector, image.convert("RGB"), graph)
             kept = ("id", "kind", "k", "arm", "seed", "seconds", "final_satisfied")
             new = {key: row.get(key) for key in kept} | scored
+            new["guided_relations"] = row.get("relations")  # the objective's: those the policy kept
             new["max_consistent"] = max_consistent(graph)
             sink.write(json.dumps(new) + "\n")
             sink.flush()

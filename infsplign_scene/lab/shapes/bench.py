@@ -4,10 +4,15 @@ Suites (fixed and seeded): (a) two objects x {left_of, right_of, above, below, n
 objects, two relations; (c) four objects, three relations; (d) contradicting graphs (a cycle on
 one axis) under the `drop` and `keep` policies (`error` refuses them all). Unguided and guided
 images use the same seeds, so each relation can be compared pair by pair (paired flips).
+
+`run_benchmark` makes each suite with `generate` and judges it with `score`, as every benchmark
+run is made. `generate` and `score` below are the in-memory versions that the preset sweeps of
+`benchmarks/` run many times over (no files written); they judge with the same `holds`.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +27,12 @@ from ...guidance import ScenePipeline
 from ...relations import holds
 from ...result import final_states
 from ...scene import SceneGraph
-from ..score import flips as paired_flips
-from ..score import max_consistent
+from ..detectors import ShapesDetector
+from ..generate import generate as generate_run
+from ..generate import manifest_rows
+from ..score import consistent_share, duplicates, max_consistent, paired_flips, refused_counts, score_run, summarise
+from ..score import paired_duplicates as paired_score_duplicates
+from ..summaries import write_summary
 from .detector import DetectionResult, detect
 from .scenes import COLORS, SHAPES
 
@@ -256,6 +265,7 @@ def grid(rows: list[list], scale: int = 4) -> Image.Image:
 
 
 def run_benchmark(
+    out: Path,
     images: int = 200,
     seed: int = 0,
     suites: tuple[str, ...] = SUITES,
@@ -265,46 +275,87 @@ def run_benchmark(
     grid_path: Path | None = None,
     grid_columns: int = 10,
     prompt: str = "objects",
+    progress: bool = True,
 ) -> dict:
-    """Run the suites unguided and guided on the same seeds; return the JSON-ready results.
+    """Run the suites unguided and guided on the same seeds with `generate`, judge them with
+    `score` (the shapes detector), one run folder per suite under `out` (a re-run resumes); return
+    the JSON-ready results.
 
     prompt: "objects" (the relations come from the graph only) or "relations" (also written into
     the prompt, in words the model never saw in training); see `_graph`."""
     scene_pipe = scene_pipe or ScenePipeline.from_pretrained("shapes")
     config = config or scene_pipe.config
-    sampling = scene_pipe.preset.sampling.updated(prompt_style="as_written").model_dump()  # suites write prompts
+    sampling = {"prompt_style": "as_written"}  # the suites write their prompts
     results: dict = {
         "config": config.model_dump(),
-        "sampling": sampling,
+        "sampling": scene_pipe.preset.sampling.updated(**sampling).model_dump(),
         "images_per_suite": images,
         "prompt": prompt,
     }
     grid_rows = []
     for suite in suites:
-        items = make_suite(suite, images, seed, prompt)
+        folder = out / suite
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = [
+            {"id": f"{i:04d}", "kind": suite, "graph": item.graph.model_dump(mode="json", exclude_none=True)}
+            for i, item in enumerate(make_suite(suite, images, seed, prompt))
+        ]
+        (folder / "set.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
         policy = "drop" if suite == "d_conflict_drop" else config.policy
-        suite_config = config.model_copy(update={"policy": policy})
-        entry: dict = {}
-        outcomes, drawn = {}, {}
-        for mode, mode_config in (("unguided", suite_config.model_copy(update={"eta": 0.0})), ("guided", suite_config)):
-            traces: list = []
-            pictures, graphs, seconds = generate(
-                scene_pipe, items, mode_config, batch_size, desc=f"{suite} {mode}", traces=traces, **sampling
-            )
-            drawn[mode] = pictures
-            metrics, outcomes[mode] = score(items, pictures, graphs)
-            if mode == "guided":
-                metrics |= reported_on_duplicates(items, pictures, graphs, traces)
-            metrics["seconds_per_image"] = seconds / max(len(items), 1)
-            if suite.startswith("d_conflict"):
-                metrics["max_consistent_satisfied"] = max_consistent_share(items, outcomes[mode])
-            entry[mode] = metrics
-            grid_rows.append(pictures[:grid_columns])
-        entry["paired_flips"] = paired_flips(outcomes["unguided"], outcomes["guided"])
-        entry["paired_duplicates"] = paired_duplicates(items, drawn["unguided"], drawn["guided"])
-        if suite == "d_conflict_drop":
-            entry["error_policy_refused"] = len(items)  # every item is a contradiction
-        results[suite] = entry
+        generate_run(
+            folder / "set.jsonl",
+            folder,
+            scene_pipe,
+            seed=seed,
+            batch_size=batch_size,
+            config=config.updated(policy=policy),
+            sampling=sampling,
+            progress=progress,
+        )
+        scored = score_run(folder, ShapesDetector(), progress=False)
+        write_summary(summarise(scored, refused_counts(folder)), folder)
+        results[suite] = suite_results(scored, conflict=suite.startswith("d_conflict"))
+        made = {(r["id"], r["arm"]): r["image"] for r in manifest_rows(folder) if r["refused"] is None}
+        for arm in ("unguided", "guided"):
+            grid_rows.append([Image.open(folder / made[(row["id"], arm)]) for row in rows[:grid_columns]])
     if grid_path is not None:
         grid(grid_rows).save(grid_path)
     return results
+
+
+def _judged(row: dict) -> list[tuple[bool | None, str]]:
+    return list(zip(row["outcomes"], row["relations"], strict=True))
+
+
+def suite_results(rows: list[dict], conflict: bool = False) -> dict:
+    """Per arm, from `score`'s rows: `object_accuracy` (every object found), `relation_accuracy`
+    (among relations whose objects were found, as VISOR_cond) and `_uncond` (among all),
+    `all_satisfied` (every object found and every guided relation holding: the ones the policy
+    kept), the duplicates, seconds per image and, on conflicts, the share of the largest
+    consistent subset satisfied; then the paired flips and duplicates between the arms."""
+    entry: dict = {}
+    for arm in ("unguided", "guided"):
+        mine = [r for r in rows if r["arm"] == arm]
+        outcomes = [o for r in mine for o in r["outcomes"]]
+        judged = [o for o in outcomes if o is not None]
+        kept = [
+            r["all_found"] and all(o is True for o, name in _judged(r) if name in r["guided_relations"]) for r in mine
+        ]
+        duplicated = duplicates(mine)
+        metrics = {
+            "images": len(mine),
+            "object_accuracy": float(np.mean([r["all_found"] for r in mine])),
+            "relation_accuracy": sum(judged) / max(len(judged), 1),
+            "relation_accuracy_uncond": sum(judged) / max(len(outcomes), 1),
+            "all_satisfied": float(np.mean(kept)),
+            "duplicate_rate": duplicated["duplicate_rate"],
+            "seconds_per_image": float(np.mean([r["seconds"] for r in mine])),
+        }
+        if arm == "guided":
+            metrics |= {key: duplicated[key] for key in duplicated if key.endswith("on_duplicates")}
+        if conflict:
+            metrics["max_consistent_satisfied"] = float(np.mean([consistent_share(r) for r in mine]))
+        entry[arm] = metrics
+    entry["paired_flips"] = paired_flips(rows)
+    entry["paired_duplicates"] = paired_score_duplicates(rows)
+    return entry
