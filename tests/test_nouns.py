@@ -68,3 +68,25 @@ def test_the_detector_finds_class_and_box_on_held_out_rendered_scenes():
         pytest.skip("the noun detector's weights are not in this checkout")
     result = evaluate(scenes=100, seed=11)
     assert result["class_and_box_accuracy"] >= 0.98, result
+
+
+def test_the_forced_choice_detector_gives_each_named_object_the_blob_most_like_it():
+    from infsplign_scene import SceneGraph
+    from infsplign_scene.lab.nouns.detector import NounDetector
+    from infsplign_scene.relations import iou
+
+    rng = np.random.default_rng(5)
+    while True:  # a scene of two distinct classes
+        image, _, objects, _ = sample_scene(rng, (0.0, 1.0, 0.0, 0.0))
+        if objects[0].noun != objects[1].noun:
+            break
+    names = [o.noun.name for o in objects]
+    drawn = SceneGraph(objects=[{"id": f"o{k}", "name": n} for k, n in enumerate(names)])
+    located = NounDetector(forced=True).locate(image, drawn)
+    for k, obj in enumerate(objects):
+        assert iou(located[f"o{k}"].box, tuple(c / 64 for c in obj.box)) >= 0.5, names[k]
+    others = [c.name for c in noun_classes() if c.name not in names][:3]
+    asked = SceneGraph(objects=[{"id": f"o{k}", "name": n} for k, n in enumerate(others)])
+    forced = NounDetector(forced=True).locate(image, asked)  # three named, two blobs: two get one
+    assert sorted(place is None for place in forced.values()) == [False, False, True]
+    assert not any(NounDetector().locate(image, asked).values())  # recognised outright: none of them

@@ -172,8 +172,9 @@ def register_lab_commands(app: typer.Typer, fail: Callable[[Exception], None]) -
         detector: Annotated[
             str,
             typer.Option(
-                help="shapes or nouns (the embedded models' exact detectors), or an open-vocabulary one from "
-                "--detector-path: owlvit (as VISOR), owlv2, grounding-dino."
+                help="shapes or nouns (the embedded models' exact detectors; nouns-forced: each named object "
+                "takes the blob most like it), or an open-vocabulary one from --detector-path: owlvit (as VISOR), "
+                "owlv2, grounding-dino."
             ),
         ] = "shapes",
         detector_path: Annotated[Path | None, typer.Option(help="A local folder of the detector's weights.")] = None,
@@ -193,10 +194,10 @@ def register_lab_commands(app: typer.Typer, fail: Callable[[Exception], None]) -
         try:
             if detector == "shapes":
                 chosen = ShapesDetector()
-            elif detector == "nouns":
+            elif detector in ("nouns", "nouns-forced"):
                 from .nouns.detector import NounDetector
 
-                chosen = NounDetector()
+                chosen = NounDetector(forced=detector == "nouns-forced")
             elif detector in OPEN_VOCABULARY:
                 if detector_path is None:
                     raise InfsplignError(f"--detector {detector} needs --detector-path (a local folder of its weights)")
@@ -205,7 +206,7 @@ def register_lab_commands(app: typer.Typer, fail: Callable[[Exception], None]) -
                     raise InfsplignError(f"{detector_path} holds a {chosen.kind} model, not {detector}")
             else:
                 raise InfsplignError(
-                    f"unknown detector {detector!r}; choose shapes, nouns, {', '.join(OPEN_VOCABULARY)}"
+                    f"unknown detector {detector!r}; choose shapes, nouns, nouns-forced, {', '.join(OPEN_VOCABULARY)}"
                 )
             rows = score_run(run, chosen, progress=not quiet)
         except InfsplignError as error:
