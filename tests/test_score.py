@@ -113,17 +113,25 @@ def test_duplicates_are_counted_and_paired():
     def scored(arm, duplicated, states):
         return {"id": "p", "k": 0, "arm": arm, "duplicated": duplicated, "final_satisfied": states}
 
+    stated = {"relations": ["a left_of b", "b left_of c", "c left_of a"]}
     rows = [
-        scored("unguided", [], [False]) | {"relations": ["a left_of b"]},
-        scored("guided", ["b"], [True]) | {"relations": ["a left_of b"]},
+        scored("unguided", [], [False, False]) | stated | {"guided_relations": ["a left_of b", "b left_of c"]},
+        scored("guided", ["b"], [None, True]) | stated | {"guided_relations": ["b left_of c", "c left_of a"]},
     ]
+    # a policy dropped "a left_of b": the report's states belong to the two kept relations
     assert duplicates(rows[1:]) == {
         "images": 1,
         "duplicate_rate": 1.0,
-        "relations_on_duplicates": 1,
-        "satisfied_on_duplicates": 1,
-        "uncertain_on_duplicates": 0,
+        "relations_on_duplicates": 2,
+        "satisfied_on_duplicates": 0,
+        "uncertain_on_duplicates": 1,
     }
+    assert (
+        duplicates([rows[1] | {"guided_relations": stated["relations"], "final_satisfied": [True, None, True]}])[
+            "satisfied_on_duplicates"
+        ]
+        == 1
+    )
     assert paired_duplicates(rows) == {"created": 1, "removed": 0}
 
 

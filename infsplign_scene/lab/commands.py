@@ -45,6 +45,7 @@ def register_lab_commands(app: typer.Typer, fail: Callable[[Exception], None]) -
                 "'relations': the relations are written into the prompt too (words the model never saw)."
             ),
         ] = "objects",
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
         """Unguided vs guided on the embedded shapes model: each suite made by `generate` and judged by
         `score` with the exact detector."""
@@ -74,6 +75,7 @@ def register_lab_commands(app: typer.Typer, fail: Callable[[Exception], None]) -
             config=config,
             grid_path=grid_path,
             prompt=prompt,
+            progress=not quiet,
         )
         text = json.dumps(results, indent=2)
         if json_path is not None:

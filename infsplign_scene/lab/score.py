@@ -285,11 +285,10 @@ def duplicates(rows: list[dict]) -> dict:
         counts["duplicate_rate"] = float(np.mean([bool(r.get("duplicated")) for r in rows]))
     for r in rows:
         twice = set(r.get("duplicated") or [])
-        relations = r.get("relations", [])
-        states = r.get("final_satisfied") or []
-        if len(states) != len(relations):  # the report covers the guided relations only
-            states = [False] * len(relations)
-        for relation, state in zip(relations, states, strict=True):
+        # the report covers the guided relations (those a policy kept), in the objective's order
+        reported = dict(zip(r.get("guided_relations") or [], r.get("final_satisfied") or [], strict=False))
+        for relation in r.get("relations", []):
+            state = reported.get(relation, False)
             subject, _, obj = relation.split()
             if twice & {subject, obj}:
                 counts["relations_on_duplicates"] += 1
