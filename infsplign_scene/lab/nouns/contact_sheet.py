@@ -26,20 +26,21 @@ CAPTION = 28  # pixels under each row for the prompt
 def contact_sheet(
     run: Path, prompts: int = 12, arms: tuple[str, ...] = ("unguided", "guided"), per_row: int = 3
 ) -> Image.Image:
-    """The first `prompts` prompts (k = 0) of a run, `per_row` of them per row, one image per arm."""
-    generated = [r for r in manifest_rows(run) if r["refused"] is None and r["k"] == 0 and r["arm"] in arms]
-    by_key = {(r["id"], r["arm"]): r for r in generated}
-    ids = list(dict.fromkeys(r["id"] for r in generated))[:prompts]
+    """The first `prompts` images (prompt and k) of a run, `per_row` of them per row, one image per
+    arm (the same seed)."""
+    generated = [r for r in manifest_rows(run) if r["refused"] is None and r["arm"] in arms]
+    by_key = {(r["id"], r["k"], r["arm"]): r for r in generated}
+    ids = list(dict.fromkeys((r["id"], r["k"]) for r in generated))[:prompts]
     rows = -(-len(ids) // per_row)
     names = [c.name for c in noun_classes()]
     cell = None
     sheet = None
-    for n, prompt_id in enumerate(ids):
+    for n, key in enumerate(ids):
         left, top = (n % per_row) * len(arms), n // per_row
-        graph = SceneGraph.model_validate(by_key[(prompt_id, arms[0])]["graph"])
+        graph = SceneGraph.model_validate(by_key[(*key, arms[0])]["graph"])
         wanted = {class_of_name().get((o.noun or o.name).lower()) for o in graph.objects}
         for x, arm in enumerate(arms):
-            with Image.open(run / by_key[(prompt_id, arm)]["image"]) as opened:
+            with Image.open(run / by_key[(*key, arm)]["image"]) as opened:
                 image = opened.convert("RGB")
             if sheet is None:
                 cell = image.width * SCALE
