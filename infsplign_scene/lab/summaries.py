@@ -118,12 +118,7 @@ def plot_summary(summary: dict, path: Path) -> None:
         ]
         axis.bar([g + a * width for g in range(len(groups))], values, width, yerr=errors, capsize=3, label=arm)
     axis.set_xticks([g + width * (len(arms) - 1) / 2 for g in range(len(groups))], groups)
-    axis.set_ylabel("relation accuracy (found pairs)")
-    axis.set_ylim(0, 1)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _save(figure, axis, path, "relation accuracy (found pairs)", top=1.0)
     if "by_kind" in summary:
         plot_kinds(summary["by_kind"], path.with_name("summary_kinds.png"))
 
@@ -153,8 +148,14 @@ def plot_kinds(table: list[dict], path: Path) -> None:
         positions = [k + a * width for k in range(len(kinds))]
         axis.bar(positions, values, width, yerr=[low, high], capsize=3, label=arm)
     axis.set_xticks([k + width * (len(arms) - 1) / 2 for k in range(len(kinds))], kinds)
-    axis.set_ylabel("share of the largest consistent subset satisfied")
-    axis.set_ylim(0, 1.05)
+    _save(figure, axis, path, "share of the largest consistent subset satisfied", top=1.05)
+
+
+def _save(figure, axis, path: Path, label: str, top: float) -> None:
+    import matplotlib.pyplot as plt
+
+    axis.set_ylabel(label)
+    axis.set_ylim(0, top)
     axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=110)
