@@ -228,7 +228,8 @@ def arm_differences(rows: list[dict]) -> list[dict]:
 
 
 def multi_relation(rows: list[dict]) -> dict:
-    """Per-relation accuracy among found pairs and all-satisfied, overall, by predicate and by size."""
+    """The share of objects found and of images with all found; per-relation accuracy among found
+    pairs and all-satisfied, overall, by predicate and by size."""
     judged: dict[str, list[float]] = defaultdict(list)
     satisfied: dict[str, list[float]] = defaultdict(list)
     by_predicate: dict[str, list[bool]] = defaultdict(list)
@@ -241,8 +242,11 @@ def multi_relation(rows: list[dict]) -> dict:
                 judged[r["id"]].append(float(outcome))
                 by_predicate[predicate].append(outcome)
     flat = [v for values in judged.values() for v in values]
+    objects = [found for r in rows for found in r["found"].values()]
     return {
         "images": len(rows),
+        "objects_found": float(np.mean(objects)) if objects else None,
+        "all_objects_found": float(np.mean([r["all_found"] for r in rows])) if rows else None,
         "relation_accuracy": float(np.mean(flat)) if flat else None,
         "relation_accuracy_95": interval(judged),
         "all_satisfied": float(np.mean([v for values in satisfied.values() for v in values])) if rows else None,

@@ -20,13 +20,18 @@ def write_summary(summary: dict, run: Path) -> None:
                 v[key] for key in ("OA", "VISOR_cond", "VISOR_uncond", "VISOR_1", "VISOR_2", "VISOR_3", "VISOR_4")
             ]
             lines.append(f"| {arm} | {v['images']} | " + " | ".join(f"{x:.1f}" for x in values) + " |")
-    lines += ["", "| arm | images | relation accuracy (95%) | all satisfied (95%) |", "|---|---:|---|---|"]
+    lines += [
+        "",
+        "| arm | images | objects found | all objects found | relation accuracy (95%) | all satisfied (95%) |",
+        "|---|---:|---:|---:|---|---|",
+    ]
     for arm in arms:
         m = summary[arm]["multi_relation"]
         accuracy, low_high = m["relation_accuracy"], m["relation_accuracy_95"]
         everything, all_low_high = m["all_satisfied"], m["all_satisfied_95"]
         lines.append(
-            f"| {arm} | {m['images']} | {_cell(accuracy)} ({_cell(low_high[0])}-{_cell(low_high[1])}) | "
+            f"| {arm} | {m['images']} | {_cell(m['objects_found'])} | {_cell(m['all_objects_found'])} | "
+            f"{_cell(accuracy)} ({_cell(low_high[0])}-{_cell(low_high[1])}) | "
             f"{_cell(everything)} ({_cell(all_low_high[0])}-{_cell(all_low_high[1])}) |"
         )
     lines += [
