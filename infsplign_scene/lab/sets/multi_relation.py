@@ -26,7 +26,8 @@ OUT = Path(__file__).with_name("multi_relation.jsonl.gz")
 COUNTS = {"pair": 50, "chain3": 40, "star3": 40, "tree4": 40, "cycle2": 20, "cycle3": 20}
 
 
-def _graph(names: list[str], relations: list[tuple[int, str, int]]) -> dict:
+def graph_row(names: list[str], relations: list[tuple[int, str, int]]) -> dict:
+    """A checked scene graph as JSON: objects o0, o1, ... named `names`, relations (a, predicate, b)."""
     objects = [{"id": f"o{k}", "name": name} for k, name in enumerate(names)]
     stated = [{"subject": f"o{a}", "predicate": p, "object": f"o{b}"} for a, p, b in relations]
     graph = SceneGraph(objects=objects, relations=stated)  # checked, and its prompt written
@@ -61,14 +62,19 @@ def build(seed: int = 0) -> list[dict]:
             else:
                 predicate = str(rng.choice(directional))
                 relations = [(0, predicate, 1), (1, predicate, 2), (2, predicate, 0)]
-            rows.append({"id": f"{kind}-{n:03d}", "graph": _graph(names, relations)})
+            rows.append({"id": f"{kind}-{n:03d}", "graph": graph_row(names, relations)})
     return rows
 
 
+def write_set(path: Path, rows: list[dict]) -> None:
+    """Write a built-in set: compressed JSONL, byte for byte the same for the same rows."""
+    lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    path.write_bytes(gzip.compress(lines.encode("utf-8"), mtime=0))
+    print(f"wrote {path} ({len(rows)} rows)")
+
+
 def main() -> None:
-    lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in build())
-    OUT.write_bytes(gzip.compress(lines.encode("utf-8"), mtime=0))
-    print(f"wrote {OUT} ({len(lines.splitlines())} rows)")
+    write_set(OUT, build())
 
 
 if __name__ == "__main__":

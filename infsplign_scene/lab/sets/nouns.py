@@ -21,43 +21,35 @@ import numpy as np
 
 from ...parsing import parse
 from ...relations import PREDICATES, TABLE
-from ...scene import SceneGraph
 from ..nouns.glyphs import noun_classes
+from .multi_relation import graph_row, write_set
 
 SETS_DIR = Path(__file__).parent
 MISSION = "a cat left of a dog, a lamp above the cat"
 SR2D_ROWS = 500
-
-
-def _graph(names: list[str], relations: list[tuple[int, str, int]]) -> dict:
-    objects = [{"id": f"o{k}", "name": name} for k, name in enumerate(names)]
-    stated = [{"subject": f"o{a}", "predicate": p, "object": f"o{b}"} for a, p, b in relations]
-    graph = SceneGraph(objects=objects, relations=stated)  # checked, and its prompt written
-    return json.loads(graph.model_dump_json(exclude_none=True))
+DIRECTIONAL = [p for p in PREDICATES if TABLE[p].axis is not None]
 
 
 def pairs(seed: int = 0, count: int = 200) -> list[dict]:
     rng = np.random.default_rng([seed, 2])
     names = [c.name for c in noun_classes()]
-    directional = [p for p in PREDICATES if TABLE[p].axis is not None]
     rows = []
     for n in range(count):
         a, b = (names[i] for i in rng.choice(len(names), 2, replace=False))
-        rows.append({"id": f"pair-{n:03d}", "graph": _graph([a, b], [(0, directional[n % len(directional)], 1)])})
+        rows.append({"id": f"pair-{n:03d}", "graph": graph_row([a, b], [(0, DIRECTIONAL[n % len(DIRECTIONAL)], 1)])})
     return rows
 
 
 def triples(seed: int = 0, count: int = 200) -> list[dict]:
     rng = np.random.default_rng([seed, 3])
     names = [c.name for c in noun_classes()]
-    directional = [p for p in PREDICATES if TABLE[p].axis is not None]
     rows = []
     for n in range(count):
         chosen = [names[i] for i in rng.choice(len(names), 3, replace=False)]
-        first, second = (str(p) for p in rng.choice(directional, 2))
+        first, second = (str(p) for p in rng.choice(DIRECTIONAL, 2))
         # a chain (a rel b, b rel c) or a star (a rel b, c rel b): two relations always satisfiable
         relations = [(0, first, 1), (1, second, 2)] if n % 2 == 0 else [(0, first, 1), (2, second, 1)]
-        rows.append({"id": f"{'chain' if n % 2 == 0 else 'star'}-{n:03d}", "graph": _graph(chosen, relations)})
+        rows.append({"id": f"{'chain' if n % 2 == 0 else 'star'}-{n:03d}", "graph": graph_row(chosen, relations)})
     return rows
 
 
@@ -82,9 +74,7 @@ def build() -> dict[str, list[dict]]:
 
 def main() -> None:
     for name, rows in build().items():
-        lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-        (SETS_DIR / f"{name}.jsonl.gz").write_bytes(gzip.compress(lines.encode("utf-8"), mtime=0))
-        print(f"wrote {name} ({len(rows)} rows)")
+        write_set(SETS_DIR / f"{name}.jsonl.gz", rows)
 
 
 if __name__ == "__main__":
