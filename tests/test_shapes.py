@@ -271,7 +271,9 @@ def test_suites_name_objects_only_or_write_relations_into_the_prompt():
 
 
 def test_an_object_drawn_twice_is_counted_and_its_satisfied_relation_reported():
-    from infsplign_scene.lab.shapes.bench import make_suite, paired_duplicates, reported_on_duplicates, score
+    from infsplign_scene.lab.detectors import ShapesDetector
+    from infsplign_scene.lab.score import duplicates, paired_duplicates, score_image
+    from infsplign_scene.lab.shapes.bench import make_suite, score
     from infsplign_scene.lab.shapes.scenes import ShapeObject
 
     item = make_suite("a_two_objects", 1, 0)[0]
@@ -288,9 +290,17 @@ def test_an_object_drawn_twice_is_counted_and_its_satisfied_relation_reported():
     )
     assert score([item], [single], [item.graph])[0]["duplicate_rate"] == 0.0
     assert score([item], [double], [item.graph])[0]["duplicate_rate"] == 1.0
-    assert paired_duplicates([item], [single], [double]) == {"created": 1, "removed": 0}
-    trace = [[{"step": 0, "satisfied": [[True]], "uncertain": [[False]]}]]
-    counts = reported_on_duplicates([item], [double], [item.graph], trace)
-    assert counts == {"satisfied_on_duplicates": 1, "uncertain_on_duplicates": 0, "relations_on_duplicates": 1}
-    trace = [[{"step": 0, "satisfied": [[True]], "uncertain": [[True]]}]]
-    assert reported_on_duplicates([item], [double], [item.graph], trace)["uncertain_on_duplicates"] == 1
+    relation = str(item.graph.relations[0])
+    rows = [
+        {"id": "0", "k": 0, "arm": arm, "guided_relations": [relation]}
+        | score_image(ShapesDetector(), image, item.graph)
+        for arm, image in (("unguided", single), ("guided", double))
+    ]
+    assert paired_duplicates(rows) == {"created": 1, "removed": 0}
+    counts = duplicates([rows[1] | {"final_satisfied": [True]}])
+    assert {key: counts[key] for key in counts if key.endswith("on_duplicates")} == {
+        "satisfied_on_duplicates": 1,
+        "uncertain_on_duplicates": 0,
+        "relations_on_duplicates": 1,
+    }
+    assert duplicates([rows[1] | {"final_satisfied": [None]}])["uncertain_on_duplicates"] == 1

@@ -25,13 +25,19 @@ from ...config import GuidanceConfig
 from ...errors import InfsplignError
 from ...guidance import ScenePipeline
 from ...relations import holds
-from ...result import final_states
 from ...scene import SceneGraph
 from ..detectors import ShapesDetector
 from ..generate import generate as generate_run
 from ..generate import manifest_rows
-from ..score import consistent_share, duplicates, max_consistent, paired_flips, refused_counts, score_run, summarise
-from ..score import paired_duplicates as paired_score_duplicates
+from ..score import (
+    consistent_share,
+    duplicates,
+    paired_duplicates,
+    paired_flips,
+    refused_counts,
+    score_run,
+    summarise,
+)
 from ..summaries import write_summary
 from .detector import DetectionResult, detect
 from .scenes import COLORS, SHAPES
@@ -208,32 +214,6 @@ def duplicated(item: Item, detection: DetectionResult) -> dict[str, bool]:
     return {o.id: detection.instances.get(o.attributes[0], 0) > 1 for o in item.graph.objects}
 
 
-def reported_on_duplicates(items: list[Item], images: list, graphs: list[SceneGraph], traces: list) -> dict:
-    """Relations the report calls satisfied (from the attention maps) although the detector finds
-    their subject or object drawn twice, and those it calls uncertain instead."""
-    states = [state for batch in traces for state in final_states(batch)]
-    counts = {"satisfied_on_duplicates": 0, "uncertain_on_duplicates": 0, "relations_on_duplicates": 0}
-    for item, image, graph, image_states in zip(items, images, graphs, states, strict=True):
-        twice = duplicated(item, detect(np.asarray(image)))
-        for relation, state in zip(graph.relations, image_states, strict=True):
-            if twice.get(relation.subject) or twice.get(relation.object):
-                counts["relations_on_duplicates"] += 1
-                counts["satisfied_on_duplicates"] += state is True
-                counts["uncertain_on_duplicates"] += state is None
-    return counts
-
-
-def paired_duplicates(items: list[Item], unguided: list, guided: list) -> dict:
-    """Images (same seed) where guidance created a duplicated object, and where it removed one."""
-    created = removed = 0
-    for item, before, after in zip(items, unguided, guided, strict=True):
-        had = any(duplicated(item, detect(np.asarray(before))).values())
-        has = any(duplicated(item, detect(np.asarray(after))).values())
-        created += has and not had
-        removed += had and not has
-    return {"created": created, "removed": removed}
-
-
 def _judge(relations, objects: dict, strict: bool = False) -> list[bool | None]:
     """Each relation's outcome between the given detections (None when either object is missing)."""
     outcomes = []
@@ -242,15 +222,6 @@ def _judge(relations, objects: dict, strict: bool = False) -> list[bool | None]:
         missing = subject is None or obj is None
         outcomes.append(None if missing else holds(subject.box, obj.box, relation.predicate, strict=strict))
     return outcomes
-
-
-def max_consistent_share(items: list[Item], outcomes: list[list[bool | None]]) -> float:
-    """Share of the largest consistent subset satisfied (a 3-cycle: at most 2 of its 3 relations)."""
-    shares = [
-        min(sum(o is True for o in image) / max_consistent(item.graph), 1.0)
-        for item, image in zip(items, outcomes, strict=True)
-    ]
-    return float(np.mean(shares)) if shares else 0.0
 
 
 def grid(rows: list[list], scale: int = 4) -> Image.Image:
@@ -357,5 +328,5 @@ def suite_results(rows: list[dict], conflict: bool = False) -> dict:
             metrics["max_consistent_satisfied"] = float(np.mean([consistent_share(r) for r in mine]))
         entry[arm] = metrics
     entry["paired_flips"] = paired_flips(rows)
-    entry["paired_duplicates"] = paired_score_duplicates(rows)
+    entry["paired_duplicates"] = paired_duplicates(rows)
     return entry
