@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from ...scene import SceneGraph
 from ..generate import manifest_rows
-from .detector import class_of_name, detect
+from .detector import class_of, detect
 from .glyphs import noun_classes
 
 SCALE = 4
@@ -38,7 +38,7 @@ def contact_sheet(
     for n, key in enumerate(ids):
         left, top = (n % per_row) * len(arms), n // per_row
         graph = SceneGraph.model_validate(by_key[(*key, arms[0])]["graph"])
-        wanted = {class_of_name().get((o.noun or o.name).lower()) for o in graph.objects}
+        wanted = {class_of(o) for o in graph.objects}
         for x, arm in enumerate(arms):
             with Image.open(run / by_key[(*key, arm)]["image"]) as opened:
                 image = opened.convert("RGB")

@@ -25,7 +25,7 @@ from scipy import ndimage, optimize
 from torch import nn
 
 from ...relations import iou
-from ...scene import SceneGraph
+from ...scene import SceneGraph, SceneObject
 from ..detectors import Found
 from .glyphs import noun_classes, plural
 from .scenes import sample_scene
@@ -205,6 +205,11 @@ def class_of_name() -> dict[str, int]:
     return {form: noun.index for noun in noun_classes() for name in noun.names for form in (name, plural(name))}
 
 
+def class_of(obj: SceneObject) -> int | None:
+    """The class index a graph object names (by its head noun), or None."""
+    return class_of_name().get((obj.noun or obj.name).lower())
+
+
 class NounDetector:
     """`lab.detectors.Detector` for the noun model: each object of the graph is located by the
     most probable detection of its noun's class.
@@ -226,7 +231,7 @@ class NounDetector:
         size = np.asarray(image).shape[1]
         located: dict[str, Found | None] = {}
         for obj in graph.objects:
-            wanted = class_of_name().get((obj.noun or obj.name).lower())
+            wanted = class_of(obj)
             matches = [d for d in found if d.noun == wanted]
             best = max(matches, key=lambda d: d.probability, default=None)
             box = None if best is None else tuple(c / size for c in best.box)
@@ -236,7 +241,7 @@ class NounDetector:
     def _assigned(self, image: Any, graph: SceneGraph) -> dict[str, Found | None]:
         boxes, probabilities = classify(image, self.weights)
         size = np.asarray(image).shape[1]
-        wanted = [class_of_name().get((obj.noun or obj.name).lower()) for obj in graph.objects]
+        wanted = [class_of(obj) for obj in graph.objects]
         known = [k for k, c in enumerate(wanted) if c is not None]
         located: dict[str, Found | None] = {obj.id: None for obj in graph.objects}
         if not boxes or not known:
