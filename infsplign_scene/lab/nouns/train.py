@@ -82,14 +82,14 @@ def card(unet_steps: int) -> str:
     return f"""# The embedded noun model
 
 A small Stable Diffusion-format text-to-image model (64x64 RGB; VAE factor 4, 8 latent channels;
-word-level CLIP text encoder; UNet with cross-attention at 16x16 and 8x8) trained from scratch on
+word-level CLIP text encoder; UNet with cross-attention at 16x16 and 8x8) trained on
 synthetic scenes of 1-4 objects of {len(classes)} classes ({sum(c.coco for c in classes)} of them COCO
 classes), captioned with the objects' names only, never their relations. Part of infsplign-scene;
 how it was trained and what it measures: docs/embedded-models.md.
 
 - Training data: glyphs of {font_description()}; the class list with each glyph is
   `infsplign_scene/lab/nouns/classes.json`. The font is not part of these weights.
-- UNet steps of the run that wrote these weights: {unet_steps}.
+- UNet steps of the training run that wrote these weights (a fine-tune counts its own): {unet_steps}.
 - Rebuild: `python -m infsplign_scene.lab.nouns.train --out checkpoints/nouns --threads 1`, then
   `--export-to infsplign_scene/models/nouns` (docs/embedded-models.md).
 """
