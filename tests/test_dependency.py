@@ -119,6 +119,28 @@ def test_issue_examples_with_the_real_model(nlp, text, expected):
     assert relations(parse(text, backend="spacy", nlp=nlp)) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # "it" agrees in number: not the plural tracks
+        ("A train on tracks with a horse next to it.", [("horse", "near", "train")]),
+        # what a prompt says is absent is no object, nor what "it" refers to
+        (
+            "a plate that has no bananas on it. there is a glass without orange juice next to it.",
+            [("glass", "near", "plate")],
+        ),
+        # a coordination that the parser reads as modifiers
+        (
+            "a large yellow triangle above a green square and red rectangle",
+            [("large yellow triangle", "above", "green square"), ("large yellow triangle", "above", "red rectangle")],
+        ),
+        ("a cat left of a bright red and blue ball", [("cat", "left_of", "red and blue ball")]),
+    ],
+)
+def test_pronoun_agreement_absent_objects_and_coordination(nlp, text, expected):
+    assert relations(parse(text, backend="spacy", nlp=nlp)) == expected
+
+
 def test_auto_uses_rules_for_controlled_text_and_spacy_for_free_text(nlp):
     controlled = parse("a photo of a fire hydrant to the left of a hair drier")
     assert relations(controlled) == [("fire hydrant", "left_of", "hair drier")]

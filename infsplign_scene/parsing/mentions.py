@@ -44,6 +44,8 @@ class Mentions:
             return False
         if any(c.dep_ == "dobj" for c in token.children):
             return False  # a verb the tagger took for a noun: "breathing flames"
+        if any(c.lower_ == "no" for c in token.children) or (token.dep_ == "pobj" and token.head.lower_ == "without"):
+            return False  # absent from the scene: "a plate with no bananas", "a glass without juice"
         if token.pos_ in NOUN_TAGS:
             return True
         if token.tag_ == "VBG" and any(c.dep_ in ("amod", "det") for c in token.children):
@@ -115,14 +117,18 @@ class Mentions:
         return object_id
 
     def antecedent(self, before: int, exclude: set[str], plural: bool = False) -> str | None:
+        """The latest object before token `before` that agrees in number with the pronoun ("a train
+        on tracks with a horse next to it": the train); the latest of any number when none does."""
         counts = {o.id: o.count for o in self.objects}
-        for index in sorted(self.by_token, reverse=True):
-            object_id = self.by_token[index]
-            if index >= before or object_id in exclude:
-                continue
-            if not plural or counts[object_id] > 1 or self.doc[index].tag_ in ("NNS", "NNPS"):
+        candidates = [
+            (index, self.by_token[index])
+            for index in sorted(self.by_token, reverse=True)
+            if index < before and self.by_token[index] not in exclude
+        ]
+        for index, object_id in candidates:
+            if plural == (counts[object_id] > 1 or self.doc[index].tag_ in ("NNS", "NNPS")):
                 return object_id
-        return None
+        return None if plural or not candidates else candidates[0][1]
 
     def resolve(self, token, exclude: set[str] = frozenset()) -> str | None:
         """The object a token stands for (a mention, a pronoun, a relative pronoun)."""

@@ -113,7 +113,33 @@ def analyse_text(text: str, nlp) -> Analysed:
     doc = Doc(nlp.vocab, words=words, spaces=spaces)
     for _, component in nlp.pipeline:
         doc = component(doc)
+    _repair_nouns_read_as_modifiers(doc)
     return Analysed(doc, text, spans, phrases)
+
+
+def _repair_nouns_read_as_modifiers(doc) -> None:
+    """ "a green square and red rectangle": the parser reads "green square and red" as modifiers of
+    "rectangle". A modifier with an adjective of its own and a conjunct before the noun is a noun
+    coordinated with it: the square takes the noun's place and the rectangle becomes its conjunct."""
+    lexicon = load_lexicon()
+    for token in doc:
+        noun = token.head
+        if token.dep_ != "amod" or noun.pos_ not in ("NOUN", "PROPN") or token.i > noun.i:
+            continue
+        if token.lower_ in lexicon.colors or token.lower_ in lexicon.sizes:  # "a bright red and blue ball"
+            continue
+        children = list(token.children)
+        adjectives = [c for c in children if c.dep_ == "amod" and c.i < token.i]
+        conjunction = [c for c in children if c.dep_ == "cc" and c.i > token.i]
+        conjuncts = [c for c in children if c.dep_ == "conj" and token.i < c.i < noun.i]
+        if not (adjectives and conjunction and conjuncts):
+            continue
+        for determiner in [c for c in noun.children if c.dep_ == "det" and c.i < token.i]:
+            determiner.head = token
+        token.head, token.dep_ = (token if noun.dep_ == "ROOT" else noun.head), noun.dep_
+        token.pos_, token.tag_ = "NOUN", "NN"
+        noun.head, noun.dep_ = token, "conj"
+        conjuncts[0].head, conjuncts[0].dep_ = noun, "amod"
 
 
 def phrases_of(doc) -> list[Phrase]:
