@@ -32,7 +32,8 @@ from infsplign_scene.lab.generate import generate
 from infsplign_scene.lab.nouns.detector import NounDetector
 from infsplign_scene.lab.score import multi_relation, score_run
 
-SAMPLING_GRID = [(scale, steps) for scale in (3.0, 5.0, 7.5) for steps in (40,)]
+# 1.5 and 2 were added after 5 and 7.5 read worse than 3
+SAMPLING_GRID = [(scale, steps) for scale in (1.5, 2.0, 3.0, 5.0, 7.5) for steps in (40,)]
 ETAS = (0.06, 0.12, 0.25)
 BOUND = 0.03  # recognised objects may drop this much below unguided sampling
 

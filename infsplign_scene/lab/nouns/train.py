@@ -54,7 +54,8 @@ def preset() -> dict:
     nouns = sorted({form for noun in noun_classes() for form in (noun.name, *noun.synonyms)})
     return {
         "family": "nouns",
-        "about": "The embedded noun model's defaults: the shapes model's settings until this model's own sweeps.",
+        "about": "The embedded noun model's defaults: the shapes model's settings; a sweep on this model found "
+        "none measurably better (docs/embedded-models.md).",
         "nouns": nouns,
         "guidance": {
             "eta": 0.12,
