@@ -104,11 +104,19 @@ def command(model_folder, prompt_set, out, *extra):
     ]
 
 
-def test_a_killed_run_resumes_to_the_same_files_and_rows(model_folder, tmp_path):
-    prompt_set = write_set(tmp_path / "set.jsonl", ROWS[:2])
+@pytest.fixture(scope="module")
+def whole_run(model_folder, tmp_path_factory):
+    """One uninterrupted run of the first two rows in one process: what resumed and sharded runs must equal."""
+    folder = tmp_path_factory.mktemp("whole")
+    prompt_set = write_set(folder / "set.jsonl", ROWS[:2])
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    whole = tmp_path / "whole"
-    subprocess.run(command(model_folder, prompt_set, whole), check=True, env=environment, capture_output=True)
+    subprocess.run(command(model_folder, prompt_set, folder / "run"), check=True, env=environment, capture_output=True)
+    return prompt_set, folder / "run"
+
+
+def test_a_killed_run_resumes_to_the_same_files_and_rows(model_folder, whole_run, tmp_path):
+    prompt_set, whole = whole_run
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
     process = subprocess.Popen(command(model_folder, prompt_set, killed), env=environment)
     deadline = time.monotonic() + 120
@@ -128,11 +136,9 @@ def test_a_killed_run_resumes_to_the_same_files_and_rows(model_folder, tmp_path)
 
 
 @pytest.mark.skipif(shutil.which("accelerate") is None, reason="the accelerate launcher is not installed")
-def test_two_processes_under_accelerate_make_each_image_once_and_the_same_images(model_folder, tmp_path):
-    prompt_set = write_set(tmp_path / "set.jsonl", ROWS[:2])
+def test_two_processes_under_accelerate_make_each_image_once_and_the_same_images(model_folder, whole_run, tmp_path):
+    prompt_set, single = whole_run
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = tmp_path / "single"
-    subprocess.run(command(model_folder, prompt_set, single), check=True, env=environment, capture_output=True)
     sharded = tmp_path / "sharded"
     launch = [
         "accelerate",
