@@ -15,7 +15,8 @@ benchmark uses seed 0). Two stages:
    choice (`--detector nouns-forced`, which pairs each named object with a drawn blob), among the
    settings whose recognised objects stay within 3 points of that unguided sampling.
 
-`infsplign_scene/models/nouns/preset.json` records the choices.
+A choice goes into `infsplign_scene/models/nouns/preset.json` only if it holds on the benchmark's
+own prompts and seeds (docs/embedded-models.md, "Its preset").
 """
 
 from __future__ import annotations
