@@ -39,6 +39,11 @@ class Lexicon:
     multiword_nouns: frozenset[str]
     singular_nouns: frozenset[str]
 
+    @property
+    def attribute_words(self) -> frozenset[str]:
+        """Colour and size words: what may stand before a noun in a plain name ("small red cup")."""
+        return self.colors | self.sizes
+
     def head_noun(self, name: str) -> str:
         """The noun that ends a name: its last word, or its last two when they are one noun
         ("traffic light" in "a small traffic light")."""

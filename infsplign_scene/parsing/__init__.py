@@ -130,7 +130,7 @@ def plain_names(graph: SceneGraph) -> bool:
     """Whether every object is named by a noun with at most colour and size words before it
     ("cat", "red circle", "small teddy bear"): then the grammar's parse needs no tagger's check."""
     lexicon = load_lexicon()
-    attributes = lexicon.colors | lexicon.sizes
+    attributes = lexicon.attribute_words
     for obj in graph.objects:
         words = obj.name.lower().split()
         head = len(lexicon.head_noun(obj.name).split())

