@@ -141,6 +141,40 @@ def test_pronoun_agreement_absent_objects_and_coordination(nlp, text, expected):
     assert relations(parse(text, backend="spacy", nlp=nlp)) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # relation words that place nothing: a verb's particle, covering, a viewpoint, the background
+        ("a vase tipped over next to a lamp", [("vase", "near", "lamp")]),
+        ("a table with red ribbons all over it", []),
+        ("a castle seen from below, with a flag above it", [("flag", "above", "castle")]),
+        ("a red apple isolated over a white background", []),
+        # a picture word stands for what it shows, hyphenated or not
+        ("a sketch of a camel next to a tent", [("camel", "near", "tent")]),
+        ("A close-up of two ants carrying leaves and crumbs, climbing over a twig.", [("ants", "above", "twig")]),
+        # the picture's sides are places, not relations to an object "image"
+        (
+            "There is a boat on the left side of this image and a tree on the right side of this image.",
+            [("boat", "left_of", "tree")],
+        ),
+        # a full stop ends a telegraphic caption's sentence; "inside of" is one phrase
+        (
+            "sky above building. tree behind post. street below sky.",
+            [("sky", "above", "building"), ("street", "below", "sky")],
+        ),
+        ("A dog sleeping inside of a kennel next to a bowl.", [("dog", "near", "bowl")]),
+    ],
+)
+def test_phrases_that_place_nothing_picture_words_and_sentences(nlp, text, expected):
+    assert relations(parse(text, backend="spacy", nlp=nlp)) == expected
+
+
+def test_auto_leaves_a_colour_read_as_an_object_to_the_tagger(nlp):
+    # the grammar reads "a gray" and "brown dog"; the fruit "orange" stays an object
+    assert relations(parse("a white and brown dog under a table")) == [("white and brown dog", "below", "table")]
+    assert relations(parse("an orange to the left of a bicycle")) == [("orange", "left_of", "bicycle")]
+
+
 def test_auto_uses_rules_for_controlled_text_and_spacy_for_free_text(nlp):
     controlled = parse("a photo of a fire hydrant to the left of a hair drier")
     assert relations(controlled) == [("fire hydrant", "left_of", "hair drier")]

@@ -128,13 +128,16 @@ def stray_objects(graph: SceneGraph) -> bool:
 
 def plain_names(graph: SceneGraph) -> bool:
     """Whether every object is named by a noun with at most colour and size words before it
-    ("cat", "red circle", "small teddy bear"): then the grammar's parse needs no tagger's check."""
+    ("cat", "red circle", "small teddy bear"), and the noun is no such word itself: then the
+    grammar's parse needs no tagger's check."""
     lexicon = load_lexicon()
     attributes = lexicon.attribute_words
     for obj in graph.objects:
         words = obj.name.lower().split()
         head = len(lexicon.head_noun(obj.name).split())
         if len(words) > 3 + head - 1 or not all(word in attributes for word in words[:-head]):
+            return False
+        if words[-1] in attributes:  # "a gray" from "a gray and brown cat", or the fruit: the tagger tells
             return False
     return True
 

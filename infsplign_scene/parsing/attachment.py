@@ -50,19 +50,19 @@ class Attachment(Mentions):
 
     def depicted(self, token):
         """The object of "a photo of <object>", when the token is the picture word."""
-        if token.lower_ not in PICTURE_WORDS or token.i in self.by_token:
+        if self.written(token) not in PICTURE_WORDS or token.i in self.by_token:
             return None
-        of = [c for p in token.children if p.lower_ == "of" for c in p.children if c.dep_ == "pobj"]
-        return of[0] if of and self.resolve(of[0]) is not None else None
+        of = self.of_object(token)
+        return of if of is not None and self.resolve(of) is not None else None
 
     def verb_subject(self, verb, imperative: bool = False):
         """The token naming what a verb is about: its subject, the "there is" attribute, or, for an
         imperative ("paint a river"), its object."""
         deps = (SUBJECT_DEPS, ("attr",), ("dobj",)) if imperative and verb.dep_ == "ROOT" else (SUBJECT_DEPS, ("attr",))
         for wanted in deps:
-            for child in verb.children:
-                if child.dep_ in wanted and self.resolve(child) is not None:
-                    return child
+            found = [c for c in verb.children if c.dep_ in wanted and self.resolve(c) is not None]
+            if found:  # a noun before a picture word standing for its object ("a photo of a bear; a bus is ...")
+                return min(found, key=lambda c: self.written(c) in PICTURE_WORDS)
         return None
 
     def chain_head(self, token, phrase: Phrase):

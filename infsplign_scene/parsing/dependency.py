@@ -135,11 +135,31 @@ class _Extractor(Attachment):
             self.owners[preposition.i] = self.by_token[owner.i]
         self.phrases.sort(key=lambda p: p.start)
 
+    def places_nothing(self, phrase: Phrase) -> bool:
+        """A relation word that relates nothing: a verb's particle ("a glass tipped over"), "all
+        over it" (covering), a viewpoint ("a tower seen from below"), or the background as its
+        object ("candies isolated over a white background")."""
+        token = self.doc[phrase.start]
+        before = self.doc[phrase.start - 1].lower_ if phrase.start > 0 else ""
+        objects = [c for c in token.children if c.dep_ in ("pobj", "dobj")]
+        if token.dep_ == "prt" or before == "all" or (before == "from" and not objects):
+            return True
+        return bool(objects) and objects[0].lower_ in ("background", "foreground")
+
+    def frame_side(self, phrase: Phrase) -> str | None:
+        """The side of the picture a phrase names when its object is the picture ("at the bottom
+        of this image")."""
+        return next((self.frame_of(c) for c in self.doc[phrase.start].children if c.dep_ == "pobj"), None)
+
     def extract(self) -> None:
         self.collect_mentions()
         self.possessive_sides()
         self.placed: list[tuple[str, str]] = []
         for phrase in self.phrases:
+            if phrase.kind != "PLACE" and self.places_nothing(phrase):
+                continue
+            if phrase.kind == "REL" and (side := self.frame_side(phrase)) is not None:
+                phrase = Phrase("PLACE", side, phrase.start, phrase.end)
             if phrase.kind == "PLACE":
                 self.place(phrase, self.subjects_for(phrase, [], phrase.end))
                 continue
@@ -243,7 +263,10 @@ def parse_dependency(text: str, nlp=None) -> SceneGraph:
 
 def controlled_language(graph: SceneGraph, nlp) -> bool:
     """True when every object phrase the grammar found is a plain noun phrase (nouns, adjectives,
-    numbers): then the rules parse is trusted; "a kite soaring" (a verb inside a name) is not."""
+    numbers) whose last word is no verb, adverb, preposition, colour or size: then the rules parse is
+    trusted; "a kite soaring" (a verb inside a name) and "a gray" (from "a gray and brown cat") are
+    not."""
+    lexicon = load_lexicon()
     doc = nlp(graph.prompt or "")
     allowed = {"NOUN", "PROPN", "ADJ", "NUM", "X"}
     for obj in graph.objects:
@@ -251,6 +274,8 @@ def controlled_language(graph: SceneGraph, nlp) -> bool:
         span = doc.char_span(start, end, alignment_mode="expand")
         if span is None or any(token.pos_ not in allowed for token in span[:-1]):
             return False
-        if span[-1].pos_ in ("VERB", "ADV", "ADP", "AUX"):
+        if span[-1].pos_ in ("VERB", "ADV", "ADP", "AUX") or (
+            span[-1].pos_ == "ADJ" and span[-1].lower_ in lexicon.attribute_words  # not "an orange"
+        ):
             return False
     return True

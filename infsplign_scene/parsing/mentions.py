@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import ParseError
 from ..lexicon import Lexicon
 from ..scene import MAX_OBJECTS, Relation, SceneObject, UnsupportedRelation
-from .shared import PICTURE_WORDS, POSITION_WORDS, definite_referent, new_object_id
+from .shared import FRAME_WORDS, PICTURE_WORDS, POSITION_WORDS, SIDE_OF_PREDICATE, definite_referent, new_object_id
 from .spacy_model import Phrase
 
 NOUN_TAGS = frozenset({"NOUN", "PROPN"})
@@ -33,15 +33,17 @@ class Mentions:
     def is_mention(self, token) -> bool:
         """Nouns (or words with an article that the tagger took for adjectives: "a remote"), except
         position words, noun modifiers, clauses, "photo" in "a photo of" and "pair" in "a pair of"."""
-        if token.lower_ in POSITION_WORDS or token.dep_ in ("acl", "relcl", "advcl", "amod"):
+        if token.is_punct or token.lower_ in POSITION_WORDS or token.dep_ in ("acl", "relcl", "advcl", "amod"):
             return False
         if token.dep_ == "compound" and not self.punctuated(token.i, token.head.i):  # not "post. bike"
             return False
         following = self.doc[token.i + 1].lower_ if token.i + 1 < len(self.doc) else ""
         if token.lower_ in self.lexicon.quantity_nouns and following == "of":
             return False
-        if token.lower_ in PICTURE_WORDS and following in ("of", "with"):
+        if self.written(token) in PICTURE_WORDS and following in ("of", "with"):
             return False
+        if self.frame_of(token) is not None:
+            return False  # "at the bottom of this image": a side of the picture
         if any(c.dep_ == "dobj" for c in token.children):
             return False  # a verb the tagger took for a noun: "breathing flames"
         if any(c.lower_ == "no" for c in token.children) or (token.dep_ == "pobj" and token.head.lower_ == "without"):
@@ -50,16 +52,40 @@ class Mentions:
             return True
         if token.tag_ == "VBG" and any(c.dep_ in ("amod", "det") for c in token.children):
             return True  # a gerund used as a noun: "blue writing"
-        if token.i == token.sent.start and token.i + 1 in self.phrase_tokens and token.pos_ in ("VERB", "ADJ"):
-            return True  # a telegraphic caption's first word: "building under sky"
-        if token.dep_ == "pobj" and token.pos_ == "ADV" and token.head.i in self.phrase_tokens:
-            return True  # "cabinet above oven", the last word tagged as an adverb
+        if (
+            token.i == token.sent.start
+            and token.i + 1 in self.phrase_tokens
+            and (token.pos_ in ("VERB", "ADJ") or (token.pos_ == "ADV" and token.dep_ == "ROOT"))
+        ):
+            return True  # a telegraphic caption's first word: "building under sky", "pillow on the top of bed"
+        if token.dep_ == "pobj" and token.pos_ in ("ADV", "VERB") and token.head.i in self.phrase_tokens:
+            return True  # "cabinet above oven", "sky above building": the last word tagged as an adverb or a verb
         has_article = any(c.dep_ == "det" and c.lower_ in ("a", "an", "the") for c in token.children)
         return (
             has_article
             and token.pos_ in ("ADJ", "VERB", "X")
             and token.dep_ in ("pobj", "dobj", "nsubj", "attr", "ROOT", "conj", "appos")
         )
+
+    def of_object(self, token):
+        """The noun after "of" that hangs on the token ("a photo of <noun>"), or None."""
+        return next((c for p in token.children if p.lower_ == "of" for c in p.children if c.dep_ == "pobj"), None)
+
+    def written(self, token) -> str:
+        """The token's word with a hyphenated first part: "close-up" for "up"."""
+        if token.i >= 2 and self.doc[token.i - 1].text == "-" and not self.doc[token.i - 2].whitespace_:
+            return f"{self.doc[token.i - 2].lower_}-{token.lower_}"
+        return token.lower_
+
+    def frame_of(self, token) -> str | None:
+        """The side of the picture that a phrase ending in this token names ("at the bottom of this
+        image": bottom), when the token is the picture itself."""
+        phrase = next((p for p in self.phrases if p.start == token.head.i), None)
+        if token.dep_ != "pobj" or token.lower_ not in FRAME_WORDS or phrase is None or phrase.kind != "REL":
+            return None
+        words = self.text[self.spans[phrase.start][0] : self.spans[phrase.end - 1][1]].lower().split()
+        side = SIDE_OF_PREDICATE.get(phrase.value)
+        return side if side in words else None  # "above the picture" relates to a picture on a wall
 
     def collect_mentions(self) -> None:
         for token in self.doc:
@@ -134,9 +160,9 @@ class Mentions:
         """The object a token stands for (a mention, a pronoun, a relative pronoun)."""
         if token.i in self.by_token:
             return self.by_token[token.i]
-        if token.lower_ in self.lexicon.quantity_nouns:  # "a pair of scissors": the scissors
-            amount_of = [c for p in token.children if p.lower_ == "of" for c in p.children if c.dep_ == "pobj"]
-            return self.resolve(amount_of[0], exclude) if amount_of else None
+        if token.lower_ in self.lexicon.quantity_nouns or self.written(token) in PICTURE_WORDS:
+            of = self.of_object(token)  # "a pair of scissors", "a close-up of two chameleons"
+            return self.resolve(of, exclude) if of is not None else None
         if token.lower_ in self.lexicon.relative_pronouns:
             clause = token.head
             return self.resolve(clause.head, exclude) if clause.dep_ in ("relcl", "acl") else None

@@ -51,9 +51,19 @@ PICTURE_WORDS = frozenset(
         "view",
         "shot",
         "closeup",
+        "close-up",
         "landscape",
+        "cartoon",
+        "sketch",
+        "portrait",
     ]
 )
+
+
+# A relation phrase whose object is one of these names a side of the picture ("at the bottom of
+# this image"), not a relation to an object.
+FRAME_WORDS = frozenset(["image", "picture", "photo", "photograph", "frame"])
+SIDE_OF_PREDICATE = {"left_of": "left", "right_of": "right", "above": "top", "below": "bottom"}
 
 
 def new_object_id(noun: str, taken: Iterable[str]) -> str:

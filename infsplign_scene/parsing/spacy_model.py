@@ -111,6 +111,9 @@ def analyse_text(text: str, nlp) -> Analysed:
         spans.append((base[i].idx, last.idx + len(last.text)))
         i = end
     doc = Doc(nlp.vocab, words=words, spaces=spaces)
+    for token in doc[1:]:  # the parser keeps these; alone it may read "post. street" as one name
+        if doc[token.i - 1].text in (".", "!", "?"):
+            token.is_sent_start = True
     for _, component in nlp.pipeline:
         doc = component(doc)
     _repair_nouns_read_as_modifiers(doc, lexicon)
