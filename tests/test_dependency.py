@@ -163,6 +163,14 @@ def test_pronoun_agreement_absent_objects_and_coordination(nlp, text, expected):
             [("sky", "above", "building"), ("street", "below", "sky")],
         ),
         ("A dog sleeping inside of a kennel next to a bowl.", [("dog", "near", "bowl")]),
+        ("A dog waiting outside of a shop next to a bike.", [("dog", "near", "bike")]),
+        ("umbrella next to can. can near monitor.", [("umbrella", "near", "can"), ("can", "near", "monitor")]),
+        # a passive's agent; a picture word written as two words
+        ("rocks organized by color next to a jar", [("rocks", "near", "jar")]),
+        ("a close up of a frog next to a leaf", [("frog", "near", "leaf")]),
+        # an object is not placed against its own part: what it holds is
+        ("a bear holding a fish over its head", [("fish", "above", "head")]),
+        ("a clown with a balloon above his head", [("balloon", "above", "head")]),
     ],
 )
 def test_phrases_that_place_nothing_picture_words_and_sentences(nlp, text, expected):

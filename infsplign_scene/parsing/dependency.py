@@ -136,15 +136,34 @@ class _Extractor(Attachment):
         self.phrases.sort(key=lambda p: p.start)
 
     def places_nothing(self, phrase: Phrase) -> bool:
-        """A relation word that relates nothing: a verb's particle ("a glass tipped over"), "all
-        over it" (covering), a viewpoint ("a tower seen from below"), or the background as its
-        object ("candies isolated over a white background")."""
+        """A relation word that relates nothing: a verb's particle ("a glass tipped over"), a
+        passive's agent ("rocks sorted by colour"), "all over it" (covering), a viewpoint ("a tower
+        seen from below"), or the background as its object ("isolated over a white background")."""
         token = self.doc[phrase.start]
         before = self.doc[phrase.start - 1].lower_ if phrase.start > 0 else ""
         objects = [c for c in token.children if c.dep_ in ("pobj", "dobj")]
-        if token.dep_ == "prt" or before == "all" or (before == "from" and not objects):
+        agent = token.dep_ == "agent" and token.head.tag_ == "VBN"  # not "a cat laying by a banister"
+        if token.dep_ == "prt" or agent or before == "all" or (before == "from" and not objects):
             return True
         return bool(objects) and objects[0].lower_ in ("background", "foreground")
+
+    def held_instead(self, phrase: Phrase, subjects: list[str], references: list[str]) -> list[str]:
+        """ "a racoon holding an apple over its head", "a turtle with a bubble over its head": an
+        object is not placed against its own part, so the apple, the bubble, the object between the
+        owner and the phrase, is."""
+        reference = next((c for c in self.doc[phrase.start].children if c.dep_ == "pobj"), None)
+        owned = reference is not None and any(
+            c.dep_ == "poss" and c.lower_ in self.lexicon.possessive_pronouns for c in reference.children
+        )
+        if not owned or len(subjects) != 1:
+            return subjects
+        owner = min((i for i, object_id in self.by_token.items() if object_id == subjects[0]), default=None)
+        between = [
+            i
+            for i, object_id in self.by_token.items()
+            if owner is not None and owner < i < phrase.start and object_id not in (*subjects, *references)
+        ]
+        return [self.by_token[max(between)]] if between else subjects
 
     def frame_side(self, phrase: Phrase) -> str | None:
         """The side of the picture a phrase names when its object is the picture ("at the bottom
@@ -187,7 +206,7 @@ class _Extractor(Attachment):
                 target = target or self.antecedent(pronoun_at, set(subjects))
                 references = [target] if target else []
             else:
-                subjects = self.subjects_for(phrase, references, end)
+                subjects = self.held_instead(phrase, self.subjects_for(phrase, references, end), references)
             start, end = self.spans[phrase.start][0], self.spans[phrase.end - 1][1]
             if not subjects and references and references[0] in self.subject_of(phrase):
                 name = next(o.name for o in self.objects if o.id == references[0])

@@ -55,11 +55,13 @@ class Mentions:
         if (
             token.i == token.sent.start
             and token.i + 1 in self.phrase_tokens
-            and (token.pos_ in ("VERB", "ADJ") or (token.pos_ == "ADV" and token.dep_ == "ROOT"))
+            and (token.pos_ in ("VERB", "AUX", "ADJ") or (token.pos_ == "ADV" and token.dep_ == "ROOT"))
         ):
-            return True  # a telegraphic caption's first word: "building under sky", "pillow on the top of bed"
-        if token.dep_ == "pobj" and token.pos_ in ("ADV", "VERB") and token.head.i in self.phrase_tokens:
-            return True  # "cabinet above oven", "sky above building": the last word tagged as an adverb or a verb
+            return True  # a telegraphic caption's first word: "building under sky", "can near monitor"
+        ends_sentence = token.i + 1 == token.sent.end or self.doc[token.i + 1].is_punct
+        after_phrase = token.head.i in self.phrase_tokens if token.dep_ == "pobj" else token.i - 1 in self.phrase_tokens
+        if token.pos_ in ("ADV", "VERB", "AUX") and after_phrase and (token.dep_ == "pobj" or ends_sentence):
+            return True  # "cabinet above oven", "sky above building", "umbrella next to can": tagged otherwise
         has_article = any(c.dep_ == "det" and c.lower_ in ("a", "an", "the") for c in token.children)
         return (
             has_article
@@ -72,10 +74,12 @@ class Mentions:
         return next((c for p in token.children if p.lower_ == "of" for c in p.children if c.dep_ == "pobj"), None)
 
     def written(self, token) -> str:
-        """The token's word with a hyphenated first part: "close-up" for "up"."""
+        """The token's words as written, with a hyphenated first part: "close-up" for "up", "close
+        up" for the one word that stands for both."""
+        word = self.text[slice(*self.spans[token.i])].lower()
         if token.i >= 2 and self.doc[token.i - 1].text == "-" and not self.doc[token.i - 2].whitespace_:
-            return f"{self.doc[token.i - 2].lower_}-{token.lower_}"
-        return token.lower_
+            return f"{self.text[slice(*self.spans[token.i - 2])].lower()}-{word}"
+        return word
 
     def frame_of(self, token) -> str | None:
         """The side of the picture that a phrase ending in this token names ("at the bottom of this

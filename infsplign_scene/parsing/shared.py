@@ -52,6 +52,7 @@ PICTURE_WORDS = frozenset(
         "shot",
         "closeup",
         "close-up",
+        "close up",
         "landscape",
         "cartoon",
         "sketch",
