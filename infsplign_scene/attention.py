@@ -33,11 +33,15 @@ class AttentionStore:
     unconditional one of `cfg_forward="concurrent"`) passes through uncaptured.
     """
 
-    def __init__(self, latent_size: tuple[int, int], columns: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, latent_size: tuple[int, int], columns: torch.Tensor | None = None, keep_features: bool = False
+    ) -> None:
         self.latent_size = latent_size
         self.columns = columns
+        self.keep_features = keep_features
         self._capturing_thread: int | None = None
         self.maps: dict[int, list[torch.Tensor]] = {}
+        self.features: dict[int, list[torch.Tensor]] = {}
 
     @property
     def active(self) -> bool:
@@ -50,6 +54,7 @@ class AttentionStore:
 
     def reset(self) -> None:
         self.maps = {}
+        self.features = {}
 
     @contextmanager
     def capturing(self) -> Iterator[None]:
@@ -70,6 +75,17 @@ class AttentionStore:
         height, width = self._map_size(queries)
         maps = probs.transpose(1, 2).reshape(probs.shape[0], probs.shape[-1], height, width)
         self.maps.setdefault(height, []).append(maps)
+
+    def add_features(self, hidden_states: torch.Tensor) -> None:
+        """hidden_states: [B, Q, C], a layer's input (its queries' source), kept detached when
+        `keep_features`: what the picture looks like where the maps are read."""
+        if self.keep_features:
+            height, _ = self._map_size(hidden_states.shape[1])
+            self.features.setdefault(height, []).append(hidden_states.detach())
+
+    def level_features(self, height: int) -> torch.Tensor:
+        """The layers' features of one resolution side by side: [B, h*w, C_total]."""
+        return torch.cat(self.features[height], dim=-1)
 
     def _map_size(self, queries: int) -> tuple[int, int]:
         latent_h, latent_w = self.latent_size
@@ -139,6 +155,7 @@ class CaptureProcessor:
         attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        self.store.add_features(hidden_states)
         query = attn.head_to_batch_dim(attn.to_q(hidden_states))
         if attn.norm_cross:
             encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
@@ -181,6 +198,7 @@ class WrappingCaptureProcessor:
             hidden_states = hidden_states.view(batch, channels, height * width).transpose(1, 2)
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        self.store.add_features(hidden_states)
         text = encoder_hidden_states
         if isinstance(text, tuple):  # IP-Adapter hands (text, image) embeddings: the map is the text's
             text = text[0]
@@ -229,15 +247,17 @@ def trace(
     columns: torch.Tensor | None = None,
     layers: LayerSelection = "decoder",
     levels: int | None = None,
+    keep_features: bool = False,
 ) -> Iterator[AttentionStore]:
-    """Install capturing processors on the chosen cross-attention layers for the duration of the block.
+    """Install capturing processors on the chosen cross-attention layers for the duration of the block
+    (`keep_features`: the store keeps each layer's input beside its map, `AttentionStore.add_features`).
 
     >>> with trace(pipe.unet, (64, 64), columns) as store:
     ...     with store.capturing():
     ...         pipe.unet(latents, t, embeddings)
     ...     coarse = store.level(store.resolutions()[0])
     """
-    store = AttentionStore(latent_size, columns)
+    store = AttentionStore(latent_size, columns, keep_features)
     original = dict(unet.attn_processors)
     processor = CaptureProcessor(store)
     replaced = dict(original)

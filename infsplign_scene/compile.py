@@ -51,6 +51,7 @@ class ObjectiveValue:
     settled: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))  # [B] held with margin
     centroids: dict[int, torch.Tensor] = field(default_factory=dict)  # level height -> [B, K, 2]
     variances: dict[int, torch.Tensor] = field(default_factory=dict)  # level height -> [B, K]
+    second_copy: torch.Tensor | None = None  # [B, K]: how much a second place looks like the object
 
 
 @dataclass
@@ -93,12 +94,28 @@ class Objective:
         """levels: map height -> object maps [B, K, h, w], coarsest first (coarse, middle, ...)."""
         return self.evaluate(statistics(levels), weights)
 
-    def uncertain(self, maps: torch.Tensor, centroids: torch.Tensor, variances: torch.Tensor, weights: GuidanceConfig):
+    def uncertain(
+        self,
+        maps: torch.Tensor,
+        centroids: torch.Tensor,
+        variances: torch.Tensor,
+        weights: GuidanceConfig,
+        second_copy: torch.Tensor | None = None,
+    ):
         """Bool [B, R]: a relation whose subject's or object's map is split (`losses.split_maps`) on
-        the finest level: its satisfaction, read from centroids, is not to be trusted.
+        the finest level, or whose subject or object seems drawn twice: its satisfaction, read from
+        centroids, is not to be trusted.
 
-        maps [B, K, H, W]; centroids [B, K, 2]; variances [B, K]."""
-        split = split_maps(maps, centroids, variances, weights.split_support, weights.split_variance).float()
+        maps [B, K, H, W]; centroids [B, K, 2]; variances [B, K]; second_copy [B, K] or None."""
+        split = split_maps(
+            maps,
+            centroids,
+            variances,
+            weights.split_support,
+            weights.split_variance,
+            second_copy,
+            weights.split_resemblance,
+        ).float()
         subject, obj = self.subject.to(maps.device), self.obj.to(maps.device)
         either = pair_gather(split, subject) + pair_gather(split, obj)
         return (either > 0) & (self.weight.to(maps.device) > 0)

@@ -86,6 +86,15 @@ class GuidanceConfig(_Settings):
         description="A map whose spatial variance exceeds this is split too; a model family sets it from the "
         "largest object it draws (None: no such bound).",
     )
+    split_resemblance: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="A map counts as split too when a place outside its main region looks like the object "
+        "(cosine similarity of the decoder's features there, relative to the best match) at least this much: "
+        "a second copy that the map does not follow. A model family sets it from labelled examples (None: "
+        "not checked, and the features are not kept).",
+    )
     combination: Combination = Field(
         "sum", description="How relations' gradients combine: sum, pcgrad or priority (infsplign_scene.conflicts)."
     )

@@ -133,14 +133,68 @@ def centroid_support(maps: torch.Tensor, centroids: torch.Tensor) -> torch.Tenso
 
 
 def split_maps(
-    maps: torch.Tensor, centroids: torch.Tensor, variances: torch.Tensor, support: float, variance: float | None
+    maps: torch.Tensor,
+    centroids: torch.Tensor,
+    variances: torch.Tensor,
+    support: float,
+    variance: float | None,
+    second_copy: torch.Tensor | None = None,
+    resemblance: float | None = None,
 ) -> torch.Tensor:
     """Bool [B, K]: the object's map is not one compact blob: its centroid falls where the map is
-    below `support` of its maximum, or its spread exceeds `variance` (when given)."""
+    below `support` of its maximum, or its spread exceeds `variance` (when given); or a second
+    place looks like the object (`second_copy` [B, K] of `second_copies`) at least `resemblance`."""
     split = centroid_support(maps, centroids) < support
     if variance is not None:
         split = split | (variances > variance)
+    if resemblance is not None and second_copy is not None:
+        split = split | (second_copy >= resemblance)
     return split
+
+
+def resemblance_maps(maps: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """How much each cell looks like each object: [B, K, H, W] in [0, 1].
+
+    maps [B, K, H, W], an object's attention; features [B, H*W, C], the decoder's activations at
+    the maps' cells. An object's prototype is its attention-weighted mean (unit) feature; a cell's
+    value is its cosine similarity to the prototype, clamped at 0. A second copy of an object,
+    which its attention map may not follow, looks like the first and lights up here."""
+    weights = maps.flatten(2)
+    weights = weights / weights.sum(dim=2, keepdim=True).clamp_min(1e-12)
+    unit = F.normalize(features.float(), dim=-1)
+    prototype = F.normalize(torch.einsum("bkq,bqc->bkc", weights, unit), dim=-1)
+    return torch.einsum("bkc,bqc->bkq", prototype, unit).clamp_min(0).view_as(maps)
+
+
+def second_region_peak(maps: torch.Tensor, floor: float) -> torch.Tensor:
+    """The peak of a map outside its main region, over its maximum: [B, K] in [0, 1].
+
+    maps [B, K, H, W]. Regions are the 8-connected parts of the map at or above `floor` of its
+    maximum; the main region holds the maximum. 0 when the map is one region."""
+    height, width = maps.shape[-2:]
+    relative = maps / maps.flatten(2).amax(dim=2).clamp_min(1e-12)[..., None, None]
+    inside = relative >= floor
+    # each cell's label spreads to its neighbours inside the mask: H + W rounds fill any region
+    # that is not a long winding path
+    ids = torch.arange(1, height * width + 1, device=maps.device, dtype=torch.float32).view(1, 1, height, width)
+    labels = (ids * inside).flatten(0, 1).unsqueeze(1)  # [B*K, 1, H, W]
+    mask = inside.flatten(0, 1).unsqueeze(1)
+    for _ in range(height + width):
+        labels = F.max_pool2d(labels, kernel_size=3, stride=1, padding=1) * mask
+    labels = labels.view_as(maps)
+    main = labels.flatten(2).gather(2, relative.flatten(2).argmax(dim=2, keepdim=True))[..., None]
+    return (relative * (inside & (labels != main))).flatten(2).amax(dim=2)
+
+
+# A cell belongs to a region of the resemblance map when it is this close to the best match:
+# cosine similarities of a model's features are high everywhere, so regions are cut near the top.
+RESEMBLANCE_FLOOR = 0.55
+
+
+def second_copies(maps: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """How much the best place outside an object's main region looks like the object, relative
+    to the best match: [B, K] in [0, 1] (0 when one region). maps [B, K, H, W]; features [B, H*W, C]."""
+    return second_region_peak(resemblance_maps(maps, features), RESEMBLANCE_FLOOR)
 
 
 def presence_loss(variances: torch.Tensor, subject: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:

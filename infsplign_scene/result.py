@@ -112,6 +112,8 @@ def record_step(step: GuidedStep, config: GuidanceConfig, record: dict, maps: di
         cosine=step.report.cosine.tolist(),
         opposed=step.report.opposed.tolist(),
     )
+    if value.second_copy is not None:
+        record["second_copy"] = value.second_copy.tolist()
     if maps is not None:
         maps[record["step"]] = {h: m.cpu() for h, m in step.levels.items()}
     if not finite.all():

@@ -15,6 +15,7 @@ import torch
 from .compile import ObjectiveValue, statistics
 from .config import CfgForward, Combination, SamplingDefaults
 from .conflicts import ConflictReport, combine, relation_gradients
+from .losses import second_copies
 from .runtime import ThreadSharing
 
 
@@ -30,6 +31,20 @@ def object_maps(store, token_matrix: torch.Tensor, conditional_rows: int | None 
             maps = maps[-conditional_rows:]
         levels[height] = torch.einsum("bkt,bthw->bkhw", token_matrix, maps)
     return levels
+
+
+def object_second_copies(
+    store, levels: dict[int, torch.Tensor], conditional_rows: int | None = None
+) -> torch.Tensor | None:
+    """`losses.second_copies` on the finest level, [B, K], when the store kept the layers' inputs;
+    else None."""
+    if not store.keep_features:
+        return None
+    finest = max(levels)
+    features = store.level_features(finest)
+    if conditional_rows is not None:
+        features = features[-conditional_rows:]
+    return second_copies(levels[finest].detach(), features)
 
 
 @dataclass
@@ -105,17 +120,22 @@ class _StepInputs:
                     added_cond_kwargs=picked(self.added_cond, rows),
                 ).sample
         conditional_rows = self.latents.shape[0] if joint else None
-        return guided_latents, noise, noise_uncond, object_maps(self.store, self.token_matrix[rows], conditional_rows)
+        levels = object_maps(self.store, self.token_matrix[rows], conditional_rows)
+        return guided_latents, noise, noise_uncond, levels, object_second_copies(self.store, levels, conditional_rows)
 
-    def finish(self, levels, guided_latents, rows, noise_text, noise_uncond) -> GuidedStep:
-        """The objective on every image's maps, its gradient for `rows`, and the step's results."""
+    def finish(self, levels, second_copy, guided_latents, rows, noise_text, noise_uncond) -> GuidedStep:
+        """The objective on every image's maps, its gradient for `rows`, and the step's results.
+        second_copy: [B, K] or None (`object_second_copies`)."""
         self.store.reset()
         batch = self.latents.shape[0]
         stats = statistics(levels)
         leaves = {h: (c.detach().requires_grad_(True), v.detach().requires_grad_(True)) for h, (c, v) in stats.items()}
         value = self.objective.evaluate(leaves, self.weights)
         finest = max(levels)
-        value.uncertain = self.objective.uncertain(levels[finest], *stats[finest], self.weights).detach()
+        value.second_copy = second_copy
+        value.uncertain = self.objective.uncertain(
+            levels[finest], *stats[finest], self.weights, second_copy=second_copy
+        ).detach()
         flat_leaves = [x for pair in leaves.values() for x in pair]
         per_relation = relation_gradients(value.relation_loss, flat_leaves)  # [B, R, D]
         combined, report = combine(per_relation, self.objective.weight.to(per_relation.device), self.combination)
@@ -149,8 +169,8 @@ def split_step(inputs: _StepInputs) -> GuidedStep:
     arithmetic, and the unconditional activations are freed before the graph is recorded."""
     noise_uncond = inputs.unconditional() if inputs.negative_embeds is not None else None
     rows = inputs.every_row()
-    guided_latents, noise, _, levels = inputs.graph_forward(rows)
-    return inputs.finish(levels, guided_latents, rows, noise.detach().to(inputs.latents.dtype), noise_uncond)
+    guided_latents, noise, _, levels, copies = inputs.graph_forward(rows)
+    return inputs.finish(levels, copies, guided_latents, rows, noise.detach().to(inputs.latents.dtype), noise_uncond)
 
 
 def joint_step(inputs: _StepInputs) -> GuidedStep:
@@ -158,8 +178,8 @@ def joint_step(inputs: _StepInputs) -> GuidedStep:
     if inputs.negative_embeds is None:
         return split_step(inputs)
     rows = inputs.every_row()
-    guided_latents, noise, noise_uncond, levels = inputs.graph_forward(rows, joint=True)
-    return inputs.finish(levels, guided_latents, rows, noise.detach().to(inputs.latents.dtype), noise_uncond)
+    guided_latents, noise, noise_uncond, levels, copies = inputs.graph_forward(rows, joint=True)
+    return inputs.finish(levels, copies, guided_latents, rows, noise.detach().to(inputs.latents.dtype), noise_uncond)
 
 
 def concurrent_step(inputs: _StepInputs) -> GuidedStep:
@@ -170,9 +190,11 @@ def concurrent_step(inputs: _StepInputs) -> GuidedStep:
             return split_step(inputs)
         pending_uncond = sharing.start(inputs.unconditional)
         rows = inputs.every_row()
-        guided_latents, noise, _, levels = inputs.graph_forward(rows)
+        guided_latents, noise, _, levels, copies = inputs.graph_forward(rows)
         noise_uncond = pending_uncond()  # joined before the backward, which gets every thread again
-        return inputs.finish(levels, guided_latents, rows, noise.detach().to(inputs.latents.dtype), noise_uncond)
+        return inputs.finish(
+            levels, copies, guided_latents, rows, noise.detach().to(inputs.latents.dtype), noise_uncond
+        )
 
 
 def measured_step(inputs: _StepInputs) -> GuidedStep:
@@ -193,12 +215,14 @@ def measured_step(inputs: _StepInputs) -> GuidedStep:
             inputs.negative_added_cond,
         )
     levels = object_maps(inputs.store, inputs.token_matrix, conditional_rows=batch)
+    copies = object_second_copies(inputs.store, levels, conditional_rows=batch)
     rows = (~inputs.objective.evaluate(statistics(levels), inputs.weights).settled).nonzero().flatten()
     guided_latents = None
     if rows.numel():
-        guided_latents, _, _, graph_maps = inputs.graph_forward(rows)
+        guided_latents, _, _, graph_maps, graph_copies = inputs.graph_forward(rows)
         levels = {h: maps.index_copy(0, rows, graph_maps[h]) for h, maps in levels.items()}
-    return inputs.finish(levels, guided_latents, rows, noise_text, noise_uncond)
+        copies = None if copies is None else copies.index_copy(0, rows, graph_copies)
+    return inputs.finish(levels, copies, guided_latents, rows, noise_text, noise_uncond)
 
 
 STEP_BY_MODE: dict[str, Callable[[_StepInputs], GuidedStep]] = {

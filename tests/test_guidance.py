@@ -163,7 +163,7 @@ def test_measuring_first_skips_the_backward_of_settled_images_only(tiny_pipe):
     # "near" within 1.5 always holds (settled); "left of" with margin 1 never does
     prompts = ["a red circle near a blue square", "a red circle left of a blue square"]
     columns, step = cfg_step(tiny_pipe, prompts, GuidanceConfig(eta=1.0, margin=1.0, near_margin=1.5))
-    with trace(tiny_pipe.unet, (8, 8), columns, levels=2) as store:
+    with trace(tiny_pipe.unet, (8, 8), columns, levels=2, keep_features=True) as store:
         full, measured = (step(store, measure_first=first) for first in (False, True))
     assert full.value.settled.tolist() == [True, False] and full.backward.tolist() == [True, True]
     assert measured.backward.tolist() == [False, True]
@@ -175,6 +175,7 @@ def test_measuring_first_skips_the_backward_of_settled_images_only(tiny_pipe):
     torch.testing.assert_close(measured.noise_uncond, full.noise_uncond, atol=1e-5, rtol=1e-4)
     for height, maps in full.levels.items():
         torch.testing.assert_close(measured.levels[height], maps, atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(measured.value.second_copy, full.value.second_copy, atol=1e-5, rtol=1e-4)
 
 
 def test_joint_cfg_forward_gives_the_split_steps_numbers(tiny_pipe):
@@ -182,9 +183,11 @@ def test_joint_cfg_forward_gives_the_split_steps_numbers(tiny_pipe):
     columns, step = cfg_step(tiny_pipe, prompts, GuidanceConfig(eta=1.0))
     batches = []
     hook = tiny_pipe.unet.register_forward_hook(lambda module, args, output: batches.append(args[0].shape[0]))
-    with trace(tiny_pipe.unet, (8, 8), columns, levels=2) as store:
+    with trace(tiny_pipe.unet, (8, 8), columns, levels=2, keep_features=True) as store:
         split, joint = (step(store, cfg_forward=mode) for mode in ("split", "joint"))
     hook.remove()
+    assert split.value.second_copy.shape == (2, 2)  # the unconditional half's features are not the images'
+    torch.testing.assert_close(joint.value.second_copy, split.value.second_copy, atol=1e-5, rtol=1e-4)
     assert batches == [2, 2, 4]  # split: unconditional then conditional; joint: one CFG batch
     assert split.grad.abs().sum() > 0
     torch.testing.assert_close(joint.grad, split.grad, atol=1e-6, rtol=1e-4)
@@ -199,7 +202,7 @@ def test_guided_step_neither_copies_from_nor_waits_for_the_host(tiny_pipe, cfg_f
     # each would make the host wait for a GPU, and neither may run inside a CUDA-graph capture
     prompts = ["a red circle left of a blue square near a green triangle"]
     columns, step = cfg_step(tiny_pipe, prompts, GuidanceConfig(eta=1.0))
-    with trace(tiny_pipe.unet, (8, 8), columns, levels=2) as store:
+    with trace(tiny_pipe.unet, (8, 8), columns, levels=2, keep_features=True) as store:
         step(store, cfg_forward=cfg_forward)  # warm the cached tables
         with DispatchedOperators() as operators_run:
             result = step(store, cfg_forward=cfg_forward)

@@ -176,3 +176,22 @@ def test_a_map_split_over_two_places_is_flagged_and_one_blob_is_not():
     assert support[0, 0] == 1.0 and support[0, 1] == 0.0 and support[0, 2] == 1.0
     assert split_maps(maps, centroids, variances, support=0.25, variance=None).tolist() == [[False, True, False]]
     assert split_maps(maps, centroids, variances, support=0.25, variance=0.02).tolist() == [[False, True, True]]
+
+
+def test_a_second_copy_that_the_map_does_not_follow_is_found_by_resemblance():
+    from infsplign_scene.losses import centroid_support, second_copies, split_maps
+
+    features = torch.zeros(1, 16, 16, 4)
+    features[..., 0] = 1.0  # background
+    features[0, 6:10, 1:4] = torch.tensor([0.0, 1.0, 0.0, 0.0])  # an object ...
+    features[0, 6:10, 12:15] = torch.tensor([0.0, 1.0, 0.0, 0.0])  # ... drawn twice
+    features[0, 1:4, 6:10] = torch.tensor([0.0, 0.0, 1.0, 0.0])  # another, drawn once
+    maps = torch.zeros(1, 2, 16, 16)
+    maps[0, 0, 6:10, 1:4] = 1.0  # the first object's map follows one copy only
+    maps[0, 1, 1:4, 6:10] = 1.0
+    copies = second_copies(maps, features.flatten(1, 2))
+    torch.testing.assert_close(copies, torch.tensor([[1.0, 0.0]]))
+    centroids, variances = centroids_and_variances(maps)
+    assert centroid_support(maps, centroids).tolist() == [[1.0, 1.0]]  # each map is one compact blob
+    assert split_maps(maps, centroids, variances, 0.25, 0.02).tolist() == [[False, False]]
+    assert split_maps(maps, centroids, variances, 0.25, 0.02, copies, resemblance=0.9).tolist() == [[True, False]]

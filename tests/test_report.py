@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from infsplign_scene.guidance import GuidanceConfig, ScenePipeline
@@ -46,7 +47,7 @@ def test_a_relation_with_a_split_map_is_uncertain_in_the_trace_and_the_result(ti
 
     from infsplign_scene.compile import Objective
 
-    def split_everything(self, maps, centroids, variances, weights):
+    def split_everything(self, maps, centroids, variances, weights, second_copy=None):
         return torch.ones_like(self.weight, dtype=torch.bool, device=maps.device) & (self.weight.to(maps.device) > 0)
 
     plain = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0))(PROMPT, seed=0, num_inference_steps=2, progress=False)
@@ -55,3 +56,29 @@ def test_a_relation_with_a_split_map_is_uncertain_in_the_trace_and_the_result(ti
     doubted = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0))(PROMPT, seed=0, num_inference_steps=2, progress=False)
     assert doubted.trace[0]["uncertain"] == [[True, True]] and doubted.final_satisfied() == [[None, None]]
     assert doubted.trace[0]["satisfied"] == plain.trace[0]["satisfied"]  # the report changes, not the guidance
+
+
+def test_a_second_copy_makes_relations_uncertain_and_leaves_the_guidance_alone(tiny_pipe, monkeypatch):
+    """With `split_resemblance`, the trace keeps each object's `second_copy` evidence; a relation
+    whose subject or object reaches the bound is uncertain, and the images do not change."""
+    import torch
+
+    from infsplign_scene import step
+
+    plain = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0))(PROMPT, seed=0, num_inference_steps=2, progress=False)
+    assert "second_copy" not in plain.trace[0]
+    watching = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0, split_resemblance=0.9))
+    measured = watching(PROMPT, seed=0, num_inference_steps=2, progress=False)
+    assert len(measured.trace[0]["second_copy"][0]) == len(measured.objective.object_ids[0])
+    assert all(0 <= c <= 1 for c in measured.trace[0]["second_copy"][0])
+    assert np.array_equal(np.asarray(measured.images[0]), np.asarray(plain.images[0]))
+
+    def red_circle_twice(maps, features):  # the first object (the red circle) seems drawn twice
+        return torch.zeros(maps.shape[:2]).index_fill_(1, torch.tensor([0]), 0.96875)
+
+    monkeypatch.setattr(step, "second_copies", red_circle_twice)
+    doubted = watching(PROMPT, seed=0, num_inference_steps=2, progress=False)
+    assert measured.objective.object_ids[0][0] == "circle"  # the red circle
+    assert doubted.trace[0]["second_copy"] == [[0.96875, 0.0, 0.0]]
+    assert doubted.trace[0]["uncertain"] == [[True, True]] and doubted.final_satisfied() == [[None, None]]
+    assert doubted.trace[0]["satisfied"] == plain.trace[0]["satisfied"]
