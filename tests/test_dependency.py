@@ -144,11 +144,12 @@ def test_pronoun_agreement_absent_objects_and_coordination(nlp, text, expected):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        # relation words that place nothing: a verb's particle, covering, a viewpoint, the background
+        # relation words that place nothing: a verb's particle, covering, a viewpoint, the background, an adjective
         ("a vase tipped over next to a lamp", [("vase", "near", "lamp")]),
         ("a table with red ribbons all over it", []),
         ("a castle seen from below, with a flag above it", [("flag", "above", "castle")]),
         ("a red apple isolated over a white background", []),
+        ("A dog next to a car, with tall trees in the near distance.", [("dog", "near", "car")]),
         # a picture word stands for what it shows, hyphenated or not
         ("a sketch of a camel next to a tent", [("camel", "near", "tent")]),
         ("A close-up of two ants carrying leaves and crumbs, climbing over a twig.", [("ants", "above", "twig")]),

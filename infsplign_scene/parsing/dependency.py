@@ -136,14 +136,15 @@ class _Extractor(Attachment):
         self.phrases.sort(key=lambda p: p.start)
 
     def places_nothing(self, phrase: Phrase) -> bool:
-        """A relation word that relates nothing: a verb's particle ("a glass tipped over"), a
-        passive's agent ("rocks sorted by colour"), "all over it" (covering), a viewpoint ("a tower
-        seen from below"), or the background as its object ("isolated over a white background")."""
+        """A relation word that relates nothing: a verb's particle ("a glass tipped over"), an
+        adjective ("in the near distance"), a passive's agent ("rocks sorted by colour"), "all over
+        it" (covering), a viewpoint ("a tower seen from below"), or the background as its object
+        ("isolated over a white background")."""
         token = self.doc[phrase.start]
         before = self.doc[phrase.start - 1].lower_ if phrase.start > 0 else ""
         objects = [c for c in token.children if c.dep_ in ("pobj", "dobj")]
         agent = token.dep_ == "agent" and token.head.tag_ == "VBN"  # not "a cat laying by a banister"
-        if token.dep_ == "prt" or agent or before == "all" or (before == "from" and not objects):
+        if token.dep_ in ("prt", "amod") or agent or before == "all" or (before == "from" and not objects):
             return True
         return bool(objects) and objects[0].lower_ in ("background", "foreground")
 
