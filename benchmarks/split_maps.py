@@ -44,7 +44,7 @@ RULES = {
         f"support < 0.25 or variance > 0.02 or second copy >= {level}": (
             lambda o, level=level: PRESET(o) or o["second_copy"] >= level
         )
-        for level in (0.8, 0.85, 0.87, 0.89, 0.91, 0.93, 0.95)
+        for level in (0.8, 0.85, 0.87, 0.89, 0.9, 0.91, 0.93, 0.95)
     },
 }
 

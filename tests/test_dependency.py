@@ -169,6 +169,8 @@ def test_pronoun_agreement_absent_objects_and_coordination(nlp, text, expected):
         # a passive's agent; a picture word written as two words
         ("rocks organized by color next to a jar", [("rocks", "near", "jar")]),
         ("a close up of a frog next to a leaf", [("frog", "near", "leaf")]),
+        # what is worn does not stand: the wearer does
+        ("Two men wearing helmets standing next to a car.", [("men", "near", "car")]),
         # an object is not placed against its own part: what it holds is
         ("a bear holding a fish over its head", [("fish", "above", "head")]),
         ("a clown with a balloon above his head", [("balloon", "above", "head")]),
