@@ -128,16 +128,19 @@ def stray_objects(graph: SceneGraph) -> bool:
 
 def plain_names(graph: SceneGraph) -> bool:
     """Whether every object is named by a noun with at most colour and size words before it
-    ("cat", "red circle", "small teddy bear"), and the noun is no such word itself: then the
-    grammar's parse needs no tagger's check."""
+    ("cat", "red circle", "small teddy bear"), and no colour or size word stands alone before
+    "and" or a comma ("a gray and brown cat", where "an orange and a pear" names the fruit: the
+    tagger tells): then the grammar's parse needs no tagger's check."""
     lexicon = load_lexicon()
     attributes = lexicon.attribute_words
+    text = graph.prompt or ""
     for obj in graph.objects:
         words = obj.name.lower().split()
         head = len(lexicon.head_noun(obj.name).split())
         if len(words) > 3 + head - 1 or not all(word in attributes for word in words[:-head]):
             return False
-        if words[-1] in attributes:  # "a gray" from "a gray and brown cat", or the fruit: the tagger tells
+        following = text[obj.span[1] :].lstrip().lower() if obj.span else ""
+        if words[-1] in attributes and following.startswith(("and ", ",")):
             return False
     return True
 
