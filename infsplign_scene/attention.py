@@ -20,6 +20,7 @@ import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor, AttnProcessor2_0
 
 from .errors import InfsplignError
+from .losses import second_copies
 
 LayerSelection = Literal["decoder", "all"]
 
@@ -297,3 +298,17 @@ def no_graph_after(unet: torch.nn.Module, levels: int = 2) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+def object_second_copies(
+    store: AttentionStore, levels: dict[int, torch.Tensor], conditional_rows: int | None = None
+) -> torch.Tensor | None:
+    """`losses.second_copies` on the finest level, [B, K], when the store kept the layers' inputs;
+    else None."""
+    if not store.keep_features:
+        return None
+    finest = max(levels)
+    features = store.level_features(finest)
+    if conditional_rows is not None:
+        features = features[-conditional_rows:]
+    return second_copies(levels[finest].detach(), features)

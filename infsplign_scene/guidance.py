@@ -192,11 +192,8 @@ class ScenePipeline:
             negative = text.negative_embeds
             captured: CapturedGuidedStep | None = None
             settled = torch.zeros(batch, dtype=torch.bool, device=device)  # per image, at the last guided step
-            with (
-                # coarse and middle levels only; the layers' inputs too when the report looks for second copies
-                trace(
-                    unet, latent_size, columns, levels=2, keep_features=config.split_resemblance is not None
-                ) as store,
+            with (  # the coarse and middle levels; their inputs too when the report looks for second copies
+                trace(unet, latent_size, columns, levels=2, keep_features=bool(config.split_resemblance)) as store,
                 frozen_weights(unet),
                 no_graph_after(unet, levels=2),
                 tqdm(total=len(timesteps), disable=not progress or _bar_disabled(pipe)) as bar,

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .attention import object_second_copies
 from .compile import ObjectiveValue, statistics
 from .config import CfgForward, Combination, SamplingDefaults
 from .conflicts import ConflictReport, combine, relation_gradients
-from .losses import second_copies
 from .runtime import ThreadSharing
 
 
@@ -31,20 +31,6 @@ def object_maps(store, token_matrix: torch.Tensor, conditional_rows: int | None 
             maps = maps[-conditional_rows:]
         levels[height] = torch.einsum("bkt,bthw->bkhw", token_matrix, maps)
     return levels
-
-
-def object_second_copies(
-    store, levels: dict[int, torch.Tensor], conditional_rows: int | None = None
-) -> torch.Tensor | None:
-    """`losses.second_copies` on the finest level, [B, K], when the store kept the layers' inputs;
-    else None."""
-    if not store.keep_features:
-        return None
-    finest = max(levels)
-    features = store.level_features(finest)
-    if conditional_rows is not None:
-        features = features[-conditional_rows:]
-    return second_copies(levels[finest].detach(), features)
 
 
 @dataclass

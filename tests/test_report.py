@@ -63,7 +63,7 @@ def test_a_second_copy_makes_relations_uncertain_and_leaves_the_guidance_alone(t
     whose subject or object reaches the bound is uncertain, and the images do not change."""
     import torch
 
-    from infsplign_scene import step
+    from infsplign_scene import attention
 
     plain = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0))(PROMPT, seed=0, num_inference_steps=2, progress=False)
     assert "second_copy" not in plain.trace[0]
@@ -76,7 +76,7 @@ def test_a_second_copy_makes_relations_uncertain_and_leaves_the_guidance_alone(t
     def red_circle_twice(maps, features):  # the first object (the red circle) seems drawn twice
         return torch.zeros(maps.shape[:2]).index_fill_(1, torch.tensor([0]), 0.96875)
 
-    monkeypatch.setattr(step, "second_copies", red_circle_twice)
+    monkeypatch.setattr(attention, "second_copies", red_circle_twice)
     doubted = watching(PROMPT, seed=0, num_inference_steps=2, progress=False)
     assert measured.objective.object_ids[0][0] == "circle"  # the red circle
     assert doubted.trace[0]["second_copy"] == [[0.96875, 0.0, 0.0]]

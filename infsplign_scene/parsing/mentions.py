@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import ParseError
 from ..lexicon import Lexicon
 from ..scene import MAX_OBJECTS, Relation, SceneObject, UnsupportedRelation
-from .shared import FRAME_WORDS, PICTURE_WORDS, POSITION_WORDS, SIDE_OF_PREDICATE, definite_referent, new_object_id
+from .shared import FRAME_WORDS, PICTURE_WORDS, POSITION_WORDS, definite_referent, new_object_id, side_named_by
 from .spacy_model import Phrase
 
 NOUN_TAGS = frozenset({"NOUN", "PROPN"})
@@ -88,7 +88,7 @@ class Mentions:
         if token.dep_ != "pobj" or token.lower_ not in FRAME_WORDS or phrase is None or phrase.kind != "REL":
             return None
         words = self.text[self.spans[phrase.start][0] : self.spans[phrase.end - 1][1]].lower().split()
-        side = SIDE_OF_PREDICATE.get(phrase.value)
+        side = side_named_by(phrase.value)
         return side if side in words else None  # "above the picture" relates to a picture on a wall
 
     def collect_mentions(self) -> None:

@@ -64,7 +64,6 @@ PICTURE_WORDS = frozenset(
 # A relation phrase whose object is one of these names a side of the picture ("at the bottom of
 # this image"), not a relation to an object.
 FRAME_WORDS = frozenset(["image", "picture", "photo", "photograph", "frame"])
-SIDE_OF_PREDICATE = {"left_of": "left", "right_of": "right", "above": "top", "below": "bottom"}
 
 
 def new_object_id(noun: str, taken: Iterable[str]) -> str:
@@ -114,6 +113,11 @@ def placement_relations(placed: list[tuple[str, str]]) -> list[tuple[str, str, s
             before, after = (first, second) if _SIDE_ORDER[first_side] < _SIDE_ORDER[second_side] else (second, first)
             triples.append((before, "left_of" if axes == {"x"} else "above", after))
     return triples
+
+
+def side_named_by(predicate: str) -> str | None:
+    """The side of something that a directional predicate points to (above: top), or None."""
+    return next((side for side, named in _SIDE_OF.items() if named == predicate), None)
 
 
 def side_relation(subject: str, side: str, holder: str) -> tuple[str, str, str] | None:
