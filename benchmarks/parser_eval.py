@@ -153,6 +153,10 @@ SETS: dict[str, Callable[[Path], Iterator[tuple[str, Triples]]]] = {
 }
 
 
+# Sets held out from tuning: their failures are neither printed nor saved, so no rule is written for them.
+HELD_OUT = frozenset({"free-form public (test)"})
+
+
 def matched_triples(graph: SceneGraph, gold: Triples) -> Triples:
     """Parsed relations with each object renamed to the gold name it matches.
 
@@ -210,7 +214,7 @@ def evaluate(
                     "accuracy": correct / max(len(items), 1),
                     "contained": contained / max(len(items), 1),
                     "seconds": seconds,
-                    "failures": failures[:8],
+                    "failures": [] if name in HELD_OUT else failures[:8],
                 }
             )
     return rows
