@@ -39,18 +39,23 @@ class _Extractor(Attachment):
     """Relations between the mentions (`Mentions`), from the relation phrases of a parsed `Doc`."""
 
     # ---- relations ---------------------------------------------------------------------------
+    def phrase_objects(self, phrase: Phrase) -> list:
+        """The words the parse hangs on the phrase as its objects: those of its last word, else
+        those of another of its words ("next" in "next to")."""
+        objects = [c for c in self.doc[phrase.end - 1].children if c.dep_ in ("pobj", "dobj")]
+        if not objects:
+            objects = [c for t in self.doc[phrase.start : phrase.end] for c in t.children if c.dep_ == "pobj"]
+            objects = [o for o in objects if not (phrase.start <= o.i < phrase.end)]
+        return objects
+
     def reference_of(self, phrase: Phrase) -> tuple[list[str], int]:
         """The object(s) after the phrase, and the token index just after the (last) reference.
 
         A pronoun reference ("on top of it") is returned as [] with its token index negated,
         to be resolved once the subject is known."""
-        last = self.doc[phrase.end - 1]
         if phrase.start in self.owners:  # "on the sofa's right"
             return [self.owners[phrase.start]], phrase.end
-        objects = [c for c in last.children if c.dep_ in ("pobj", "dobj")]
-        if not objects:  # the parser may hang the object on another word of the phrase ("next" in "next to")
-            objects = [c for t in self.doc[phrase.start : phrase.end] for c in t.children if c.dep_ == "pobj"]
-            objects = [o for o in objects if not (phrase.start <= o.i < phrase.end)]
+        objects = self.phrase_objects(phrase)
         sentence_end = self.doc[phrase.start].sent.end
         if objects and objects[0].lower_ in self.pronouns:
             return [], -objects[0].i
@@ -142,7 +147,7 @@ class _Extractor(Attachment):
         ("isolated over a white background")."""
         token = self.doc[phrase.start]
         before = self.doc[phrase.start - 1].lower_ if phrase.start > 0 else ""
-        objects = [c for c in token.children if c.dep_ in ("pobj", "dobj")]
+        objects = self.phrase_objects(phrase)
         agent = token.dep_ == "agent" and token.head.tag_ == "VBN"  # not "a cat laying by a banister"
         if token.dep_ in ("prt", "amod") or agent or before == "all" or (before == "from" and not objects):
             return True
@@ -152,24 +157,26 @@ class _Extractor(Attachment):
         """ "a racoon holding an apple over its head", "a turtle with a bubble over its head": an
         object is not placed against its own part, so the apple, the bubble, the object between the
         owner and the phrase, is."""
-        reference = next((c for c in self.doc[phrase.start].children if c.dep_ == "pobj"), None)
+        reference = next((c for c in self.phrase_objects(phrase) if c.dep_ == "pobj"), None)
         owned = reference is not None and any(
             c.dep_ == "poss" and c.lower_ in self.lexicon.possessive_pronouns for c in reference.children
         )
         if not owned or len(subjects) != 1:
             return subjects
         owner = min((i for i, object_id in self.by_token.items() if object_id == subjects[0]), default=None)
+        if owner is None:  # a subject named only by a pronoun
+            return subjects
         between = [
             i
             for i, object_id in self.by_token.items()
-            if owner is not None and owner < i < phrase.start and object_id not in (*subjects, *references)
+            if owner < i < phrase.start and object_id not in (*subjects, *references)
         ]
         return [self.by_token[max(between)]] if between else subjects
 
     def frame_side(self, phrase: Phrase) -> str | None:
         """The side of the picture a phrase names when its object is the picture ("at the bottom
         of this image")."""
-        return next((self.frame_of(c) for c in self.doc[phrase.start].children if c.dep_ == "pobj"), None)
+        return next((self.frame_of(c) for c in self.phrase_objects(phrase) if c.dep_ == "pobj"), None)
 
     def extract(self) -> None:
         self.collect_mentions()
