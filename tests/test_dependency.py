@@ -180,6 +180,38 @@ def test_phrases_that_place_nothing_picture_words_and_sentences(nlp, text, expec
     assert relations(parse(text, backend="spacy", nlp=nlp)) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a gaze places nothing; "nearby" without an object is an adverb, not a dangling relation
+        ("a giraffe looking over a fence next to a tree", [("giraffe", "near", "tree")]),
+        ("There is a doll with a hat nearby.", []),
+        # quoted text names no object, nor does the adjective before it
+        ("a post with a red 'X' painted on top", []),
+        # "at its top" is the holder's top; "from the top of" places above
+        ("a kite with a bird flying at its top", [("bird", "above", "kite")]),
+        ("a man waving from the top of a tower", [("man", "above", "tower")]),
+        # misreadings repaired: a verb tagged as a noun, a fragment's subject tagged as a clause
+        ("A helicopter flies over the lake.", [("helicopter", "above", "lake")]),
+        ("A bird on top of a horse, the horse has the head down", [("bird", "above", "horse")]),
+        # "at the bottom of" the picture is a place in it
+        (
+            "There are flowers at the bottom of this image. There are clouds at the top of this image.",
+            [("clouds", "above", "flowers")],
+        ),
+    ],
+)
+def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
+    assert relations(parse(text, backend="spacy", nlp=nlp)) == expected
+
+
+def test_at_the_bottom_of_an_object_is_reported_not_placed(nlp):
+    # a place inside it ("a plant at the bottom of a stream"), which no predicate expresses
+    with pytest.warns(UserWarning, match="at the bottom of"):
+        graph = parse("a boat at the bottom of a lake", backend="spacy", nlp=nlp)
+    assert graph.relations == [] and [u.phrase for u in graph.unsupported] == ["at the bottom of"]
+
+
 def test_auto_leaves_a_colour_read_as_an_object_to_the_tagger(nlp):
     # the grammar reads "a gray" and "brown dog"; the fruit "orange" stays an object
     assert relations(parse("a white and brown dog under a table")) == [("white and brown dog", "below", "table")]

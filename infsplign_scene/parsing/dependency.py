@@ -142,14 +142,18 @@ class _Extractor(Attachment):
 
     def places_nothing(self, phrase: Phrase) -> bool:
         """A relation word that relates nothing: a verb's particle ("a glass tipped over"), an
-        adjective ("in the near distance"), a passive's agent ("rocks sorted by colour"), "all over
-        it" (covering), a viewpoint ("a tower seen from below"), or the background as its object
+        adjective ("in the near distance"), a passive's agent ("rocks sorted by colour"), a gaze
+        ("looking over a valley"), an adverb with no object ("a doll nearby"), "all over it"
+        (covering), a viewpoint ("a tower seen from below"), or the background as its object
         ("isolated over a white background")."""
         token = self.doc[phrase.start]
         before = self.doc[phrase.start - 1].lower_ if phrase.start > 0 else ""
         objects = self.phrase_objects(phrase)
         agent = token.dep_ == "agent" and token.head.tag_ == "VBN"  # not "a cat laying by a banister"
-        if token.dep_ in ("prt", "amod") or agent or before == "all" or (before == "from" and not objects):
+        gaze = token.lower_ == "over" and token.head.lemma_ in self.lexicon.gaze_verbs  # "looking over a fence"
+        adverb = self.written(token) == "nearby" and not objects  # "a doll nearby": an adverb by nature
+        viewpoint = before == "from" and not objects
+        if token.dep_ in ("prt", "amod") or agent or gaze or adverb or viewpoint or before == "all":
             return True
         return bool(objects) and objects[0].lower_ in ("background", "foreground")
 
@@ -185,7 +189,7 @@ class _Extractor(Attachment):
         for phrase in self.phrases:
             if phrase.kind != "PLACE" and self.places_nothing(phrase):
                 continue
-            if phrase.kind == "REL" and (side := self.frame_side(phrase)) is not None:
+            if phrase.kind in ("REL", "UNSUP") and (side := self.frame_side(phrase)) is not None:
                 phrase = Phrase("PLACE", side, phrase.start, phrase.end)
             if phrase.kind == "PLACE":
                 self.place(phrase, self.subjects_for(phrase, [], phrase.end))

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import ParseError
 from ..lexicon import Lexicon
 from ..scene import MAX_OBJECTS, Relation, SceneObject, UnsupportedRelation
-from .shared import FRAME_WORDS, PICTURE_WORDS, POSITION_WORDS, definite_referent, new_object_id, side_named_by
+from .shared import FRAME_WORDS, PICTURE_WORDS, POSITION_WORDS, definite_referent, new_object_id, side_in_words
 from .spacy_model import Phrase
 
 NOUN_TAGS = frozenset({"NOUN", "PROPN"})
@@ -33,7 +33,11 @@ class Mentions:
     def is_mention(self, token) -> bool:
         """Nouns (or words with an article that the tagger took for adjectives: "a remote"), except
         position words, noun modifiers, clauses, "photo" in "a photo of" and "pair" in "a pair of"."""
-        if token.is_punct or token.lower_ in POSITION_WORDS or token.dep_ in ("acl", "relcl", "advcl", "amod"):
+        if token.is_punct or token.lower_ in POSITION_WORDS or token.dep_ in ("acl", "relcl", "amod"):
+            return False
+        if self.in_quotes(token):
+            return False  # quoted text names no object: "a sign that says 'stop'"
+        if token.dep_ == "advcl" and token.pos_ not in NOUN_TAGS:  # a clause; a noun is a fragment's subject
             return False
         if token.dep_ == "compound" and not self.punctuated(token.i, token.head.i):  # not "post. bike"
             return False
@@ -63,11 +67,22 @@ class Mentions:
         if token.pos_ in ("ADV", "VERB", "AUX") and after_phrase and (token.dep_ == "pobj" or ends_sentence):
             return True  # "cabinet above oven", "sky above building", "umbrella next to can": tagged otherwise
         has_article = any(c.dep_ == "det" and c.lower_ in ("a", "an", "the") for c in token.children)
+        quoting = token.i + 1 < len(self.doc) and self.doc[token.i + 1].is_quote  # "a blue '5'": quoted text
         return (
             has_article
+            and not quoting
             and token.pos_ in ("ADJ", "VERB", "X")
             and token.dep_ in ("pobj", "dobj", "nsubj", "attr", "ROOT", "conj", "appos")
         )
+
+    def in_quotes(self, token) -> bool:
+        """Whether the token stands between an opening quote mark (space before it) and a later
+        one in its sentence; an apostrophe that ends a word ("the dogs' bowl") opens nothing."""
+        opened = False
+        for t in self.doc[token.sent.start : token.i]:
+            if t.is_quote:
+                opened = not opened and (t.i == 0 or bool(self.doc[t.i - 1].whitespace_))
+        return opened and any(t.is_quote for t in self.doc[token.i + 1 : token.sent.end])
 
     def of_object(self, token):
         """The noun after "of" that hangs on the token ("a photo of <noun>"), or None."""
@@ -85,11 +100,12 @@ class Mentions:
         """The side of the picture that a phrase ending in this token names ("at the bottom of this
         image": bottom), when the token is the picture itself."""
         phrase = next((p for p in self.phrases if p.start == token.head.i), None)
-        if token.dep_ != "pobj" or token.lower_ not in FRAME_WORDS or phrase is None or phrase.kind != "REL":
+        if token.dep_ != "pobj" or token.lower_ not in FRAME_WORDS or phrase is None:
+            return None
+        if phrase.kind not in ("REL", "UNSUP"):
             return None
         words = self.text[self.spans[phrase.start][0] : self.spans[phrase.end - 1][1]].lower().split()
-        side = side_named_by(phrase.value)
-        return side if side in words else None  # "above the picture" relates to a picture on a wall
+        return side_in_words(words)  # None for "above the picture": a picture on a wall
 
     def collect_mentions(self) -> None:
         for token in self.doc:

@@ -115,9 +115,9 @@ def placement_relations(placed: list[tuple[str, str]]) -> list[tuple[str, str, s
     return triples
 
 
-def side_named_by(predicate: str) -> str | None:
-    """The side of something that a directional predicate points to (above: top), or None."""
-    return next((side for side, named in _SIDE_OF.items() if named == predicate), None)
+def side_in_words(words: list[str]) -> str | None:
+    """The side of something that a phrase's words name ("at the bottom of": bottom), or None ("above")."""
+    return next((word for word in words if word in _SIDE_OF), None)
 
 
 def side_relation(subject: str, side: str, holder: str) -> tuple[str, str, str] | None:

@@ -117,6 +117,7 @@ def analyse_text(text: str, nlp) -> Analysed:
     for _, component in nlp.pipeline:
         doc = component(doc)
     _repair_nouns_read_as_modifiers(doc, lexicon)
+    _repair_verbs_read_as_nouns(doc, lexicon)
     return Analysed(doc, text, spans, phrases)
 
 
@@ -143,6 +144,15 @@ def _repair_nouns_read_as_modifiers(doc, lexicon: Lexicon) -> None:
         token.pos_, token.tag_ = "NOUN", "NN"
         noun.head, noun.dep_ = token, "conj"
         conjuncts[0].head, conjuncts[0].dep_ = noun, "amod"
+
+
+def _repair_verbs_read_as_nouns(doc, lexicon: Lexicon) -> None:
+    """ "A helicopter flies over the canyon": the tagger may read "flies" as a noun with the
+    helicopter as its subject. A noun that has a subject and is a verb of the lexicon is that verb."""
+    for token in doc:
+        has_subject = any(c.dep_ in ("nsubj", "nsubjpass") for c in token.children)
+        if token.pos_ in ("NOUN", "PROPN") and token.lower_ in lexicon.verbs and has_subject:
+            token.pos_, token.tag_ = "VERB", "VBZ"
 
 
 def phrases_of(doc) -> list[Phrase]:
