@@ -54,7 +54,13 @@ class Mentions:
             return False  # absent from the scene: "a plate with no bananas", "a glass without juice"
         if token.pos_ in NOUN_TAGS:
             return True
-        if token.tag_ == "VBG" and any(c.dep_ in ("amod", "det") for c in token.children):
+        # modifiers with no noun between them and the token: in "A dog looking sad" the article is the dog's
+        modifiers = [
+            c
+            for c in token.children
+            if c.dep_ in ("amod", "det") and not any(t.pos_ in NOUN_TAGS for t in self.doc[c.i + 1 : token.i])
+        ]
+        if token.tag_ == "VBG" and modifiers:
             return True  # a gerund used as a noun: "blue writing"
         if (
             token.i == token.sent.start
@@ -66,7 +72,7 @@ class Mentions:
         after_phrase = token.head.i in self.phrase_tokens if token.dep_ == "pobj" else token.i - 1 in self.phrase_tokens
         if token.pos_ in ("ADV", "VERB", "AUX") and after_phrase and (token.dep_ == "pobj" or ends_sentence):
             return True  # "cabinet above oven", "sky above building", "umbrella next to can": tagged otherwise
-        has_article = any(c.dep_ == "det" and c.lower_ in ("a", "an", "the") for c in token.children)
+        has_article = any(c.dep_ == "det" and c.lower_ in ("a", "an", "the") for c in modifiers)
         quoting = token.i + 1 < len(self.doc) and self.doc[token.i + 1].is_quote  # "a blue '5'": quoted text
         return (
             has_article
