@@ -32,6 +32,7 @@ class Lexicon:
     pronouns: frozenset[str]
     possessive_pronouns: frozenset[str]
     plural_pronouns: frozenset[str]
+    personal_pronouns: frozenset[str]  # refer to what a sentence is about: "the dirt under her"
     articles: frozenset[str]
     counts: dict[str, int]
     quantity_nouns: frozenset[str]  # "pair" in "a pair of scissors": the object is what follows "of"
@@ -77,6 +78,7 @@ def load_lexicon() -> Lexicon:
         pronouns=frozenset(data["pronouns"]),
         possessive_pronouns=frozenset(data["possessive_pronouns"]),
         plural_pronouns=frozenset(data["plural_pronouns"]),
+        personal_pronouns=frozenset(data["personal_pronouns"]),
         articles=frozenset(data["articles"]),
         counts=dict(data["counts"]),
         quantity_nouns=frozenset(data["quantity_nouns"]),

@@ -195,6 +195,8 @@ def test_phrases_that_place_nothing_picture_words_and_sentences(nlp, text, expec
         ("A helicopter flies over the lake.", [("helicopter", "above", "lake")]),
         ("A bird on top of a horse, the horse has the head down", [("bird", "above", "horse")]),
         ("A horse looking tired, standing next to a fence.", [("horse", "near", "fence")]),
+        # a personal pronoun refers to what a sentence is about
+        ("The man is holding a hat. The shadow under him is long.", [("shadow", "below", "man")]),
         # "at the bottom of" the picture is a place in it
         (
             "There are flowers at the bottom of this image. There are clouds at the top of this image.",

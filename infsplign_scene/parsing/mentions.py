@@ -170,8 +170,18 @@ class Mentions:
 
     def antecedent(self, before: int, exclude: set[str], plural: bool = False) -> str | None:
         """The latest object before token `before` that agrees in number with the pronoun ("a train
-        on tracks with a horse next to it": the train); the latest of any number when none does."""
+        on tracks with a horse next to it": the train); the latest of any number when none does. A
+        personal pronoun ("her", "him") takes the latest object that was a sentence's subject."""
         counts = {o.id: o.count for o in self.objects}
+        pronoun = self.doc[before] if before < len(self.doc) else None
+        if pronoun is not None and pronoun.lower_ in self.lexicon.personal_pronouns and pronoun.dep_ != "poss":
+            subjects = [
+                self.by_token[i]
+                for i in sorted(self.by_token, reverse=True)
+                if i < before and self.doc[i].dep_ in SUBJECT_DEPS and self.by_token[i] not in exclude
+            ]
+            if subjects:  # "The woman swings her racket. The dirt under her": not the racket
+                return subjects[0]
         candidates = [
             (index, self.by_token[index])
             for index in sorted(self.by_token, reverse=True)
