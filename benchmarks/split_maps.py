@@ -8,9 +8,13 @@ detector finds, `DetectionResult.instances`) and the features from the last guid
 finest level: the map's value at its centroid over its maximum (`support`), its variance, the
 peak of its second-strongest connected region above 0.3 of its maximum (`second_peak`), and how
 much the best place outside the main region of the object's resemblance map looks like it
-(`second_copy`, `losses.second_copies`). Prints how many objects drawn twice, and drawn once,
-each rule flags; `--json` also keeps every object's features, so that other rules can be judged
-without sampling again.
+(`second_copy`, `losses.second_copies`); and from the decoded image, how much the best place
+outside the object's main region has its colour (`colour_copy`, `losses.colour_copies`). Prints
+how many objects drawn twice, and drawn once, each rule flags; `--json` also keeps every
+object's features, so that other rules can be judged without sampling again.
+
+The detector that labels and `colour_copy` both read colour, so on this model the image check is
+judged at its best; on a model whose objects are not one flat colour it tells less.
 """
 
 from __future__ import annotations
@@ -46,6 +50,13 @@ RULES = {
         )
         for level in (0.8, 0.85, 0.87, 0.89, 0.9, 0.91, 0.93, 0.95)
     },
+    **{f"colour copy >= {level}": (lambda o, level=level: o["colour_copy"] >= level) for level in (0.8, 0.9)},
+    **{
+        f"support < 0.25 or variance > 0.02 or second copy >= 0.9 or colour copy >= {level}": (
+            lambda o, level=level: PRESET(o) or o["second_copy"] >= 0.9 or o["colour_copy"] >= level
+        )
+        for level in (0.5, 0.7, 0.8, 0.85, 0.9, 0.95)
+    },
 }
 
 
@@ -57,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     scene_pipe = ScenePipeline.from_pretrained("shapes")
-    config = scene_pipe.config.model_copy(update={"split_resemblance": 1.0})  # the report keeps the evidence
+    config = scene_pipe.config.model_copy(update={"split_resemblance": 1.0, "split_colour": 1.0})  # keep the evidence
     objects = []
     for suite in SUITES:
         items = make_suite(suite, args.images, args.seed)
@@ -71,6 +82,7 @@ def main() -> None:
                 progress=False,
             )
             copies = next(r["second_copy"] for r in reversed(result.trace) if "second_copy" in r)
+            colours = next(r["colour_copy"] for r in reversed(result.trace) if "colour_copy" in r)
             levels = result.maps[max(result.maps)]
             maps = levels[max(levels)].float()
             centroids, variances = centroids_and_variances(maps)
@@ -90,6 +102,7 @@ def main() -> None:
                             "variance": round(float(variances[b, k]), 5),
                             "second_peak": round(float(peaks[b, k]), 4),
                             "second_copy": round(float(copies[b][k]), 4),
+                            "colour_copy": round(float(colours[b][k]), 4),
                         }
                     )
         print(f"{suite}: {len(objects)} objects so far", flush=True)

@@ -115,10 +115,15 @@ class Objective:
             weights.split_variance,
             second_copy,
             weights.split_resemblance,
-        ).float()
-        subject, obj = self.subject.to(maps.device), self.obj.to(maps.device)
-        either = pair_gather(split, subject) + pair_gather(split, obj)
-        return (either > 0) & (self.weight.to(maps.device) > 0)
+        )
+        return self.involving(split)
+
+    def involving(self, flagged: torch.Tensor) -> torch.Tensor:
+        """Bool [B, R]: the relations (of positive weight) whose subject or object is flagged [B, K]."""
+        device = flagged.device
+        subject, obj = self.subject.to(device), self.obj.to(device)
+        either = pair_gather(flagged.float(), subject) + pair_gather(flagged.float(), obj)
+        return (either > 0) & (self.weight.to(device) > 0)
 
     def evaluate(self, stats: dict[int, tuple[torch.Tensor, torch.Tensor]], weights: GuidanceConfig) -> ObjectiveValue:
         """The objective from each level's centroids [B, K, 2] and variances [B, K]."""

@@ -95,6 +95,15 @@ class GuidanceConfig(_Settings):
         "a second copy that the map does not follow. A model family sets it from labelled examples (None: "
         "not checked, and the features are not kept).",
     )
+    split_colour: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="After sampling, an object counts as drawn twice when a place of the decoded image outside "
+        "its main region has its colour (the image under its map at the last guided step) at least this much "
+        "(`losses.colour_copies`): its relations are reported uncertain. Needs decoded images (not "
+        "output_type='latent'). A model family sets it from labelled examples (None: not checked).",
+    )
     combination: Combination = Field(
         "sum", description="How relations' gradients combine: sum, pcgrad or priority (infsplign_scene.conflicts)."
     )

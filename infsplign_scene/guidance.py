@@ -27,7 +27,7 @@ from .embedded import DEFAULT_MODEL, embedded_model_dir, embedded_model_names
 from .errors import InfsplignError, NonFiniteError
 from .families import decode, encode, family_of
 from .parsing import load_scene
-from .result import ComposeResult, record_step
+from .result import ComposeResult, record_colour_copies, record_step
 from .runtime import check_device, quiet_loading, torch_threads
 from .scene import SceneGraph
 from .step import (
@@ -70,9 +70,7 @@ class ScenePipeline:
         local = Path(source).expanduser()
         if not local.is_dir() and (local.is_absolute() or source.startswith(".") or source.count("/") != 1):
             raise InfsplignError(f"no model folder at {source!r} (and it is not a hub id of the form owner/name)")
-        kwargs.setdefault("safety_checker", None)
-        kwargs.setdefault("requires_safety_checker", False)
-        kwargs.setdefault("use_safetensors", True)
+        kwargs = {"safety_checker": None, "requires_safety_checker": False, "use_safetensors": True, **kwargs}
         with quiet_loading():
             from diffusers import DiffusionPipeline
 
@@ -192,6 +190,7 @@ class ScenePipeline:
             negative = text.negative_embeds
             captured: CapturedGuidedStep | None = None
             settled = torch.zeros(batch, dtype=torch.bool, device=device)  # per image, at the last guided step
+            last_guided: tuple[dict, dict[int, torch.Tensor]] | None = None  # its record and object maps
             with (  # the coarse and middle levels; their inputs too when the report looks for second copies
                 trace(unet, latent_size, columns, levels=2, keep_features=bool(config.split_resemblance)) as store,
                 frozen_weights(unet),
@@ -227,6 +226,7 @@ class ScenePipeline:
                                 unet, scheduler, latents, t, measure_first=measure_first, **step_arguments
                             )
                         record_step(step, config, record, maps)
+                        last_guided = (record, step.levels)
                         noise_pred, settled = self._guided_noise(step, sampling, config), step.value.settled
                     else:
                         with torch.no_grad():
@@ -248,12 +248,11 @@ class ScenePipeline:
                     images=broken,
                 )
             with torch.no_grad():
-                if output_type == "latent":
-                    images = latents
-                else:
-                    images = pipe.image_processor.postprocess(
-                        decode(pipe, latents), output_type=output_type, do_denormalize=[True] * batch
-                    )
+                pixels = None if output_type == "latent" else decode(pipe, latents)
+                if pixels is not None and last_guided is not None and config.split_colour is not None:
+                    record_colour_copies(*last_guided, pixels, objective, config.split_colour)
+                scaled = [True] * batch  # pixels in [-1, 1]
+                images = latents if pixels is None else pipe.image_processor.postprocess(pixels, output_type, scaled)
             return ComposeResult(
                 images=images,
                 graphs=objective.graphs,

@@ -197,6 +197,32 @@ def second_copies(maps: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     return second_region_peak(resemblance_maps(maps, features), RESEMBLANCE_FLOOR)
 
 
+# The image check of objects drawn twice (`colour_copies`): how far a pixel's colour may lie from
+# an object's (RGB in [0, 1]) and still look like it, and where its regions are cut.
+COLOUR_SPREAD = 0.25
+COLOUR_FLOOR = 0.5
+
+
+def colour_copies(maps: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """How much the best place of the image outside an object's main region has the object's
+    colour, relative to the best match: [B, K] in [0, 1] (0 when one region).
+
+    maps [B, K, h, w], the objects' attention; image [B, 3, H, W], RGB in [0, 1], read at most 64
+    pixels a side. An object's colour is the image's mean under the top half of its map; a pixel's
+    resemblance is exp(-|pixel - colour|^2 / (2 COLOUR_SPREAD^2)). A second copy that the map does
+    not follow has the object's colour too."""
+    image = F.adaptive_avg_pool2d(image.float(), [min(side, 64) for side in image.shape[-2:]])
+    maps = F.interpolate(maps.float(), size=image.shape[-2:], mode="bilinear", align_corners=False).clamp_min(0)
+    relative = maps / maps.flatten(2).amax(dim=2).clamp_min(1e-12)[..., None, None]
+    weights = (relative - 0.5).clamp_min(0).flatten(2)
+    weights = weights / weights.sum(dim=2, keepdim=True).clamp_min(1e-12)
+    pixels = image.flatten(2)  # [B, 3, H*W]
+    colour = torch.einsum("bkq,bcq->bkc", weights, pixels)
+    distance = (pixels[:, None] - colour[..., None]).square().sum(dim=2)  # [B, K, H*W]
+    resemblance = torch.exp(-distance / (2 * COLOUR_SPREAD**2)).view_as(maps)
+    return second_region_peak(resemblance, COLOUR_FLOOR)
+
+
 def presence_loss(variances: torch.Tensor, subject: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:
     """s2_subject + s2_object per relation [B, R]: compact, present objects. variances [B, K]."""
     return pair_gather(variances, subject) + pair_gather(variances, obj)

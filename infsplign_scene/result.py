@@ -10,6 +10,7 @@ import torch
 
 from .compile import Objective
 from .config import GuidanceConfig, SamplingDefaults
+from .losses import colour_copies
 from .scene import SceneGraph
 from .step import GuidedStep, finite_rows, per_image
 
@@ -121,6 +122,19 @@ def record_step(step: GuidedStep, config: GuidanceConfig, record: dict, maps: di
         record["warning"] = f"non-finite loss or gradient for images {skipped}: their update was skipped"
     if config.skip_satisfied:
         record["updated"] = (~value.settled).tolist()
+
+
+def record_colour_copies(
+    record: dict, levels: dict[int, torch.Tensor], pixels: torch.Tensor, objective: Objective, bound: float
+) -> None:
+    """The image check of objects drawn twice, added to the last guided step's record: each
+    object's `colour_copy` (`losses.colour_copies` of its finest map on the decoded image, pixels
+    [B, 3, H, W] in [-1, 1]); a relation whose subject or object reaches `bound` becomes uncertain."""
+    finest = levels[max(levels)]
+    copies = colour_copies(finest, (pixels.float().to(finest.device) / 2 + 0.5).clamp(0, 1))
+    doubtful = objective.involving(copies >= bound).cpu()
+    record["colour_copy"] = copies.tolist()
+    record["uncertain"] = (torch.tensor(record["uncertain"], dtype=torch.bool) | doubtful).tolist()
 
 
 def _version() -> str:

@@ -195,3 +195,20 @@ def test_a_second_copy_that_the_map_does_not_follow_is_found_by_resemblance():
     assert centroid_support(maps, centroids).tolist() == [[1.0, 1.0]]  # each map is one compact blob
     assert split_maps(maps, centroids, variances, 0.25, 0.02).tolist() == [[False, False]]
     assert split_maps(maps, centroids, variances, 0.25, 0.02, copies, resemblance=0.9).tolist() == [[True, False]]
+
+
+def test_a_second_copy_of_an_objects_colour_in_the_image_is_found():
+    from infsplign_scene.losses import colour_copies
+
+    image = torch.ones(1, 3, 32, 32)  # a white background
+    red, blue = torch.tensor([0.9, 0.1, 0.1]), torch.tensor([0.1, 0.1, 0.9])
+    image[0, :, 12:20, 2:8] = red[:, None, None]  # a red object ...
+    image[0, :, 12:20, 24:30] = red[:, None, None]  # ... drawn twice
+    image[0, :, 2:8, 12:20] = blue[:, None, None]  # a blue one, drawn once
+    maps = torch.zeros(1, 2, 16, 16)
+    maps[0, 0, 6:10, 1:4] = 1.0  # the red object's map follows one copy only
+    maps[0, 1, 1:4, 6:10] = 1.0
+    copies = colour_copies(maps, image)
+    assert copies[0, 0] > 0.99 and copies[0, 1] == 0.0
+    image[0, :, 12:20, 24:30] = torch.tensor([0.1, 0.8, 0.1])[:, None, None]  # the second one green: no copy
+    assert colour_copies(maps, image)[0, 0] == 0.0

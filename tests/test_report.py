@@ -82,3 +82,35 @@ def test_a_second_copy_makes_relations_uncertain_and_leaves_the_guidance_alone(t
     assert doubted.trace[0]["second_copy"] == [[0.96875, 0.0, 0.0]]
     assert doubted.trace[0]["uncertain"] == [[True, True]] and doubted.final_satisfied() == [[None, None]]
     assert doubted.trace[0]["satisfied"] == plain.trace[0]["satisfied"]
+
+
+def test_the_image_check_of_objects_drawn_twice_changes_the_report_only(tiny_pipe, monkeypatch):
+    """With `split_colour`, the last guided step's record keeps each object's `colour_copy` from the
+    decoded image; a relation whose subject or object reaches the bound is uncertain; the images
+    are those sampled without it, and a latent output skips the check."""
+    import torch
+
+    from infsplign_scene import result as result_module
+
+    plain = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0))(PROMPT, seed=0, num_inference_steps=2, progress=False)
+    assert "colour_copy" not in plain.trace[-1]
+    watching = ScenePipeline(tiny_pipe, GuidanceConfig(eta=20.0, split_colour=0.9))
+    measured = watching(PROMPT, seed=0, num_inference_steps=2, progress=False)
+    assert "colour_copy" not in measured.trace[0]  # only the last guided step's record
+    assert len(measured.trace[-1]["colour_copy"][0]) == len(measured.objective.object_ids[0])
+    assert all(0 <= c <= 1 for c in measured.trace[-1]["colour_copy"][0])
+    assert np.array_equal(np.asarray(measured.images[0]), np.asarray(plain.images[0]))
+    latent = watching(PROMPT, seed=0, num_inference_steps=2, progress=False, output_type="latent")
+    assert "colour_copy" not in latent.trace[-1]
+
+    def blue_square_twice(maps, image):  # the second object (the blue square) seems drawn twice
+        return torch.zeros(maps.shape[:2]).index_fill_(1, torch.tensor([1]), 0.9375)
+
+    monkeypatch.setattr(result_module, "colour_copies", blue_square_twice)
+    doubted = watching(PROMPT, seed=0, num_inference_steps=2, progress=False)
+    assert measured.objective.object_ids[0][1] == "square"
+    assert doubted.trace[-1]["colour_copy"] == [[0.0, 0.9375, 0.0]]
+    # the first relation (circle left of square) is doubted; the second (circle above triangle) is not
+    assert doubted.trace[-1]["uncertain"] == [[True, False]]
+    assert doubted.final_satisfied()[0][0] is None
+    assert doubted.final_satisfied()[0][1] == plain.final_satisfied()[0][1]
