@@ -27,7 +27,7 @@ class Lexicon:
     unsupported: frozenset[str]
     lead_ins: frozenset[str]
     verbs: frozenset[str]
-    gaze_verbs: frozenset[str]  # lemmas: "a giraffe looking over a fence" places nothing
+    over_nothing_verbs: frozenset[str]  # lemmas after which "over" places nothing: a gaze, a way along a surface
     relative_pronouns: frozenset[str]
     pronouns: frozenset[str]
     possessive_pronouns: frozenset[str]
@@ -73,7 +73,7 @@ def load_lexicon() -> Lexicon:
         unsupported=frozenset(data["unsupported"]),
         lead_ins=frozenset(data["lead_ins"]),
         verbs=frozenset(data["verbs"]),
-        gaze_verbs=frozenset(data["gaze_verbs"]),
+        over_nothing_verbs=frozenset(data["over_nothing_verbs"]),
         relative_pronouns=frozenset(data["relative_pronouns"]),
         pronouns=frozenset(data["pronouns"]),
         possessive_pronouns=frozenset(data["possessive_pronouns"]),

@@ -183,8 +183,11 @@ def test_phrases_that_place_nothing_picture_words_and_sentences(nlp, text, expec
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        # a gaze places nothing; "nearby" without an object is an adverb, not a dangling relation
+        # "over" as a gaze or a way along a surface places nothing; "nearby" without an object is an
+        # adverb, not a dangling relation
         ("a giraffe looking over a fence next to a tree", [("giraffe", "near", "tree")]),
+        ("a truck driving over a bridge next to a river", [("truck", "near", "river")]),
+        ("a road with a bus rolling over it", []),
         ("There is a doll with a hat nearby.", []),
         # quoted text names no object, nor does the adjective before it
         ("a post with a red 'X' painted on top", []),

@@ -142,18 +142,19 @@ class _Extractor(Attachment):
 
     def places_nothing(self, phrase: Phrase) -> bool:
         """A relation word that relates nothing: a verb's particle ("a glass tipped over"), an
-        adjective ("in the near distance"), a passive's agent ("rocks sorted by colour"), a gaze
-        ("looking over a valley"), an adverb with no object ("a doll nearby"), "all over it"
-        (covering), a viewpoint ("a tower seen from below"), or the background as its object
-        ("isolated over a white background")."""
+        adjective ("in the near distance"), a passive's agent ("rocks sorted by colour"), "over" as
+        a gaze or a way along a surface ("looking over a valley", "driving over a bridge"), an
+        adverb with no object ("a doll nearby"), "all over it" (covering), a viewpoint ("a tower
+        seen from below"), or the background as its object ("isolated over a white background")."""
         token = self.doc[phrase.start]
         before = self.doc[phrase.start - 1].lower_ if phrase.start > 0 else ""
         objects = self.phrase_objects(phrase)
         agent = token.dep_ == "agent" and token.head.tag_ == "VBN"  # not "a cat laying by a banister"
-        gaze = token.lower_ == "over" and token.head.lemma_ in self.lexicon.gaze_verbs  # "looking over a fence"
+        # "a giraffe looking over a fence", "a truck rolling over a field": a gaze, a way along a surface
+        across = self.written(token).split()[0] == "over" and token.head.lemma_ in self.lexicon.over_nothing_verbs
         adverb = self.written(token) == "nearby" and not objects  # "a doll nearby": an adverb by nature
         viewpoint = before == "from" and not objects
-        if token.dep_ in ("prt", "amod") or agent or gaze or adverb or viewpoint or before == "all":
+        if token.dep_ in ("prt", "amod") or agent or across or adverb or viewpoint or before == "all":
             return True
         return bool(objects) and objects[0].lower_ in ("background", "foreground")
 
