@@ -231,6 +231,12 @@ def test_auto_uses_rules_for_controlled_text_and_spacy_for_free_text(nlp):
     assert relations(free) == [("kite", "above", "beach")]  # the grammar would name a "kite soaring"
 
 
+def test_auto_reads_a_verb_in_a_name_as_the_spacy_backend_does(nlp):
+    # the grammar would name a "sailboat drifts" and a "rabbit hiding"; the tagger's parse, repaired, shows the verbs
+    assert relations(parse("A sailboat drifts to the left of a lighthouse.")) == [("sailboat", "left_of", "lighthouse")]
+    assert relations(parse("A rabbit hiding underneath a bush.")) == [("rabbit", "below", "bush")]
+
+
 def test_dangling_relation_is_an_error(nlp):
     with pytest.raises(ParseError, match="left of"):
         parse("a cat left of", backend="spacy")

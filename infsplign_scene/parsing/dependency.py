@@ -299,15 +299,15 @@ def controlled_language(graph: SceneGraph, nlp) -> bool:
     trusted; "a kite soaring" (a verb inside a name) and "a gray" (from "a gray and brown cat") are
     not."""
     lexicon = load_lexicon()
-    doc = nlp(graph.prompt or "")
+    analysed = analyse_text(graph.prompt or "", nlp)  # the parse the spaCy backend would read
     allowed = {"NOUN", "PROPN", "ADJ", "NUM", "X"}
     for obj in graph.objects:
         start, end = obj.span or (0, 0)
-        span = doc.char_span(start, end, alignment_mode="expand")
-        if span is None or any(token.pos_ not in allowed for token in span[:-1]):
+        span = [analysed.doc[i] for i, (first, last) in enumerate(analysed.spans) if first < end and last > start]
+        if not span or any(token.pos_ not in allowed for token in span[:-1]):
             return False
-        if span[-1].pos_ in ("VERB", "ADV", "ADP", "AUX") or (
-            span[-1].pos_ == "ADJ" and span[-1].lower_ in lexicon.attribute_words  # not "an orange"
-        ):
+        last = span[-1]
+        clause = last.pos_ in ("VERB", "ADV", "ADP", "AUX") or last.dep_ in ("acl", "relcl")  # "a kite soaring"
+        if clause or (last.pos_ == "ADJ" and last.lower_ in lexicon.attribute_words):  # not "an orange"
             return False
     return True

@@ -117,7 +117,7 @@ def analyse_text(text: str, nlp) -> Analysed:
     for _, component in nlp.pipeline:
         doc = component(doc)
     _repair_nouns_read_as_modifiers(doc, lexicon)
-    _repair_verbs_read_as_nouns(doc, lexicon)
+    _repair_verbs_read_as_nouns(doc)
     return Analysed(doc, text, spans, phrases)
 
 
@@ -146,12 +146,12 @@ def _repair_nouns_read_as_modifiers(doc, lexicon: Lexicon) -> None:
         conjuncts[0].head, conjuncts[0].dep_ = noun, "amod"
 
 
-def _repair_verbs_read_as_nouns(doc, lexicon: Lexicon) -> None:
-    """ "A helicopter flies over the canyon": the tagger may read "flies" as a noun with the
-    helicopter as its subject. A noun that has a subject and is a verb of the lexicon is that verb."""
+def _repair_verbs_read_as_nouns(doc) -> None:
+    """ "A helicopter flies over the canyon", "a sailboat drifts ...": the tagger may read the verb
+    as a noun, and the parser still gives it the helicopter as its subject. A noun with a subject
+    is a verb."""
     for token in doc:
-        has_subject = any(c.dep_ in ("nsubj", "nsubjpass") for c in token.children)
-        if token.pos_ in ("NOUN", "PROPN") and token.lower_ in lexicon.verbs and has_subject:
+        if token.pos_ == "NOUN" and any(c.dep_ in ("nsubj", "nsubjpass") for c in token.children):
             token.pos_, token.tag_ = "VERB", "VBZ"
 
 
