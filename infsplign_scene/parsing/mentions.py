@@ -32,7 +32,8 @@ class Mentions:
     # ---- mentions ----------------------------------------------------------------------------
     def is_mention(self, token) -> bool:
         """Nouns (or words with an article that the tagger took for adjectives: "a remote"), except
-        position words, noun modifiers, clauses, "photo" in "a photo of" and "pair" in "a pair of"."""
+        position words, noun modifiers, clauses, quoted text, "photo" in "a photo of" and "pair" in
+        "a pair of"."""
         if token.is_punct or token.lower_ in POSITION_WORDS or token.dep_ in ("acl", "relcl", "amod"):
             return False
         if self.in_quotes(token):
