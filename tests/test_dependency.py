@@ -188,9 +188,11 @@ def test_phrases_that_place_nothing_picture_words_and_sentences(nlp, text, expec
         ("a giraffe looking over a fence next to a tree", [("giraffe", "near", "tree")]),
         ("a truck driving over a bridge next to a river", [("truck", "near", "river")]),
         ("a road with a bus rolling over it", []),
+        ("a giant eye with wings watching over the city from space", []),
         ("There is a doll with a hat nearby.", []),
-        # quoted text names no object, nor does the adjective before it
+        # quoted text names no object, nor does the adjective before it; a colour is the noun's that follows
         ("a post with a red 'X' painted on top", []),
+        ("A dog under a green and yellow striped umbrella", [("dog", "below", "striped umbrella")]),
         # "at its top" is the holder's top; "from the top of" places above
         ("a kite with a bird flying at its top", [("bird", "above", "kite")]),
         ("a man waving from the top of a tower", [("man", "above", "tower")]),

@@ -78,9 +78,20 @@ class Mentions:
         return (
             has_article
             and not quoting
+            and not (token.lower_ in self.lexicon.attribute_words and self.noun_follows(token))
             and token.pos_ in ("ADJ", "VERB", "X")
             and token.dep_ in ("pobj", "dobj", "nsubj", "attr", "ROOT", "conj", "appos")
         )
+
+    def noun_follows(self, token) -> bool:
+        """Whether a noun follows in the token's phrase (before punctuation or a relation phrase):
+        then a colour with an article is that noun's ("under a red and blue striped umbrella")."""
+        for t in self.doc[token.i + 1 : token.sent.end]:
+            if t.is_punct or t.i in self.phrase_tokens:
+                return False
+            if t.pos_ in NOUN_TAGS:
+                return True
+        return False
 
     def in_quotes(self, token) -> bool:
         """Whether the token stands between an opening quote mark (space before it) and a later
