@@ -250,7 +250,8 @@ class ScenePipeline:
             with torch.no_grad():
                 pixels = None if output_type == "latent" else decode(pipe, latents)
                 if pixels is not None and last_guided is not None and config.split_colour is not None:
-                    record_colour_copies(*last_guided, pixels, objective, config.split_colour)
+                    image = pipe.image_processor.denormalize(pixels)  # [0, 1], as diffusers post-processes
+                    record_colour_copies(*last_guided, image, objective, config.split_colour)
                 scaled = [True] * batch  # pixels in [-1, 1]
                 images = latents if pixels is None else pipe.image_processor.postprocess(pixels, output_type, scaled)
             return ComposeResult(

@@ -152,6 +152,16 @@ def split_maps(
     return split
 
 
+def relative_to_peak(maps: torch.Tensor) -> torch.Tensor:
+    """Each map over its own maximum: [B, K, H, W] in [0, 1] for non-negative maps [B, K, H, W]."""
+    return maps / maps.flatten(2).amax(dim=2).clamp_min(1e-12)[..., None, None]
+
+
+def as_weights(values: torch.Tensor) -> torch.Tensor:
+    """Non-negative values [B, K, Q] scaled to sum to 1 over Q (all zero stays zero)."""
+    return values / values.sum(dim=2, keepdim=True).clamp_min(1e-12)
+
+
 def resemblance_maps(maps: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     """How much each cell looks like each object: [B, K, H, W] in [0, 1].
 
@@ -159,8 +169,7 @@ def resemblance_maps(maps: torch.Tensor, features: torch.Tensor) -> torch.Tensor
     the maps' cells. An object's prototype is its attention-weighted mean (unit) feature; a cell's
     value is its cosine similarity to the prototype, clamped at 0. A second copy of an object,
     which its attention map may not follow, looks like the first and lights up here."""
-    weights = maps.flatten(2)
-    weights = weights / weights.sum(dim=2, keepdim=True).clamp_min(1e-12)
+    weights = as_weights(maps.flatten(2))
     unit = F.normalize(features.float(), dim=-1)
     prototype = F.normalize(torch.einsum("bkq,bqc->bkc", weights, unit), dim=-1)
     return torch.einsum("bkc,bqc->bkq", prototype, unit).clamp_min(0).view_as(maps)
@@ -172,7 +181,7 @@ def second_region_peak(maps: torch.Tensor, floor: float) -> torch.Tensor:
     maps [B, K, H, W]. Regions are the 8-connected parts of the map at or above `floor` of its
     maximum; the main region holds the maximum. 0 when the map is one region."""
     height, width = maps.shape[-2:]
-    relative = maps / maps.flatten(2).amax(dim=2).clamp_min(1e-12)[..., None, None]
+    relative = relative_to_peak(maps)
     inside = relative >= floor
     # each cell's label spreads to its neighbours inside the mask: H + W rounds fill any region
     # that is not a long winding path
@@ -213,9 +222,7 @@ def colour_copies(maps: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     not follow has the object's colour too."""
     image = F.adaptive_avg_pool2d(image.float(), [min(side, 64) for side in image.shape[-2:]])
     maps = F.interpolate(maps.float(), size=image.shape[-2:], mode="bilinear", align_corners=False).clamp_min(0)
-    relative = maps / maps.flatten(2).amax(dim=2).clamp_min(1e-12)[..., None, None]
-    weights = (relative - 0.5).clamp_min(0).flatten(2)
-    weights = weights / weights.sum(dim=2, keepdim=True).clamp_min(1e-12)
+    weights = as_weights((relative_to_peak(maps) - 0.5).clamp_min(0).flatten(2))
     pixels = image.flatten(2)  # [B, 3, H*W]
     colour = torch.einsum("bkq,bcq->bkc", weights, pixels)
     distance = (pixels[:, None] - colour[..., None]).square().sum(dim=2)  # [B, K, H*W]

@@ -129,9 +129,9 @@ def record_colour_copies(
 ) -> None:
     """The image check of objects drawn twice, added to the last guided step's record: each
     object's `colour_copy` (`losses.colour_copies` of its finest map on the decoded image, pixels
-    [B, 3, H, W] in [-1, 1]); a relation whose subject or object reaches `bound` becomes uncertain."""
+    [B, 3, H, W] in [0, 1]); a relation whose subject or object reaches `bound` becomes uncertain."""
     finest = levels[max(levels)]
-    copies = colour_copies(finest, (pixels.float().to(finest.device) / 2 + 0.5).clamp(0, 1))
+    copies = colour_copies(finest, pixels.to(finest.device))
     doubtful = objective.involving(copies >= bound).cpu()
     record["colour_copy"] = copies.tolist()
     record["uncertain"] = (torch.tensor(record["uncertain"], dtype=torch.bool) | doubtful).tolist()
