@@ -88,6 +88,7 @@ def _parse_with(text: str, backend: str, **options: Any) -> SceneGraph:
 
 def _parse_auto(text: str, **options: Any) -> SceneGraph:
     from .dependency import controlled_language, load_nlp, parse_dependency
+    from .spacy_model import analyse_text
 
     try:
         controlled = parse_controlled(text)
@@ -111,9 +112,10 @@ def _parse_auto(text: str, **options: Any) -> SceneGraph:
                 stacklevel=3,
             )
         return controlled
-    if controlled is not None and not stray_objects(controlled) and controlled_language(controlled, nlp):
+    analysed = analyse_text(text, nlp)  # one parse for the check and for the spaCy backend
+    if controlled is not None and not stray_objects(controlled) and controlled_language(controlled, analysed):
         return controlled
-    return parse_dependency(text, nlp=nlp)
+    return parse_dependency(text, nlp=nlp, analysed=analysed)
 
 
 def stray_objects(graph: SceneGraph) -> bool:

@@ -285,21 +285,21 @@ def extract(doc, lexicon: Lexicon | None = None, analysed: Analysed | None = Non
     )
 
 
-def parse_dependency(text: str, nlp=None) -> SceneGraph:
-    """Parse free text with spaCy's dependency parse."""
+def parse_dependency(text: str, nlp=None, analysed: Analysed | None = None) -> SceneGraph:
+    """Parse free text with spaCy's dependency parse (`analysed`: the text's `analyse_text`, when
+    already made)."""
     if not isinstance(text, str) or not text.strip():
         raise ParseError("no object is named in the text", str(text), 0)
-    analysed = analyse_text(text, nlp or load_nlp())
+    analysed = analysed or analyse_text(text, nlp or load_nlp())
     return extract(analysed.doc, analysed=analysed)
 
 
-def controlled_language(graph: SceneGraph, nlp) -> bool:
+def controlled_language(graph: SceneGraph, analysed: Analysed) -> bool:
     """True when every object phrase the grammar found is a plain noun phrase (nouns, adjectives,
     numbers) whose last word is no verb, adverb, preposition, colour or size: then the rules parse is
     trusted; "a kite soaring" (a verb inside a name) and "a gray" (from "a gray and brown cat") are
-    not."""
+    not. The tags are read from `analysed`, the text's parse as the spaCy backend reads it."""
     lexicon = load_lexicon()
-    analysed = analyse_text(graph.prompt or "", nlp)  # the parse the spaCy backend would read
     allowed = {"NOUN", "PROPN", "ADJ", "NUM", "X"}
     for obj in graph.objects:
         start, end = obj.span or (0, 0)
