@@ -86,8 +86,9 @@ class Mentions:
     def noun_follows(self, token) -> bool:
         """Whether a noun follows in the token's phrase (before punctuation or a relation phrase):
         then a colour with an article is that noun's ("under a red and blue striped umbrella")."""
+        phrase_tokens = self.phrase_tokens  # a property that builds the set
         for t in self.doc[token.i + 1 : token.sent.end]:
-            if t.is_punct or t.i in self.phrase_tokens:
+            if t.is_punct or t.i in phrase_tokens:
                 return False
             if t.pos_ in NOUN_TAGS:
                 return True
