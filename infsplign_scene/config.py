@@ -72,12 +72,13 @@ class GuidanceConfig(_Settings):
         "measure every image without grad first, then run the backward only for the unsettled ones "
         "(the same images, less work).",
     )
-    split_support: float = Field(
+    split_support: float | None = Field(
         0.25,
         ge=0,
         le=1,
         description="A map whose value at its own centroid is below this share of its maximum is split (the "
-        "centroid lies between two blobs): relations involving it are reported uncertain, not satisfied.",
+        "centroid lies between two blobs): relations involving it are reported uncertain, not satisfied "
+        "(None: not checked).",
     )
     split_variance: float | None = Field(
         None,

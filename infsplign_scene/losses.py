@@ -136,15 +136,17 @@ def split_maps(
     maps: torch.Tensor,
     centroids: torch.Tensor,
     variances: torch.Tensor,
-    support: float,
+    support: float | None,
     variance: float | None,
     second_copy: torch.Tensor | None = None,
     resemblance: float | None = None,
 ) -> torch.Tensor:
     """Bool [B, K]: the object's map is not one compact blob: its centroid falls where the map is
-    below `support` of its maximum, or its spread exceeds `variance` (when given); or a second
-    place looks like the object (`second_copy` [B, K] of `second_copies`) at least `resemblance`."""
-    split = centroid_support(maps, centroids) < support
+    below `support` of its maximum, or its spread exceeds `variance`; or a second place looks like
+    the object (`second_copy` [B, K] of `second_copies`) at least `resemblance` (each when given)."""
+    split = torch.zeros(maps.shape[:2], dtype=torch.bool, device=maps.device)
+    if support is not None:
+        split = split | (centroid_support(maps, centroids) < support)
     if variance is not None:
         split = split | (variances > variance)
     if resemblance is not None and second_copy is not None:
@@ -206,28 +208,36 @@ def second_copies(maps: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     return second_region_peak(resemblance_maps(maps, features), RESEMBLANCE_FLOOR)
 
 
-# The image check of objects drawn twice (`colour_copies`): how far a pixel's colour may lie from
-# an object's (RGB in [0, 1]) and still look like it, and where its regions are cut.
-COLOUR_SPREAD = 0.25
-COLOUR_FLOOR = 0.5
+# The image check of objects drawn twice (`colour_copies`): a pixel looks like an object when its
+# colour lies in the object's direction from the background, at least this share as far from it as
+# the object's colour; its regions are cut this close to the best match.
+COLOUR_STRENGTH = 0.5
+COLOUR_FLOOR = 0.95
 
 
-def colour_copies(maps: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+def colour_copies(
+    maps: torch.Tensor, image: torch.Tensor, strength: float = COLOUR_STRENGTH, floor: float = COLOUR_FLOOR
+) -> torch.Tensor:
     """How much the best place of the image outside an object's main region has the object's
     colour, relative to the best match: [B, K] in [0, 1] (0 when one region).
 
     maps [B, K, h, w], the objects' attention; image [B, 3, H, W], RGB in [0, 1], read at most 64
-    pixels a side. An object's colour is the image's mean under the top half of its map; a pixel's
-    resemblance is exp(-|pixel - colour|^2 / (2 COLOUR_SPREAD^2)). A second copy that the map does
+    pixels a side. Colours are read as offsets from the background (the image's median colour):
+    an object's is the mean offset under the top half of its map; a pixel's resemblance is the
+    cosine of its offset to the object's, where the offset is at least `strength` as long (else
+    0); regions are cut at `floor` of the best match. Offsets, not colours, so that a copy blended
+    with the background, fainter than the first, still matches. A second copy that the map does
     not follow has the object's colour too."""
     image = F.adaptive_avg_pool2d(image.float(), [min(side, 64) for side in image.shape[-2:]])
     maps = F.interpolate(maps.float(), size=image.shape[-2:], mode="bilinear", align_corners=False).clamp_min(0)
     weights = as_weights((relative_to_peak(maps) - 0.5).clamp_min(0).flatten(2))
     pixels = image.flatten(2)  # [B, 3, H*W]
-    colour = torch.einsum("bkq,bcq->bkc", weights, pixels)
-    distance = (pixels[:, None] - colour[..., None]).square().sum(dim=2)  # [B, K, H*W]
-    resemblance = torch.exp(-distance / (2 * COLOUR_SPREAD**2)).view_as(maps)
-    return second_region_peak(resemblance, COLOUR_FLOOR)
+    offsets = pixels - pixels.median(dim=2, keepdim=True).values
+    colour = torch.einsum("bkq,bcq->bkc", weights, offsets)  # [B, K, 3]
+    cosine = torch.einsum("bkc,bcq->bkq", F.normalize(colour, dim=-1), F.normalize(offsets, dim=1))
+    strong = offsets.norm(dim=1, keepdim=True) >= strength * colour.norm(dim=-1, keepdim=True)
+    resemblance = (cosine.clamp_min(0) * strong).view_as(maps)
+    return second_region_peak(resemblance, floor)
 
 
 def presence_loss(variances: torch.Tensor, subject: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:

@@ -80,8 +80,9 @@ class ComposeResult:
 
     def final_satisfied(self) -> list[list[bool | None]]:
         """Per image, each relation's state at the last guided step's maps: True (satisfied), False
-        (violated) or None (uncertain: the subject's or object's map is split over several places,
-        so its centroid may belong to no object; `GuidanceConfig.split_support`)."""
+        (violated) or None (uncertain: the subject or object seems drawn twice, or its map is split
+        over several places, so its centroid may belong to no object; the `split_*` settings of
+        `GuidanceConfig`)."""
         return final_states(self.trace)
 
 

@@ -195,6 +195,8 @@ def test_a_second_copy_that_the_map_does_not_follow_is_found_by_resemblance():
     assert centroid_support(maps, centroids).tolist() == [[1.0, 1.0]]  # each map is one compact blob
     assert split_maps(maps, centroids, variances, 0.25, 0.02).tolist() == [[False, False]]
     assert split_maps(maps, centroids, variances, 0.25, 0.02, copies, resemblance=0.9).tolist() == [[True, False]]
+    assert split_maps(maps, centroids, variances, None, None, copies, resemblance=0.9).tolist() == [[True, False]]
+    assert split_maps(maps, centroids, variances, None, None).tolist() == [[False, False]]  # nothing checked
 
 
 def test_a_second_copy_of_an_objects_colour_in_the_image_is_found():
@@ -210,5 +212,10 @@ def test_a_second_copy_of_an_objects_colour_in_the_image_is_found():
     maps[0, 1, 1:4, 6:10] = 1.0
     copies = colour_copies(maps, image)
     assert copies[0, 0] > 0.99 and copies[0, 1] == 0.0
+    white = torch.ones(3)
+    image[0, :, 12:20, 24:30] = (0.6 * red + 0.4 * white)[:, None, None]  # a faint copy, blended with the background
+    assert colour_copies(maps, image)[0, 0] > 0.99
+    image[0, :, 12:20, 24:30] = (0.3 * red + 0.7 * white)[:, None, None]  # too faint to be an object
+    assert colour_copies(maps, image)[0, 0] == 0.0
     image[0, :, 12:20, 24:30] = torch.tensor([0.1, 0.8, 0.1])[:, None, None]  # the second one green: no copy
     assert colour_copies(maps, image)[0, 0] == 0.0
