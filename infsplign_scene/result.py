@@ -78,19 +78,21 @@ class ComposeResult:
 
         return plot_trace(self, path=path, image=image)
 
-    def final_satisfied(self) -> list[list[bool | None]]:
+    def final_satisfied(self, checked: bool = True) -> list[list[bool | None]]:
         """Per image, each relation's state at the last guided step's maps: True (satisfied), False
         (violated) or None (uncertain: the subject or object seems drawn twice, or its map is split
         over several places, so its centroid may belong to no object; the `split_*` settings of
-        `GuidanceConfig`)."""
-        return final_states(self.trace)
+        `GuidanceConfig`). `checked=False`: the centroids' verdict alone, never None (to measure
+        what the checks change)."""
+        return final_states(self.trace, checked)
 
 
-def final_states(trace: list[dict]) -> list[list[bool | None]]:
-    """Per image, each relation's state at the trace's last guided step (None: uncertain)."""
+def final_states(trace: list[dict], checked: bool = True) -> list[list[bool | None]]:
+    """Per image, each relation's state at the trace's last guided step (None: uncertain, unless
+    not `checked`)."""
     for record in reversed(trace):
         if "satisfied" in record:
-            uncertain = record.get("uncertain") or [[False] * len(row) for row in record["satisfied"]]
+            uncertain = (checked and record.get("uncertain")) or [[False] * len(row) for row in record["satisfied"]]
             return [
                 [None if doubt else ok for ok, doubt in zip(row, doubts, strict=True)]
                 for row, doubts in zip(record["satisfied"], uncertain, strict=True)

@@ -67,6 +67,10 @@ def test_generate_then_score_on_the_shapes_model(tmp_path, capsys):
     assert summary["guided"]["geneval"]["images"] == 4 and summary["guided"]["t2i_compbench"]["images"] == 4
     assert all(set(s["boxes"]) == set(s["found"]) and len(s["geneval"]) == 1 for s in scores)
     assert 0 <= summary["guided"]["duplicates"]["duplicate_rate"] <= 1 and "created" in summary["paired_duplicates"]
+    verdicts = summary["guided"]["report_against_detector"]  # every guided relation whose objects were found
+    judged = sum(g["holds"] + g["fails"] for g in verdicts["after"].values())
+    assert judged == sum(g["holds"] + g["fails"] for g in verdicts["before"].values()) > 0
+    assert sum(verdicts["before"]["uncertain"].values()) == 0  # the centroids alone never doubt
     assert main(["score", str(out), "-q"]) == 0  # a rerun scores nothing new
     assert len((out / "scores.jsonl").read_text().splitlines()) == 8
 
@@ -140,3 +144,21 @@ def test_non_maximum_suppression_counts_instances():
 
     boxes = [(0.9, (0.0, 0.0, 0.2, 0.2)), (0.8, (0.01, 0.0, 0.21, 0.2)), (0.7, (0.6, 0.6, 0.8, 0.8))]
     assert [score for score, _ in non_maximum_suppression(boxes)] == [0.9, 0.7]
+
+
+def test_the_reports_verdicts_are_counted_against_the_detectors_before_and_after_the_checks():
+    from infsplign_scene.lab.score import report_against_detector
+
+    row = {
+        "relations": ["a left_of b", "b left_of c", "c left_of a"],
+        "outcomes": [False, True, None],  # the detector: fails, holds, c not found
+        "guided_relations": ["a left_of b", "b left_of c", "c left_of a"],
+        "centroids_satisfied": [True, True, True],
+        "final_satisfied": [None, True, True],
+    }
+    counts = report_against_detector([row])
+    # "c left_of a" is not judged: the detector did not find c
+    assert counts["before"]["satisfied"] == {"holds": 1, "fails": 1}
+    assert counts["after"]["satisfied"] == {"holds": 1, "fails": 0}
+    assert counts["after"]["uncertain"] == {"holds": 0, "fails": 1}
+    assert counts["before"]["uncertain"] == counts["after"]["violated"] == {"holds": 0, "fails": 0}

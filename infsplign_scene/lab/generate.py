@@ -323,7 +323,7 @@ def _sample(scene_pipe, batch: list[Task], config, sampling: dict, out: Path, ru
             return [*rows, _row(ready[0], None, run, config, refused=str(error))]
         return rows + [r for task in ready for r in _sample(scene_pipe, [task], config, sampling, out, run)]
     seconds = (time.perf_counter() - started) / len(ready)
-    states = result.final_satisfied()
+    states, centroid_states = result.final_satisfied(), result.final_satisfied(checked=False)
     for b, task in enumerate(ready):
         folder = out / "images" / task.arm
         folder.mkdir(parents=True, exist_ok=True)
@@ -334,6 +334,7 @@ def _sample(scene_pipe, batch: list[Task], config, sampling: dict, out: Path, ru
         # the graph as stated: every stated relation is judged, also those a policy dropped
         row = _row(task, graphs[b], run, config, image=str(path.relative_to(out)), seconds=seconds)
         row["final_satisfied"] = states[b] if states else None
+        row["centroids_satisfied"] = centroid_states[b] if centroid_states else None
         row["relations"] = [str(r) for r in result.objective.relations[b]]
         rows.append(row)
     return rows

@@ -102,7 +102,7 @@ def score_run(run: Path, detector: Detector, progress: bool = True) -> list[dict
             graph = SceneGraph.model_validate(row["graph"])
             with Image.open(run / row["image"]) as image:
                 scored = score_image(detector, image.convert("RGB"), graph)
-            kept = ("id", "kind", "k", "arm", "seed", "seconds", "final_satisfied")
+            kept = ("id", "kind", "k", "arm", "seed", "seconds", "final_satisfied", "centroids_satisfied")
             new = {key: row.get(key) for key in kept} | scored
             new["guided_relations"] = row.get("relations")  # the objective's: those the policy kept
             new["max_consistent"] = max_consistent(graph)
@@ -301,6 +301,25 @@ def duplicates(rows: list[dict]) -> dict:
     return counts
 
 
+def report_against_detector(rows: list[dict]) -> dict:
+    """How the report's verdicts on the guided relations compare with the detector's, among the
+    relations whose objects the detector found: per verdict (`satisfied`, `violated`, `uncertain`),
+    how many the detector judges holding and not holding; `before` from the centroids alone
+    (`centroids_satisfied`), `after` with the split checks (`final_satisfied`)."""
+    counts = {
+        stage: {verdict: {"holds": 0, "fails": 0} for verdict in ("satisfied", "violated", "uncertain")}
+        for stage in ("before", "after")
+    }
+    for r in rows:
+        outcome = dict(zip(r.get("relations", []), r.get("outcomes", []), strict=False))
+        for stage, key in (("before", "centroids_satisfied"), ("after", "final_satisfied")):
+            for relation, state in zip(r.get("guided_relations") or [], r.get(key) or [], strict=False):
+                if outcome.get(relation) is not None:
+                    verdict = "uncertain" if state is None else ("satisfied" if state else "violated")
+                    counts[stage][verdict]["holds" if outcome[relation] else "fails"] += 1
+    return counts
+
+
 def paired_duplicates(rows: list[dict]) -> dict:
     """Images (same prompt and seed) where guidance created a duplicated object, and where it removed one."""
     by_key = {(r["id"], r["k"], r["arm"]): bool(r.get("duplicated")) for r in rows}
@@ -333,6 +352,7 @@ def summarise(rows: list[dict], refused: dict[tuple[str, str], int] | None = Non
         summary[arm]["multi_relation"] = multi_relation([r for r in rows if r["arm"] == arm])
         summary[arm].update(public_protocols([r for r in rows if r["arm"] == arm]))
         summary[arm]["duplicates"] = duplicates([r for r in rows if r["arm"] == arm])
+        summary[arm]["report_against_detector"] = report_against_detector([r for r in rows if r["arm"] == arm])
     if {"guided", "unguided"} <= set(arms):
         summary["paired_flips"] = paired_flips(rows)
         summary["paired_duplicates"] = paired_duplicates(rows)

@@ -55,6 +55,18 @@ def write_summary(summary: dict, run: Path) -> None:
             f"| {arm} | {d['images']} | {_cell(d['duplicate_rate'])} | {d['relations_on_duplicates']} | "
             f"{d['satisfied_on_duplicates']} | {d['uncertain_on_duplicates']} |"
         )
+    lines += [
+        "",
+        "| arm | report's verdict (before / after the split checks) | detector: holds | fails |",
+        "|---|---|---:|---:|",
+    ]
+    for arm in arms:
+        verdicts = summary[arm]["report_against_detector"]
+        for verdict in ("satisfied", "violated", "uncertain"):
+            before, after = verdicts["before"][verdict], verdicts["after"][verdict]
+            lines.append(
+                f"| {arm} | {verdict} | {before['holds']} / {after['holds']} | {before['fails']} / {after['fails']} |"
+            )
     if "paired_flips" in summary:
         flips = summary["paired_flips"]
         lines += [

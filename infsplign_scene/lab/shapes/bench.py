@@ -35,6 +35,7 @@ from ..score import (
     paired_duplicates,
     paired_flips,
     refused_counts,
+    report_against_detector,
     score_run,
     summarise,
 )
@@ -302,8 +303,9 @@ def suite_results(rows: list[dict], conflict: bool = False) -> dict:
     """Per arm, from `score`'s rows: `object_accuracy` (every object found), `relation_accuracy`
     (among relations whose objects were found, as VISOR_cond) and `_uncond` (among all),
     `all_satisfied` (every object found and every guided relation holding: the ones the policy
-    kept), the duplicates, seconds per image and, on conflicts, the share of the largest
-    consistent subset satisfied; then the paired flips and duplicates between the arms."""
+    kept), the duplicates, the report's verdicts against the detector's, seconds per image and,
+    on conflicts, the share of the largest consistent subset satisfied; then the paired flips and
+    duplicates between the arms."""
     entry: dict = {}
     for arm in ("unguided", "guided"):
         mine = [r for r in rows if r["arm"] == arm]
@@ -324,6 +326,7 @@ def suite_results(rows: list[dict], conflict: bool = False) -> dict:
         }
         if arm == "guided":
             metrics |= {key: duplicated[key] for key in duplicated if key.endswith("on_duplicates")}
+            metrics["report_against_detector"] = report_against_detector(mine)
         if conflict:
             metrics["max_consistent_satisfied"] = float(np.mean([consistent_share(r) for r in mine]))
         entry[arm] = metrics
