@@ -36,6 +36,7 @@ class Lexicon:
     articles: frozenset[str]
     counts: dict[str, int]
     quantity_nouns: frozenset[str]  # "pair" in "a pair of scissors": the object is what follows "of"
+    units: frozenset[str]  # "minutes" in "nine minutes": counted, no object
     colors: frozenset[str]
     sizes: frozenset[str]
     multiword_nouns: frozenset[str]
@@ -82,6 +83,7 @@ def load_lexicon() -> Lexicon:
         articles=frozenset(data["articles"]),
         counts=dict(data["counts"]),
         quantity_nouns=frozenset(data["quantity_nouns"]),
+        units=frozenset(data["units"]),
         colors=frozenset(data["colors"]),
         sizes=frozenset(data["sizes"]),
         multiword_nouns=frozenset(data["multiword_nouns"]),

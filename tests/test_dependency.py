@@ -190,6 +190,7 @@ def test_phrases_that_place_nothing_picture_words_and_sentences(nlp, text, expec
         ("a road with a bus rolling over it", []),
         ("a giant eye with wings watching over the city from space", []),
         ("There is a doll with a hat nearby.", []),
+        ("a big bird sits under neath an open umbrella", [("big bird", "below", "open umbrella")]),
         # quoted text names no object, nor does the adjective before it; a colour is the noun's that follows
         ("a post with a red 'X' painted on top", []),
         ("A dog under a green and yellow striped umbrella", [("dog", "below", "striped umbrella")]),
@@ -211,6 +212,15 @@ def test_phrases_that_place_nothing_picture_words_and_sentences(nlp, text, expec
 )
 def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
     assert relations(parse(text, backend="spacy", nlp=nlp)) == expected
+
+
+@pytest.mark.parametrize("backend", ["spacy", "auto"])
+def test_a_counted_unit_names_no_object(nlp, backend):
+    graph = parse("a parking meter with nine minutes remaining next to a red car", backend=backend, nlp=nlp)
+    assert [o.id for o in graph.objects] == ["parking_meter", "car"]
+    assert relations(graph) == [("parking meter", "near", "red car")]
+    graph = parse("a lamp two feet above the table", backend=backend, nlp=nlp)
+    assert [o.id for o in graph.objects] == ["lamp", "table"]
 
 
 def test_at_the_bottom_of_an_object_is_reported_not_placed(nlp):

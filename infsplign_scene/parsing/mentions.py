@@ -45,6 +45,8 @@ class Mentions:
         following = self.doc[token.i + 1].lower_ if token.i + 1 < len(self.doc) else ""
         if token.lower_ in self.lexicon.quantity_nouns and following == "of":
             return False
+        if token.lower_ in self.lexicon.units and any(c.dep_ == "nummod" for c in token.children):
+            return False  # a measure: "a parking meter with nine minutes remaining"
         if self.written(token) in PICTURE_WORDS and following in ("of", "with"):
             return False
         if self.frame_of(token) is not None:
