@@ -9,64 +9,57 @@ from pathlib import Path
 def write_summary(summary: dict, run: Path) -> None:
     (run / "summary.json").write_text(json.dumps(summary, indent=2))
     arms = _arms(summary)
-    lines = [
-        "| arm | images | OA | VISOR_cond | VISOR_uncond | VISOR_1 | VISOR_2 | VISOR_3 | VISOR_4 |",
+    visor_keys = ("OA", "VISOR_cond", "VISOR_uncond", "VISOR_1", "VISOR_2", "VISOR_3", "VISOR_4")
+    lines = _table(
+        "| arm | images | " + " | ".join(visor_keys) + " |",
         "|---" * 9 + "|",
-    ]
-    for arm in arms:
-        v = summary[arm]["visor"]
-        if v:
-            values = [
-                v[key] for key in ("OA", "VISOR_cond", "VISOR_uncond", "VISOR_1", "VISOR_2", "VISOR_3", "VISOR_4")
-            ]
-            lines.append(f"| {arm} | {v['images']} | " + " | ".join(f"{x:.1f}" for x in values) + " |")
-    lines += [
-        "",
+        [
+            f"| {arm} | {v['images']} | " + " | ".join(f"{v[key]:.1f}" for key in visor_keys) + " |"
+            for arm in arms
+            if (v := summary[arm]["visor"])
+        ],
+    )[1:]
+    lines += _table(
         "| arm | images | objects found | all objects found | relation accuracy (95%) | all satisfied (95%) |",
         "|---|---:|---:|---:|---|---|",
-    ]
-    for arm in arms:
-        m = summary[arm]["multi_relation"]
-        accuracy, low_high = m["relation_accuracy"], m["relation_accuracy_95"]
-        everything, all_low_high = m["all_satisfied"], m["all_satisfied_95"]
-        lines.append(
+        [
             f"| {arm} | {m['images']} | {_cell(m['objects_found'])} | {_cell(m['all_objects_found'])} | "
-            f"{_cell(accuracy)} ({_cell(low_high[0])}-{_cell(low_high[1])}) | "
-            f"{_cell(everything)} ({_cell(all_low_high[0])}-{_cell(all_low_high[1])}) |"
-        )
-    lines += [
-        "",
+            f"{_with_interval(m, 'relation_accuracy')} | {_with_interval(m, 'all_satisfied')} |"
+            for arm in arms
+            for m in [summary[arm]["multi_relation"]]
+        ],
+    )
+    lines += _table(
         "| arm | GenEval position: images | accuracy | T2I-CompBench 2D: images | score |",
         "|---|---:|---:|---:|---:|",
-    ]
-    for arm in arms:
-        geneval, t2i = summary[arm]["geneval"], summary[arm]["t2i_compbench"]
-        lines.append(
-            f"| {arm} | {geneval['images']} | {_cell(geneval['accuracy'])} | {t2i['images']} | {_cell(t2i['score'])} |"
-        )
-    lines += [
-        "",
+        [
+            f"| {arm} | {g['images']} | {_cell(g['accuracy'])} | {t['images']} | {_cell(t['score'])} |"
+            for arm in arms
+            for g, t in [(summary[arm]["geneval"], summary[arm]["t2i_compbench"])]
+        ],
+    )
+    lines += _table(
         "| arm | images | duplicate rate | relations on duplicates | reported satisfied | reported uncertain |",
         "|---|---:|---:|---:|---:|---:|",
-    ]
-    for arm in arms:
-        d = summary[arm]["duplicates"]
-        lines.append(
+        [
             f"| {arm} | {d['images']} | {_cell(d['duplicate_rate'])} | {d['relations_on_duplicates']} | "
             f"{d['satisfied_on_duplicates']} | {d['uncertain_on_duplicates']} |"
-        )
-    lines += [
-        "",
-        "| arm | report's verdict (before / after the split checks) | detector: holds | fails |",
+            for arm in arms
+            for d in [summary[arm]["duplicates"]]
+        ],
+    )
+    lines += _table(
+        "| arm | report's verdict | detector holds: centroids alone / with the split checks | detector fails: same |",
         "|---|---|---:|---:|",
-    ]
-    for arm in arms:
-        verdicts = summary[arm]["report_against_detector"]
-        for verdict in ("satisfied", "violated", "uncertain"):
-            before, after = verdicts["before"][verdict], verdicts["after"][verdict]
-            lines.append(
-                f"| {arm} | {verdict} | {before['holds']} / {after['holds']} | {before['fails']} / {after['fails']} |"
-            )
+        [
+            f"| {arm} | {verdict} | {before[verdict]['holds']} / {after[verdict]['holds']} | "
+            f"{before[verdict]['fails']} / {after[verdict]['fails']} |"
+            for arm in arms
+            for verdicts in [summary[arm]["report_against_detector"]]
+            for before, after in [(verdicts["before"], verdicts["after"])]
+            for verdict in ("satisfied", "violated", "uncertain")
+        ],
+    )
     if "paired_flips" in summary:
         flips = summary["paired_flips"]
         lines += [
@@ -84,32 +77,39 @@ def _kind_tables(summary: dict) -> list[str]:
     if "by_kind" not in summary:
         return []
 
-    def with_interval(entry: dict, name: str) -> str:
-        low, high = entry[f"{name}_95"]
-        return f"{_cell(entry[name])} ({_cell(low)}-{_cell(high)})"
-
-    lines = [
-        "",
+    lines = _table(
         "| kind | arm | images | refused | object accuracy (95%) | largest consistent share (95%) "
         "| all satisfied (95%) | s/image |",
         "|---|---|---:|---:|---|---|---|---:|",
-    ]
-    for e in summary["by_kind"]:
-        cells = [with_interval(e, name) for name in ("object_accuracy", "max_consistent_share", "all_satisfied")]
-        lines.append(
+        [
             f"| {e['kind']} | {e['arm']} | {e['images']} | {e['refused']} | "
-            + " | ".join(cells)
+            + " | ".join(
+                _with_interval(e, name) for name in ("object_accuracy", "max_consistent_share", "all_satisfied")
+            )
             + f" | {_cell(e['seconds_per_image'])} |"
-        )
-    lines += ["", "| kind | arms | images | difference (95%) | established |", "|---|---|---:|---|---|"]
-    for d in summary["arm_differences"]:
-        low, high = d["difference_95"]
-        established = "yes" if d["established"] else "no"
-        lines.append(
-            f"| {d['kind']} | {d['arms']} | {d['images']} | {d['difference']:+.3f} ({low:+.3f} to {high:+.3f}) "
-            f"| {established} |"
-        )
+            for e in summary["by_kind"]
+        ],
+    )
+    lines += _table(
+        "| kind | arms | images | difference (95%) | established |",
+        "|---|---|---:|---|---|",
+        [
+            f"| {d['kind']} | {d['arms']} | {d['images']} | {d['difference']:+.3f} "
+            f"({d['difference_95'][0]:+.3f} to {d['difference_95'][1]:+.3f}) | {'yes' if d['established'] else 'no'} |"
+            for d in summary["arm_differences"]
+        ],
+    )
     return lines
+
+
+def _table(header: str, alignment: str, rows: list[str]) -> list[str]:
+    """A markdown table after a blank line."""
+    return ["", header, alignment, *rows]
+
+
+def _with_interval(entry: dict, name: str) -> str:
+    low, high = entry[f"{name}_95"]
+    return f"{_cell(entry[name])} ({_cell(low)}-{_cell(high)})"
 
 
 def plot_summary(summary: dict, path: Path) -> None:
