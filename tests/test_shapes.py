@@ -171,7 +171,8 @@ def test_cli_compose_takes_the_sampler_settings_and_rejects_bad_ones(tmp_path):
     pictures = []
     for ddim_eta in ("0", "1"):
         out = tmp_path / f"eta{ddim_eta}.png"
-        result = runner.invoke(app, ["compose", prompt, "--model", "shapes", "-o", str(out), "--ddim-eta", ddim_eta])
+        arguments = ["compose", prompt, "--model", "shapes", "-o", str(out), "--ddim-eta", ddim_eta, "--steps", "4"]
+        result = runner.invoke(app, arguments)
         assert result.exit_code == 0, result.output
         pictures.append(np.asarray(Image.open(out)))
     assert not np.array_equal(*pictures)  # the same seed, a different sampler
@@ -229,9 +230,16 @@ def test_benchmark_scores_drawn_scenes_as_drawn():
 
 @pytest.mark.skipif(not (WEIGHTS_DIR / "model_index.json").exists(), reason="the embedded model's weights are absent")
 def test_benchmark_runs_every_suite_on_one_image(tmp_path):
+    from infsplign_scene import ScenePipeline
     from infsplign_scene.lab.shapes.bench import SUITES, run_benchmark
 
-    results = run_benchmark(tmp_path / "run", images=1, seed=0, grid_path=tmp_path / "g.png", progress=False)
+    shapes = ScenePipeline.from_pretrained("shapes")
+    few_steps = shapes.preset.model_copy(update={"sampling": shapes.preset.sampling.updated(num_inference_steps=4)})
+    scene_pipe = ScenePipeline(shapes.pipe, preset=few_steps)  # the benchmark's plumbing, not its accuracy
+    results = run_benchmark(
+        tmp_path / "run", images=1, seed=0, scene_pipe=scene_pipe, grid_path=tmp_path / "g.png", progress=False
+    )
+    assert results["sampling"]["num_inference_steps"] == 4
     for suite in SUITES:
         for mode in ("unguided", "guided"):
             assert results[suite][mode]["images"] == 1
@@ -239,7 +247,8 @@ def test_benchmark_runs_every_suite_on_one_image(tmp_path):
         assert (tmp_path / "run" / suite / "summary.md").exists()
     assert results["d_conflict_drop"]["guided"]["max_consistent_satisfied"] >= 0
     assert Image.open(tmp_path / "g.png").size[1] == 2 * len(SUITES) * 32 * 4  # two rows per suite, upscaled x4
-    assert run_benchmark(tmp_path / "run", images=1, seed=0, progress=False) == results  # a re-run resumes
+    again = run_benchmark(tmp_path / "run", images=1, seed=0, scene_pipe=scene_pipe, progress=False)
+    assert again == results  # a re-run resumes
 
 
 def test_judgements_are_plain_python_booleans():
