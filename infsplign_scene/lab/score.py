@@ -347,12 +347,16 @@ def summarise(rows: list[dict], refused: dict[tuple[str, str], int] | None = Non
     """Per arm: VISOR, multi-relation scores and the public protocols; the paired flips; and, when
     the rows have kinds, the tables by kind and the differences between arms."""
     arms = sorted({r["arm"] for r in rows})
-    summary: dict = {arm: {"visor": visor([r for r in rows if r["arm"] == arm])} for arm in arms}
+    summary: dict = {}
     for arm in arms:
-        summary[arm]["multi_relation"] = multi_relation([r for r in rows if r["arm"] == arm])
-        summary[arm].update(public_protocols([r for r in rows if r["arm"] == arm]))
-        summary[arm]["duplicates"] = duplicates([r for r in rows if r["arm"] == arm])
-        summary[arm]["report_against_detector"] = report_against_detector([r for r in rows if r["arm"] == arm])
+        mine = [r for r in rows if r["arm"] == arm]
+        summary[arm] = {
+            "visor": visor(mine),
+            "multi_relation": multi_relation(mine),
+            **public_protocols(mine),
+            "duplicates": duplicates(mine),
+            "report_against_detector": report_against_detector(mine),
+        }
     if {"guided", "unguided"} <= set(arms):
         summary["paired_flips"] = paired_flips(rows)
         summary["paired_duplicates"] = paired_duplicates(rows)

@@ -52,12 +52,11 @@ def write_summary(summary: dict, run: Path) -> None:
         "| arm | report's verdict | detector holds: centroids alone / with the split checks | detector fails: same |",
         "|---|---|---:|---:|",
         [
-            f"| {arm} | {verdict} | {before[verdict]['holds']} / {after[verdict]['holds']} | "
-            f"{before[verdict]['fails']} / {after[verdict]['fails']} |"
+            f"| {arm} | {verdict} | {v['before'][verdict]['holds']} / {v['after'][verdict]['holds']} | "
+            f"{v['before'][verdict]['fails']} / {v['after'][verdict]['fails']} |"
             for arm in arms
-            for verdicts in [summary[arm]["report_against_detector"]]
-            for before, after in [(verdicts["before"], verdicts["after"])]
-            for verdict in ("satisfied", "violated", "uncertain")
+            for v in [summary[arm]["report_against_detector"]]
+            for verdict in v["before"]
         ],
     )
     if "paired_flips" in summary:
