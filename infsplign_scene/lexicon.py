@@ -23,11 +23,14 @@ class Lexicon:
     placements: dict[str, str]  # phrase such as "on the left" -> side: left, right, top, bottom, middle
     between: frozenset[str]
     among: frozenset[str]  # between-phrases that mean "near both"
+    comparisons: frozenset[str]  # nouns whose "between" compares: "a contrast between the old and the new"
     symmetric: frozenset[str]
     unsupported: frozenset[str]
     lead_ins: frozenset[str]
     verbs: frozenset[str]
-    over_nothing_verbs: frozenset[str]  # lemmas after which "over" places nothing: a gaze, a way along a surface
+    over_nothing_verbs: frozenset[
+        str
+    ]  # lemmas after which "over" places nothing: a gaze, a way, a cover ("stretched over a frame")
     relative_pronouns: frozenset[str]
     pronouns: frozenset[str]
     possessive_pronouns: frozenset[str]
@@ -70,6 +73,7 @@ def load_lexicon() -> Lexicon:
         placements=invert(data["placements"]),
         between=frozenset(data["between"]),
         among=frozenset(data["among"]),
+        comparisons=frozenset(data["comparisons"]),
         symmetric=frozenset(data["symmetric_suffixes"]),
         unsupported=frozenset(data["unsupported"]),
         lead_ins=frozenset(data["lead_ins"]),

@@ -214,6 +214,40 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
     assert relations(parse(text, backend="spacy", nlp=nlp)) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a relation word with no object places what its "with" phrase holds, else nothing
+        ("The sky above is clear, and a bird flies over a tree.", [("bird", "above", "tree")]),
+        ("a tree with a bird above, next to a house", [("bird", "above", "tree"), ("tree", "near", "house")]),
+        (
+            "A lamp with bright lights above. A cat next to a dog.",
+            [("bright lights", "above", "lamp"), ("cat", "near", "dog")],
+        ),
+        # a plural noun under "a" is a verb, and the word before it the noun
+        (
+            "A bright red lighter rests atop a polished wooden desk.",
+            [("bright red lighter", "above", "polished wooden desk")],
+        ),
+        ("A fierce battle rages under a dark sky.", [("fierce battle", "below", "dark sky")]),
+        # quantities in the plural; a cover; a side
+        ("five pairs of shoes near a car", [("shoes", "near", "car")]),
+        ("an array of kites above a house", [("kites", "above", "house")]),
+        ("a canvas stretched over a wooden frame", []),
+        ("a plant off to the side of a desk", [("plant", "near", "desk")]),
+    ],
+)
+@pytest.mark.parametrize("backend", ["spacy", "auto"])
+def test_adverbs_plural_verbs_and_quantities(nlp, text, expected, backend):
+    assert relations(parse(text, backend=backend, nlp=nlp)) == expected
+
+
+def test_a_relation_word_that_ends_the_text_is_still_an_error(nlp):
+    for text in ("a cat above", "a cat above."):
+        with pytest.raises(ParseError, match="cannot tell the object it refers to for 'above'"):
+            parse(text, backend="spacy", nlp=nlp)
+
+
 @pytest.mark.parametrize("backend", ["spacy", "auto"])
 def test_a_counted_unit_names_no_object(nlp, backend):
     graph = parse("a parking meter with nine minutes remaining next to a red car", backend=backend, nlp=nlp)

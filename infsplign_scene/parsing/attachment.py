@@ -1,7 +1,8 @@
-"""Which object a relation phrase is about, in a dependency parse: the noun it hangs on or the
-subject of its clause, the noun a chain of phrases starts from, coordinated nouns, and the object
-a "with" phrase belongs to. The middle layer of the dependency backend (`Mentions` below it, the
-extractor in `dependency` above it)."""
+"""Which objects a relation phrase is about, in a dependency parse: the words it hangs on as its
+objects, the noun it hangs on or the subject of its clause, the noun a chain of phrases starts
+from, coordinated nouns, the object a "with" phrase belongs to, what is held instead of its
+holder's part, and what a relation word used as an adverb relates. The middle layer of the
+dependency backend (`Mentions` below it, the extractor in `dependency` above it)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ class Attachment(Mentions):
     @property
     def phrase_at(self) -> dict[int, Phrase]:
         return {phrase.start: phrase for phrase in self.phrases}
+
+    def phrase_objects(self, phrase: Phrase) -> list:
+        """The words the parse hangs on the phrase as its objects: those of its last word, else
+        those of another of its words ("next" in "next to")."""
+        objects = [c for c in self.doc[phrase.end - 1].children if c.dep_ in ("pobj", "dobj")]
+        if not objects:
+            objects = [c for t in self.doc[phrase.start : phrase.end] for c in t.children if c.dep_ == "pobj"]
+            objects = [o for o in objects if not (phrase.start <= o.i < phrase.end)]
+        return objects
 
     def subject_of(self, phrase: Phrase) -> list[str]:
         """Walk up from the phrase's first word to the object it describes (and its conjuncts)."""
@@ -158,3 +168,45 @@ class Attachment(Mentions):
         if preposition.lower_ != "with" or preposition.i == token.i:
             return None
         return self.resolve(preposition.head)
+
+    def held_instead(self, phrase: Phrase, subjects: list[str], references: list[str]) -> list[str]:
+        """ "a racoon holding an apple over its head", "a turtle with a bubble over its head": an
+        object is not placed against its own part, so the apple, the bubble, the object between the
+        owner and the phrase, is."""
+        reference = next((c for c in self.phrase_objects(phrase) if c.dep_ == "pobj"), None)
+        owned = reference is not None and any(
+            c.dep_ == "poss" and c.lower_ in self.lexicon.possessive_pronouns for c in reference.children
+        )
+        if not owned or len(subjects) != 1:
+            return subjects
+        owner = min((i for i, object_id in self.by_token.items() if object_id == subjects[0]), default=None)
+        if owner is None:  # a subject named only by a pronoun
+            return subjects
+        between = [
+            i
+            for i, object_id in self.by_token.items()
+            if owner < i < phrase.start and object_id not in (*subjects, *references)
+        ]
+        return [self.by_token[max(between)]] if between else subjects
+
+    def used_as_adverb(self, phrase: Phrase) -> bool:
+        """A relation word with no object, before a verb, punctuation or the end ("the sky above is
+        clear", "lights above."); "nearby" is an adverb by nature."""
+        if phrase.kind != "REL" or self.phrase_objects(phrase):
+            return False
+        token = self.doc[phrase.start]
+        following = self.doc[phrase.end] if phrase.end < len(self.doc) else None
+        nothing_follows = following is None or (
+            following.i not in self.by_token and (following.is_punct or following.pos_ in ("AUX", "VERB"))
+        )  # not "umbrella next to can", its noun read as a verb
+        return self.written(token) == "nearby" or (token.pos_ == "ADV" and nothing_follows)
+
+    def adverb_anchor(self, phrase: Phrase) -> tuple[str, str] | None:
+        """ "a lamp with lights above", "a napkin with a spoon resting atop": the object of the
+        "with" phrase, and the object it belongs to, whose place the adverb is relative to."""
+        owner = self.doc[phrase.start].head
+        if owner.dep_ == "acl" and owner.head.i != owner.i:  # "a spoon resting atop"
+            owner = owner.head
+        subject = self.resolve(owner) if owner.i != phrase.start else None
+        holder = self.holder_of(subject, owner.i) if subject is not None else None
+        return (subject, holder) if holder is not None else None

@@ -4,16 +4,19 @@ Pipeline: tokenise; merge the lexicon's multi-word nouns ("fire hydrant", "trash
 token so the tagger and parser see a noun; tag and parse; then
 
 - object mentions are nouns (not position words such as "left", nor "photo" in "a photo of");
-  "the X" refers back to the latest X; "it"/"its" to the latest other object; "which"/"that" to
-  the noun its clause hangs on;
+  "the X" refers back to the latest X; "it"/"its" to the latest other object ("Below it, ..."
+  opening a sentence: the previous main clause's subject); "which"/"that" to the noun its clause
+  hangs on;
 - relation phrases are found by longest match against the relation lexicon; the reference is the
   prepositional object of the phrase's last word (or of "between"/"among" and its conjunct), the
   subject is found by walking up from the phrase's first word (`attachment`): a noun it modifies
   (the noun its chain of phrases starts from), else the verb's subject (nsubj; through relative
   and participle clauses), its existential attribute ("there is a towel"), or the object of an
   imperative ("paint a river");
-- places ("on the left") relate the objects placed on opposite sides, or name a side of the
-  object before "with"; "on the sofa's right" relates to the possessor;
+- places ("on the left", "in the center of the image") relate the objects placed on opposite
+  sides, or name a side of the object before "with"; "on the sofa's right" relates to the possessor;
+- a relation word with no object ("the sky above is clear") places the object of a "with" phrase
+  against what the phrase belongs to ("a lamp with lights above"), else nothing;
 - phrases the five predicates cannot express are reported in `unsupported`.
 
 `extract(doc)` is the pure part: it works on any `Doc` with heads and dependency labels, so tests
@@ -39,15 +42,6 @@ class _Extractor(Attachment):
     """Relations between the mentions (`Mentions`), from the relation phrases of a parsed `Doc`."""
 
     # ---- relations ---------------------------------------------------------------------------
-    def phrase_objects(self, phrase: Phrase) -> list:
-        """The words the parse hangs on the phrase as its objects: those of its last word, else
-        those of another of its words ("next" in "next to")."""
-        objects = [c for c in self.doc[phrase.end - 1].children if c.dep_ in ("pobj", "dobj")]
-        if not objects:
-            objects = [c for t in self.doc[phrase.start : phrase.end] for c in t.children if c.dep_ == "pobj"]
-            objects = [o for o in objects if not (phrase.start <= o.i < phrase.end)]
-        return objects
-
     def reference_of(self, phrase: Phrase) -> tuple[list[str], int]:
         """The object(s) after the phrase, and the token index just after the (last) reference.
 
@@ -143,40 +137,21 @@ class _Extractor(Attachment):
     def places_nothing(self, phrase: Phrase) -> bool:
         """A relation word that relates nothing: a verb's particle ("a glass tipped over"), an
         adjective ("in the near distance"), a passive's agent ("rocks sorted by colour"), "over" as
-        a gaze or a way along a surface ("looking over a valley", "driving over a bridge"), an
-        adverb with no object ("a doll nearby"), "all over it" (covering), a viewpoint ("a tower
-        seen from below"), or the background as its object ("isolated over a white background")."""
+        a gaze, a way along a surface or a cover ("looking over a valley", "driving over a bridge",
+        "stretched over a frame"), "all over it" (covering), a viewpoint ("a tower seen from
+        below"), a comparison ("a contrast between the old and the new"), or the background as
+        its object ("isolated over a white background")."""
         token = self.doc[phrase.start]
         before = self.doc[phrase.start - 1].lower_ if phrase.start > 0 else ""
         objects = self.phrase_objects(phrase)
         agent = token.dep_ == "agent" and token.head.tag_ == "VBN"  # not "a cat laying by a banister"
         # "a giraffe looking over a fence", "a truck rolling over a field": a gaze, a way along a surface
         across = self.written(token).split()[0] == "over" and token.head.lemma_ in self.lexicon.over_nothing_verbs
-        adverb = self.written(token) == "nearby" and not objects  # "a doll nearby": an adverb by nature
         viewpoint = before == "from" and not objects
-        if token.dep_ in ("prt", "amod") or agent or across or adverb or viewpoint or before == "all":
+        compared = phrase.kind == "BETWEEN" and token.head.lemma_.lower() in self.lexicon.comparisons
+        if token.dep_ in ("prt", "amod") or agent or across or viewpoint or compared or before == "all":
             return True
         return bool(objects) and objects[0].lower_ in ("background", "foreground")
-
-    def held_instead(self, phrase: Phrase, subjects: list[str], references: list[str]) -> list[str]:
-        """ "a racoon holding an apple over its head", "a turtle with a bubble over its head": an
-        object is not placed against its own part, so the apple, the bubble, the object between the
-        owner and the phrase, is."""
-        reference = next((c for c in self.phrase_objects(phrase) if c.dep_ == "pobj"), None)
-        owned = reference is not None and any(
-            c.dep_ == "poss" and c.lower_ in self.lexicon.possessive_pronouns for c in reference.children
-        )
-        if not owned or len(subjects) != 1:
-            return subjects
-        owner = min((i for i, object_id in self.by_token.items() if object_id == subjects[0]), default=None)
-        if owner is None:  # a subject named only by a pronoun
-            return subjects
-        between = [
-            i
-            for i, object_id in self.by_token.items()
-            if owner < i < phrase.start and object_id not in (*subjects, *references)
-        ]
-        return [self.by_token[max(between)]] if between else subjects
 
     def frame_side(self, phrase: Phrase) -> str | None:
         """The side of the picture a phrase names when its object is the picture ("at the bottom
@@ -190,7 +165,17 @@ class _Extractor(Attachment):
         for phrase in self.phrases:
             if phrase.kind != "PLACE" and self.places_nothing(phrase):
                 continue
-            if phrase.kind in ("REL", "UNSUP") and (side := self.frame_side(phrase)) is not None:
+            if self.used_as_adverb(phrase):
+                # "nearby" after "with" tells where the holder is: "a doll with a hoody nearby"
+                nearby = self.written(self.doc[phrase.start]) == "nearby"
+                anchored = None if nearby else self.adverb_anchor(phrase)
+                if anchored is not None:
+                    self.add(anchored[0], phrase.value, anchored[1])
+                    continue
+                unfinished = all(t.is_punct for t in self.doc[phrase.end :])  # "a cat above": an error below
+                if nearby or not unfinished:
+                    continue  # relative to something unnamed: "the sky above is clear"
+            if phrase.kind in ("REL", "UNSUP", "BETWEEN") and (side := self.frame_side(phrase)) is not None:
                 phrase = Phrase("PLACE", side, phrase.start, phrase.end)
             if phrase.kind == "PLACE":
                 self.place(phrase, self.subjects_for(phrase, [], phrase.end))
@@ -214,6 +199,9 @@ class _Extractor(Attachment):
                 # crawls to its right"); "it" the latest other object ("a dog runs below it")
                 holder = self.holder_of(subjects[0], phrase.start) if possessive and subjects else None
                 target = holder or (self.topic if possessive and self.topic not in subjects else None)
+                sentence_start = self.doc[phrase.start].sent.start
+                if target is None and phrase.start == sentence_start > 0:  # "... . Below it, a ..."
+                    target = self.main_subject_before(sentence_start, set(subjects))
                 if target is None and self.doc[pronoun_at].lower_ in self.lexicon.plural_pronouns:
                     target = self.antecedent(pronoun_at, set(subjects), plural=True)
                 target = target or self.antecedent(pronoun_at, set(subjects))

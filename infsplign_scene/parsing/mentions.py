@@ -42,8 +42,10 @@ class Mentions:
             return False
         if token.dep_ == "compound" and not self.punctuated(token.i, token.head.i):  # not "post. bike"
             return False
+        if token.dep_ == "nmod" and self.modifies_next_noun(token):  # "neon" in "a neon green toothbrush"
+            return False
         following = self.doc[token.i + 1].lower_ if token.i + 1 < len(self.doc) else ""
-        if token.lower_ in self.lexicon.quantity_nouns and following == "of":
+        if self.is_quantity(token) and following == "of":
             return False
         if token.lower_ in self.lexicon.units and any(c.dep_ == "nummod" for c in token.children):
             return False  # a measure: "a parking meter with nine minutes remaining"
@@ -85,6 +87,21 @@ class Mentions:
             and token.dep_ in ("pobj", "dobj", "nsubj", "attr", "ROOT", "conj", "appos")
         )
 
+    def modifies_next_noun(self, token) -> bool:
+        """Whether only other modifiers of the same noun stand between the token and that noun."""
+        head = token.head
+        between = self.doc[token.i + 1 : head.i]
+        return (
+            token.i < head.i
+            and head.pos_ in NOUN_TAGS
+            and all(t.head.i == head.i and t.dep_ in ("amod", "compound", "nmod") for t in between)
+            and not any(t.i in self.phrase_tokens for t in between)
+        )
+
+    def is_quantity(self, token) -> bool:
+        """ "pair" in "a pair of shoes", "pairs" in "five pairs of shoes"."""
+        return token.lower_ in self.lexicon.quantity_nouns or token.lemma_.lower() in self.lexicon.quantity_nouns
+
     def noun_follows(self, token) -> bool:
         """Whether a noun follows in the token's phrase (before punctuation or a relation phrase):
         then a colour with an article is that noun's ("under a red and blue striped umbrella")."""
@@ -123,7 +140,7 @@ class Mentions:
         phrase = next((p for p in self.phrases if p.start == token.head.i), None)
         if token.dep_ != "pobj" or token.lower_ not in FRAME_WORDS or phrase is None:
             return None
-        if phrase.kind not in ("REL", "UNSUP"):
+        if phrase.kind not in ("REL", "UNSUP", "BETWEEN"):  # "in the center of this image"
             return None
         words = self.text[self.spans[phrase.start][0] : self.spans[phrase.end - 1][1]].lower().split()
         return side_in_words(words)  # None for "above the picture": a picture on a wall
@@ -203,15 +220,30 @@ class Mentions:
             if index < before and self.by_token[index] not in exclude
         ]
         for index, object_id in candidates:
-            if plural == (counts[object_id] > 1 or self.doc[index].tag_ in ("NNS", "NNPS")):
+            many = counts[object_id] > 1 or self.doc[index].tag_ in ("NNS", "NNPS") or self.is_quantity(self.doc[index])
+            if plural == many:  # a collective counts as many: "a couple ... above them"
                 return object_id
         return None if plural or not candidates else candidates[0][1]
+
+    def main_subject_before(self, index: int, exclude: set[str]) -> str | None:
+        """The latest subject of a main clause (of the root verb or one coordinated with it, or
+        what "there is" introduces) before token `index`: what "Below it, ..." at the start of the
+        next sentence is about ("A kite soars, its tail in the wind. Below it, ...": the kite)."""
+        for i in sorted(self.by_token, reverse=True):
+            token, verb = self.doc[i], self.doc[i].head
+            while verb.dep_ == "conj" and verb.head.i != verb.i:
+                verb = verb.head
+            existential = token.dep_ == "attr" and any(c.dep_ == "expl" for c in token.head.children)
+            subject = token.dep_ in SUBJECT_DEPS or existential
+            if i < index and subject and verb.dep_ == "ROOT" and self.by_token[i] not in exclude:
+                return self.by_token[i]
+        return None
 
     def resolve(self, token, exclude: set[str] = frozenset()) -> str | None:
         """The object a token stands for (a mention, a pronoun, a relative pronoun)."""
         if token.i in self.by_token:
             return self.by_token[token.i]
-        if token.lower_ in self.lexicon.quantity_nouns or self.written(token) in PICTURE_WORDS:
+        if self.is_quantity(token) or self.written(token) in PICTURE_WORDS:
             of = self.of_object(token)  # "a pair of scissors", "a close-up of two chameleons"
             return self.resolve(of, exclude) if of is not None else None
         if token.lower_ in self.lexicon.relative_pronouns:

@@ -63,7 +63,7 @@ PICTURE_WORDS = frozenset(
 
 # A relation phrase whose object is one of these names a side of the picture ("at the bottom of
 # this image"), not a relation to an object.
-FRAME_WORDS = frozenset(["image", "picture", "photo", "photograph", "frame"])
+FRAME_WORDS = frozenset(["image", "picture", "photo", "photograph", "frame", "composition", "scene"])
 
 
 def new_object_id(noun: str, taken: Iterable[str]) -> str:
@@ -115,9 +115,13 @@ def placement_relations(placed: list[tuple[str, str]]) -> list[tuple[str, str, s
     return triples
 
 
+_MIDDLE_WORDS = frozenset(["middle", "center", "centre"])
+
+
 def side_in_words(words: list[str]) -> str | None:
-    """The side of something that a phrase's words name ("at the bottom of": bottom), or None ("above")."""
-    return next((word for word in words if word in _SIDE_OF), None)
+    """The side of something that a phrase's words name ("at the bottom of": bottom; "in the
+    center of": middle), or None ("above")."""
+    return next((word if word in _SIDE_OF else "middle" for word in words if word in {*_SIDE_OF, *_MIDDLE_WORDS}), None)
 
 
 def side_relation(subject: str, side: str, holder: str) -> tuple[str, str, str] | None:

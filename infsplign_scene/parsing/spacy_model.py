@@ -117,7 +117,7 @@ def analyse_text(text: str, nlp) -> Analysed:
     for _, component in nlp.pipeline:
         doc = component(doc)
     _repair_nouns_read_as_modifiers(doc, lexicon)
-    _repair_verbs_read_as_nouns(doc)
+    _repair_verbs_read_as_nouns(doc, lexicon)
     return Analysed(doc, text, spans, phrases)
 
 
@@ -146,13 +146,31 @@ def _repair_nouns_read_as_modifiers(doc, lexicon: Lexicon) -> None:
         conjuncts[0].head, conjuncts[0].dep_ = noun, "amod"
 
 
-def _repair_verbs_read_as_nouns(doc) -> None:
+def _repair_verbs_read_as_nouns(doc, lexicon: Lexicon) -> None:
     """ "A helicopter flies over the canyon", "a sailboat drifts ...": the tagger may read the verb
     as a noun, and the parser still gives it the helicopter as its subject. A noun with a subject
-    is a verb."""
+    is a verb. So is a plural noun under "a" ("a red lighter rests atop a desk", "a battle rages"):
+    the word before it is the singular noun the article belongs to, and the verb's subject."""
     for token in doc:
         if token.pos_ == "NOUN" and any(c.dep_ in ("nsubj", "nsubjpass") for c in token.children):
             token.pos_, token.tag_ = "VERB", "VBZ"
+            continue
+        noun = doc[token.i - 1] if token.i > 0 else None
+        singular_article = any(c.dep_ == "det" and c.lower_ in ("a", "an") for c in token.children)
+        if (
+            token.tag_ != "NNS"
+            or not singular_article
+            or noun is None
+            or noun.head.i != token.i
+            or noun.dep_ not in ("amod", "compound")
+            or noun.pos_ not in ("NOUN", "PROPN", "ADJ")
+            or noun.lower_ in lexicon.quantity_nouns  # "a couple bananas"
+        ):
+            continue
+        for modifier in [c for c in token.children if c.i < noun.i]:
+            modifier.head = noun
+        noun.dep_, noun.pos_, noun.tag_ = "nsubj", "NOUN", "NN"
+        token.pos_, token.tag_ = "VERB", "VBZ"
 
 
 def phrases_of(doc) -> list[Phrase]:
