@@ -235,10 +235,24 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
         ("an array of kites above a house", [("kites", "above", "house")]),
         ("a canvas stretched over a wooden frame", []),
         ("a plant off to the side of a desk", [("plant", "near", "desk")]),
+        ("a trio of cats next to a sofa", [("cats", "near", "sofa")]),
+        ("a contrast between a black cat and a white dog", []),
+        # a collective is many; "it" opening a sentence is the previous main clause's subject
+        ("a couple walks on the beach with a kite high above them", [("kite", "above", "couple")]),
+        (
+            "A yellow kite soars in the sky, its long tail fluttering in the wind. Below it, a red balloon floats.",
+            [("red balloon", "below", "yellow kite")],
+        ),
+        (
+            "A backpack rests against a wall. Next to it, a neon green toothbrush stands upright.",
+            [("neon green toothbrush", "near", "backpack")],
+        ),
+        # the picture's centre is a place
+        ("In the center of the image there is a vase. On the left, a cat sleeps.", [("cat", "left_of", "vase")]),
     ],
 )
 @pytest.mark.parametrize("backend", ["spacy", "auto"])
-def test_adverbs_plural_verbs_and_quantities(nlp, text, expected, backend):
+def test_adverbs_plural_verbs_quantities_and_pronouns(nlp, text, expected, backend):
     assert relations(parse(text, backend=backend, nlp=nlp)) == expected
 
 

@@ -94,6 +94,8 @@ def _parse_auto(text: str, **options: Any) -> SceneGraph:
         controlled = parse_controlled(text)
     except ParseError:
         controlled = None
+    if controlled is not None and compares(controlled):
+        controlled = None  # "a contrast between a cat and a dog" places nothing: the dependency parse knows
     if controlled is not None and plain_names(controlled) and not stray_objects(controlled):
         return controlled  # nothing for a tagger to doubt: no need to load spaCy
     nlp = options.get("nlp") or load_nlp(required=False)
@@ -116,6 +118,12 @@ def _parse_auto(text: str, **options: Any) -> SceneGraph:
     if controlled is not None and not stray_objects(controlled) and controlled_language(controlled, analysed):
         return controlled
     return parse_dependency(text, nlp=nlp, analysed=analysed)
+
+
+def compares(graph: SceneGraph) -> bool:
+    """Whether an object is a comparison ("a contrast between ..."), which the grammar reads as a thing."""
+    comparisons = load_lexicon().comparisons
+    return any((obj.noun or "").lower() in comparisons for obj in graph.objects)
 
 
 def stray_objects(graph: SceneGraph) -> bool:

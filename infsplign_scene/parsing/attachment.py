@@ -154,7 +154,8 @@ class Attachment(Mentions):
         return None
 
     def holder_of(self, subject: str, near: int) -> str | None:
-        """ "X with Y on the left", "X with Y on its left": X, whose sides the phrase names."""
+        """ "X with Y on the left", "X with Y on its left", "X walks with Y ...": X, whose sides the
+        phrase names."""
         mentions = [i for i, object_id in self.by_token.items() if object_id == subject]
         if not mentions:
             return None
@@ -167,6 +168,9 @@ class Attachment(Mentions):
         preposition = token.head
         if preposition.lower_ != "with" or preposition.i == token.i:
             return None
+        if preposition.head.pos_ in ("VERB", "AUX"):  # "a couple walks with a kite above them": the couple
+            subject = self.verb_subject(preposition.head)
+            return self.resolve(subject) if subject is not None else None
         return self.resolve(preposition.head)
 
     def held_instead(self, phrase: Phrase, subjects: list[str], references: list[str]) -> list[str]:

@@ -88,9 +88,12 @@ class _Extractor(Attachment):
         if relation not in self.relations:
             self.relations.append(relation)
 
-    def subjects_for(self, phrase: Phrase, references: list[str], reference_end: int) -> list[str]:
-        """Inverted order first ("above the shelf hangs a clock", "and on its right a can"),
-        then the syntactic subject, then the nearest object before the phrase in its sentence."""
+    def subjects_for(
+        self, phrase: Phrase, references: list[str], reference_end: int, pronoun: bool = False
+    ) -> list[str]:
+        """Inverted order first ("above the shelf hangs a clock", "and on its right a can"), then
+        the object of a "with" phrase when the reference is a pronoun ("a chair with an umbrella on
+        top of it"), then the syntactic subject, then the nearest object before the phrase."""
         sentence = self.doc[phrase.start].sent
         opening = [t for t in self.doc[sentence.start : phrase.start] if not t.is_punct]
         after_conjunction = phrase.start > 0 and self.doc[phrase.start - 1].lower_ in ("and", ",")
@@ -98,7 +101,7 @@ class _Extractor(Attachment):
             following = self.mention_after(reference_end, sentence.end)
             if following is not None and following not in references:
                 return [following]
-        if phrase.kind in ("PREL", "PLACE"):  # "a chair with an umbrella on top of it"
+        if phrase.kind in ("PREL", "PLACE") or pronoun:
             nearest = self.mention_before(phrase.start, sentence.start, set(references))
             if nearest is not None and self.holder_of(nearest, phrase.start) is not None:
                 return [nearest]
@@ -192,7 +195,7 @@ class _Extractor(Attachment):
                 references, end = self.reference_of(phrase)
                 pronoun_at = -end if end < 0 else None
             if pronoun_at is not None:
-                subjects = self.subjects_for(phrase, [], phrase.end)
+                subjects = self.subjects_for(phrase, [], phrase.end, pronoun=True)
                 possessive = "its" in self.text[slice(*self.spans[phrase.start])].lower().split()
                 # "its" names the object before "with" ("a truck with a horse on its left"), else the
                 # topic (the latest relation's subject: "a frog sits below a mushroom, and a snail
