@@ -30,7 +30,7 @@ class Lexicon:
     verbs: frozenset[str]
     over_nothing_verbs: frozenset[
         str
-    ]  # lemmas after which "over" places nothing: a gaze, a way, a cover ("stretched over a frame")
+    ]  # lemmas after which "over" places nothing: a gaze, a way, a cover ("casting a shadow over")
     relative_pronouns: frozenset[str]
     pronouns: frozenset[str]
     possessive_pronouns: frozenset[str]

@@ -247,6 +247,14 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
             "A backpack rests against a wall. Next to it, a neon green toothbrush stands upright.",
             [("neon green toothbrush", "near", "backpack")],
         ),
+        # a fronted phrase's subject is the verb's, after it; a comma between adjectives; a cast shadow covers
+        ("Beside the car, gently swaying on the water, is a wooden boat.", [("wooden boat", "near", "car")]),
+        (
+            "Two butterflies gently balance atop a vibrant, orange tangerine in a garden.",
+            [("butterflies", "above", "tangerine")],
+        ),
+        ("a tree casting a shadow over a bench", []),
+        ("three bars of soap next to a sink", [("soap", "near", "sink")]),
         # the picture's centre is a place
         ("In the center of the image there is a vase. On the left, a cat sleeps.", [("cat", "left_of", "vase")]),
     ],

@@ -98,6 +98,10 @@ class _Extractor(Attachment):
         opening = [t for t in self.doc[sentence.start : phrase.start] if not t.is_punct]
         after_conjunction = phrase.start > 0 and self.doc[phrase.start - 1].lower_ in ("and", ",")
         if not opening or (phrase.kind in ("PREL", "PLACE") and after_conjunction):
+            verb = self.doc[phrase.start].head  # "Beside the car, swaying on the water, is a boat"
+            subject = self.verb_subject(verb) if verb.pos_ in ("VERB", "AUX") else None
+            if subject is not None and subject.i >= reference_end and self.resolve(subject) not in references:
+                return [self.resolve(subject)]
             following = self.mention_after(reference_end, sentence.end)
             if following is not None and following not in references:
                 return [following]

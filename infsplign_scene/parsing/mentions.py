@@ -83,6 +83,7 @@ class Mentions:
             has_article
             and not quoting
             and not (token.lower_ in self.lexicon.attribute_words and self.noun_follows(token))
+            and not self.adjectives_continue(token)
             and token.pos_ in ("ADJ", "VERB", "X")
             and token.dep_ in ("pobj", "dobj", "nsubj", "attr", "ROOT", "conj", "appos")
         )
@@ -111,6 +112,19 @@ class Mentions:
                 return False
             if t.pos_ in NOUN_TAGS:
                 return True
+        return False
+
+    def adjectives_continue(self, token) -> bool:
+        """Whether a comma and more modifiers lead from the token to its noun ("a vibrant, orange
+        tangerine"), not to another phrase ("a remote, a cup")."""
+        after = self.doc[token.i + 1 : token.i + 5]
+        if len(after) < 2 or after[0].text != ",":
+            return False
+        for t in after[1:]:
+            if t.pos_ in NOUN_TAGS:
+                return True
+            if t.pos_ in ("DET", "NUM", "PUNCT", "ADP", "CCONJ", "PRON") or t.i in self.phrase_tokens:
+                return False
         return False
 
     def in_quotes(self, token) -> bool:
