@@ -90,7 +90,8 @@ def test_public_free_form_dev_accuracy_floor():
     spec = importlib.util.spec_from_file_location("parser_eval", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    rows = {row["backend"]: row for row in module.evaluate(Path("."), ("auto", "spacy"), ("free-form public (dev)",))}
-    assert rows["auto"]["prompts"] == 524
-    assert rows["auto"]["accuracy"] >= 0.91, rows["auto"]["failures"]
-    assert rows["spacy"]["accuracy"] >= 0.91, rows["spacy"]["failures"]
+    # the default backend only: it runs the dependency parse on most of these prompts (the spaCy
+    # backend's own accuracy is in the benchmark's table)
+    (row,) = module.evaluate(Path("."), ("auto",), ("free-form public (dev)",))
+    assert row["prompts"] == 524
+    assert row["accuracy"] >= 0.91, row["failures"]

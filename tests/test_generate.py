@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from infsplign_scene import GuidanceConfig, InfsplignError, ScenePipeline
+from infsplign_scene.cli import main
 from infsplign_scene.lab.generate import generate, image_seed, manifest_rows
 
 ROWS = [
@@ -106,11 +107,11 @@ def command(model_folder, prompt_set, out, *extra):
 
 @pytest.fixture(scope="module")
 def whole_run(model_folder, tmp_path_factory):
-    """One uninterrupted run of the first two rows in one process: what resumed and sharded runs must equal."""
+    """One uninterrupted run of the first two rows, through the same command line in this process
+    (one thread, as the subprocesses): what resumed and sharded runs must equal."""
     folder = tmp_path_factory.mktemp("whole")
     prompt_set = write_set(folder / "set.jsonl", ROWS[:2])
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(command(model_folder, prompt_set, folder / "run"), check=True, env=environment, capture_output=True)
+    assert main(command(model_folder, prompt_set, folder / "run")[3:]) == 0
     return prompt_set, folder / "run"
 
 
