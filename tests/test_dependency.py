@@ -255,6 +255,10 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
         ),
         ("a tree casting a shadow over a bench", []),
         ("three bars of soap next to a sink", [("soap", "near", "sink")]),
+        # what "has" holds, as what "with" holds, is placed against the holder, named by "it" or "its"
+        ("A dog has a cat on its left.", [("cat", "left_of", "dog")]),
+        ("The desk has a lamp on top of it and a cat below it.", [("lamp", "above", "desk"), ("cat", "below", "desk")]),
+        ("A train on tracks with a horse next to it.", [("horse", "near", "train")]),
         # the picture's centre is a place
         ("In the center of the image there is a vase. On the left, a cat sleeps.", [("cat", "left_of", "vase")]),
     ],

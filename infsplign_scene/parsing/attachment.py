@@ -154,8 +154,8 @@ class Attachment(Mentions):
         return None
 
     def holder_of(self, subject: str, near: int) -> str | None:
-        """ "X with Y on the left", "X with Y on its left", "X walks with Y ...": X, whose sides the
-        phrase names."""
+        """ "X with Y on the left", "X with Y on its left", "X walks with Y ...", "X has Y on its
+        left": X, whose sides the phrase names."""
         mentions = [i for i, object_id in self.by_token.items() if object_id == subject]
         if not mentions:
             return None
@@ -166,6 +166,9 @@ class Attachment(Mentions):
             if any(c.lower_ == "with" and c.i < start for c in token.children):  # "X with Y ... and Z ...", Z hung on X
                 return self.resolve(token)
         preposition = token.head
+        if token.dep_ == "dobj" and preposition.lemma_ == "have":  # "a table has a lamp above it": the table
+            owner = self.verb_subject(preposition)
+            return self.resolve(owner) if owner is not None else None
         if preposition.lower_ != "with" or preposition.i == token.i:
             return None
         if preposition.head.pos_ in ("VERB", "AUX"):  # "a couple walks with a kite above them": the couple

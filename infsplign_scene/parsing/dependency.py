@@ -201,15 +201,19 @@ class _Extractor(Attachment):
             if pronoun_at is not None:
                 subjects = self.subjects_for(phrase, [], phrase.end, pronoun=True)
                 possessive = "its" in self.text[slice(*self.spans[phrase.start])].lower().split()
-                # "its" names the object before "with" ("a truck with a horse on its left"), else the
-                # topic (the latest relation's subject: "a frog sits below a mushroom, and a snail
-                # crawls to its right"); "it" the latest other object ("a dog runs below it")
-                holder = self.holder_of(subjects[0], phrase.start) if possessive and subjects else None
+                # the pronoun names the holder ("a truck with a horse on its left", "a table has a
+                # lamp above it"; "it" only a holder of its number), else "its" the topic (the latest
+                # relation's subject: "a frog sits below a mushroom, and a snail crawls to its
+                # right") and "it" the latest other object ("a dog runs below it")
+                holder = self.holder_of(subjects[0], phrase.start) if subjects else None
+                plural = self.doc[pronoun_at].lower_ in self.lexicon.plural_pronouns
+                if holder is not None and not possessive and self.is_plural(holder) != plural:
+                    holder = None  # "a train on tracks with a horse next to it": not the tracks
                 target = holder or (self.topic if possessive and self.topic not in subjects else None)
                 sentence_start = self.doc[phrase.start].sent.start
                 if target is None and phrase.start == sentence_start > 0:  # "... . Below it, a ..."
                     target = self.main_subject_before(sentence_start, set(subjects))
-                if target is None and self.doc[pronoun_at].lower_ in self.lexicon.plural_pronouns:
+                if target is None and plural:
                     target = self.antecedent(pronoun_at, set(subjects), plural=True)
                 target = target or self.antecedent(pronoun_at, set(subjects))
                 references = [target] if target else []

@@ -218,7 +218,6 @@ class Mentions:
         """The latest object before token `before` that agrees in number with the pronoun ("a train
         on tracks with a horse next to it": the train); the latest of any number when none does. A
         personal pronoun ("her", "him") takes the latest object that was a sentence's subject."""
-        counts = {o.id: o.count for o in self.objects}
         pronoun = self.doc[before] if before < len(self.doc) else None
         if pronoun is not None and pronoun.lower_ in self.lexicon.personal_pronouns and pronoun.dep_ != "poss":
             subjects = [
@@ -234,8 +233,7 @@ class Mentions:
             if index < before and self.by_token[index] not in exclude
         ]
         for index, object_id in candidates:
-            many = counts[object_id] > 1 or self.doc[index].tag_ in ("NNS", "NNPS") or self.is_quantity(self.doc[index])
-            if plural == many:  # a collective counts as many: "a couple ... above them"
+            if plural == self.is_plural(object_id, index):
                 return object_id
         return None if plural or not candidates else candidates[0][1]
 
@@ -252,6 +250,15 @@ class Mentions:
             if i < index and subject and verb.dep_ == "ROOT" and self.by_token[i] not in exclude:
                 return self.by_token[i]
         return None
+
+    def is_plural(self, object_id: str, index: int | None = None) -> bool:
+        """Whether an object (as mentioned at token `index`, else first) is many: counted, a plural
+        noun or a collective ("a couple ... above them")."""
+        if index is None:
+            index = min((i for i, mentioned in self.by_token.items() if mentioned == object_id), default=None)
+        count = next(o.count for o in self.objects if o.id == object_id)
+        token = self.doc[index] if index is not None else None
+        return count > 1 or (token is not None and (token.tag_ in ("NNS", "NNPS") or self.is_quantity(token)))
 
     def resolve(self, token, exclude: set[str] = frozenset()) -> str | None:
         """The object a token stands for (a mention, a pronoun, a relative pronoun)."""
