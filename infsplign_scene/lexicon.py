@@ -26,6 +26,7 @@ class Lexicon:
     comparisons: frozenset[str]  # nouns whose "between" compares: "a contrast between the old and the new"
     symmetric: frozenset[str]
     unsupported: frozenset[str]
+    negations: frozenset[str]  # before a relation phrase: "not left of", reported as unsupported
     lead_ins: frozenset[str]
     verbs: frozenset[str]
     over_nothing_verbs: frozenset[
@@ -76,6 +77,7 @@ def load_lexicon() -> Lexicon:
         comparisons=frozenset(data["comparisons"]),
         symmetric=frozenset(data["symmetric_suffixes"]),
         unsupported=frozenset(data["unsupported"]),
+        negations=frozenset(data["negations"]),
         lead_ins=frozenset(data["lead_ins"]),
         verbs=frozenset(data["verbs"]),
         over_nothing_verbs=frozenset(data["over_nothing_verbs"]),

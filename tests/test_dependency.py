@@ -339,3 +339,24 @@ def test_freeform_set_accuracy(nlp):
     (row,) = module.evaluate(Path("."), ("spacy",), ("free-form (ours)",))
     assert row["prompts"] >= 60
     assert row["accuracy"] >= 0.95, row["failures"]
+
+
+@pytest.mark.parametrize("backend", ["rules", "spacy", "auto"])
+def test_a_negated_relation_is_reported_not_placed(nlp, backend):
+    # no predicate says where a thing is not: a warning naming the phrase, an error when strict
+    with pytest.warns(UserWarning, match="'not left of' at character 6"):
+        graph = parse("a cat not left of a dog", backend=backend, nlp=nlp)
+    assert graph.relations == [] and [(u.phrase, u.subject, u.object) for u in graph.unsupported] == [
+        ("not left of", "cat", "dog")
+    ]
+    with pytest.raises(ParseError, match="not left of"):
+        parse("a cat not left of a dog", backend=backend, strict=True, nlp=nlp)
+
+
+def test_a_negated_verb_is_reported_by_the_dependency_parse_and_refused_by_the_grammar(nlp):
+    for backend in ("spacy", "auto"):
+        with pytest.warns(UserWarning, match="not sit left of"):
+            graph = parse("A cat does not sit left of the dog.", backend=backend, nlp=nlp)
+        assert graph.relations == []
+    with pytest.raises(ParseError, match="unexpected 'not'"):
+        parse("A cat does not sit left of the dog.", backend="rules")

@@ -160,6 +160,15 @@ class _Extractor(Attachment):
             return True
         return bool(objects) and objects[0].lower_ in ("background", "foreground")
 
+    def negated(self, phrase: Phrase) -> Phrase:
+        """ "A cat does not sit left of a dog": the phrase from the negation on, as unsupported (no
+        predicate says where a thing is not); "not left of" itself is one phrase of the lexer."""
+        verb = self.doc[phrase.start].head
+        negation = next((c for c in verb.children if c.dep_ == "neg" and c.i < phrase.start), None)
+        if phrase.kind == "UNSUP" or negation is None:
+            return phrase
+        return Phrase("UNSUP", phrase.value, negation.i, phrase.end)
+
     def frame_side(self, phrase: Phrase) -> str | None:
         """The side of the picture a phrase names when its object is the picture ("at the bottom
         of this image")."""
@@ -182,6 +191,7 @@ class _Extractor(Attachment):
                 unfinished = all(t.is_punct for t in self.doc[phrase.end :])  # "a cat above": an error below
                 if nearby or not unfinished:
                     continue  # relative to something unnamed: "the sky above is clear"
+            phrase = self.negated(phrase)
             if phrase.kind in ("REL", "UNSUP", "BETWEEN") and (side := self.frame_side(phrase)) is not None:
                 phrase = Phrase("PLACE", side, phrase.start, phrase.end)
             if phrase.kind == "PLACE":

@@ -42,12 +42,15 @@ class _PhraseIndex:
         entries += [("BETWEEN", p, p) for p in lexicon.between]
         entries += [("PLACE", p, side) for p, side in lexicon.placements.items()]
         entries += [("UNSUP", p, p) for p in lexicon.unsupported]
+        placing = [phrase for kind, phrase, _ in entries if kind in ("SYMM", "PREL", "REL", "BETWEEN", "PLACE")]
+        entries += [("UNSUP", f"{n} {p}", f"{n} {p}") for n in lexicon.negations for p in placing]  # "not left of"
         entries += [("LEAD", p, None) for p in lexicon.lead_ins]
         entries += [("VERB", p, None) for p in lexicon.verbs]
         entries += [("WHICH", p, None) for p in lexicon.relative_pronouns]
         entries += [("PRON", p, None) for p in lexicon.pronouns]
         entries += [("DET", p, 1) for p in lexicon.articles]
         entries += [("DET", p, n) for p, n in lexicon.counts.items()]
+        self.negations = lexicon.negations
         self.by_first: dict[str, list[tuple[tuple[str, ...], str, str | int | None]]] = {}
         for kind, phrase, value in entries:
             words = tuple(phrase.split())
@@ -146,6 +149,8 @@ def lex(text: str) -> list[PhraseToken]:
                 chosen = (1, "AND", None)
             elif word in _SEPARATOR_WORDS:
                 chosen = (1, "SEP", None)
+            elif word in index.negations:
+                chosen = (1, "NEG", None)  # no name holds it: "a cat does not sit left of a dog" is an error
             else:
                 chosen = (1, "WORD", None)
         n, kind, value = chosen
