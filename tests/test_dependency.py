@@ -360,3 +360,16 @@ def test_a_negated_verb_is_reported_by_the_dependency_parse_and_refused_by_the_g
         assert graph.relations == []
     with pytest.raises(ParseError, match="unexpected 'not'"):
         parse("A cat does not sit left of the dog.", backend="rules")
+
+
+@pytest.mark.parametrize("backend", ["rules", "spacy", "auto"])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a frog below a mushroom and a snail to its right", ("snail", "right_of", "frog")),
+        ("A red ball sits on the floor; to its right, there is a blue box.", ("blue box", "right_of", "red ball")),
+    ],
+)
+def test_every_backend_reads_its_as_the_topic(nlp, backend, text, expected):
+    # with no "with" holder, "its" names the subject of the latest relation, not the latest noun
+    assert relations(parse(text, backend=backend, nlp=nlp))[-1] == expected

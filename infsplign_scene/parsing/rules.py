@@ -85,6 +85,7 @@ class _GraphBuilder:
     sentence_objects: set[str] = field(default_factory=set)
     placed: list[tuple[str, str]] = field(default_factory=list)  # (object, side of the picture)
     holder: str | None = None  # "X with ...": X, whose sides a placement in this sentence names
+    topic: str | None = None  # the subject of the latest relation: what "its" names when no holder does
 
     # ---- objects -----------------------------------------------------------------------------
     def np(self, tree: Tree, exclude: list[str]) -> str:
@@ -214,7 +215,12 @@ class _GraphBuilder:
         if relation.data == "pronoun_rel":  # "its" after "X with": X ("a desk with a mug to its right")
             if self.holder is not None and self.holder not in exclude:
                 return [self.holder]
-            return [self._antecedent(exclude, relation.children[0].value)]
+            token: PhraseToken = relation.children[0].value
+            # else the topic, as the dependency backend reads it: "a frog sits below a mushroom, and
+            # a snail crawls to its right" (the frog); "to the right of it" the latest object
+            if "its" in token.text.lower().split() and self.topic is not None and self.topic not in exclude:
+                return [self.topic]
+            return [self._antecedent(exclude, token)]
         if relation.data == "between":
             return [self.np(relation.children[1], exclude), self.np(relation.children[3], exclude)]
         return []
@@ -225,6 +231,7 @@ class _GraphBuilder:
 
     def apply(self, relation: Tree, targets: list[str], subjects: list[str]) -> None:
         token: PhraseToken = relation.children[0].value
+        self.topic = subjects[-1] if subjects else self.topic
         if relation.data == "unsupported":
             for subject in subjects:
                 self.unsupported.append(
