@@ -373,3 +373,13 @@ def test_a_negated_verb_is_reported_by_the_dependency_parse_and_refused_by_the_g
 def test_every_backend_reads_its_as_the_topic(nlp, backend, text, expected):
     # with no "with" holder, "its" names the subject of the latest relation, not the latest noun
     assert relations(parse(text, backend=backend, nlp=nlp))[-1] == expected
+
+
+def test_a_participle_is_left_to_the_tagger(nlp):
+    # the grammar alone would read "flanked" as an object, "by" as near
+    graph = parse("A vase stands in the middle, flanked by a cat on the left and a dog on the right.", nlp=nlp)
+    assert [o.id for o in graph.objects] == ["vase", "cat", "dog"]
+    assert [(r.subject, r.predicate, r.object) for r in graph.relations][:2] == [
+        ("cat", "left_of", "vase"),
+        ("vase", "left_of", "dog"),
+    ]
