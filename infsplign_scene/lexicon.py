@@ -25,6 +25,7 @@ class Lexicon:
     among: frozenset[str]  # between-phrases that mean "near both"
     comparisons: frozenset[str]  # nouns whose "between" compares: "a contrast between the old and the new"
     symmetric: frozenset[str]
+    orders: dict[str, str]  # "from left to right" -> left_of: the objects before it, in the order named
     unsupported: frozenset[str]
     negations: frozenset[str]  # before a relation phrase: "not left of", reported as unsupported
     lead_ins: frozenset[str]
@@ -76,6 +77,7 @@ def load_lexicon() -> Lexicon:
         among=frozenset(data["among"]),
         comparisons=frozenset(data["comparisons"]),
         symmetric=frozenset(data["symmetric_suffixes"]),
+        orders=invert(data["orders"]),
         unsupported=frozenset(data["unsupported"]),
         negations=frozenset(data["negations"]),
         lead_ins=frozenset(data["lead_ins"]),

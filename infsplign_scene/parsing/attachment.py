@@ -111,11 +111,11 @@ class Attachment(Mentions):
         return token
 
     def with_conjuncts(self, token, resolved: str, before: int) -> list[str]:
-        """The subject and its conjuncts ("a cat and a dog left of ..."), except those that an
-        earlier phrase already describes ("a horse on its left and two dogs on its right")."""
-        tokens = sorted(
-            [token, *(c for c in token.conjuncts if c.i < before and c.i in self.by_token)], key=lambda t: t.i
-        )
+        """The subject and its conjuncts ("a cat and a dog left of ...", "a cat, a dog and a bird
+        ..." read as an apposition), except those that an earlier phrase already describes ("a
+        horse on its left and two dogs on its right")."""
+        listed = [c for c in self.list_members(token) if c.i < before and c.i in self.by_token]
+        tokens = sorted({token, *listed}, key=lambda t: t.i)
         earlier_phrase = max((p.start for p in self.phrases if tokens[0].i < p.start < tokens[-1].i), default=-1)
         kept = [t for t in tokens if t.i > earlier_phrase] or [token]
         subjects: list[str] = []
@@ -124,6 +124,23 @@ class Attachment(Mentions):
             if object_id not in subjects:
                 subjects.append(object_id)
         return subjects
+
+    @staticmethod
+    def list_members(token) -> list:
+        """The tokens coordinated with this one, also across the apposition that a parser makes of
+        a list's first comma ("a cat, a dog and a bird"), but not another name for the same thing
+        ("my dog, a poodle")."""
+
+        def is_list(apposition) -> bool:
+            return apposition.dep_ == "appos" and any(c.dep_ == "conj" for c in apposition.children)
+
+        top = token
+        while (top.dep_ == "conj" or is_list(top)) and top.head.i != top.i:
+            top = top.head
+        members = [top, *top.conjuncts]
+        for apposition in (c for c in top.children if is_list(c)):
+            members += [apposition, *apposition.conjuncts]
+        return [m for m in members if m.i != token.i]
 
     def coordinated(self, first, sentence_end: int) -> list[str]:
         """The references coordinated with the first ("next to a hat, a book and a blanket"), except

@@ -33,7 +33,7 @@ from ..errors import ParseError
 from ..lexicon import Lexicon, load_lexicon
 from ..scene import MAX_RELATIONS, Relation, SceneGraph, UnsupportedRelation
 from .attachment import Attachment
-from .shared import between_relations, placement_relations, side_relation
+from .shared import between_relations, group_relations, placement_relations, side_relation
 from .spacy_model import Analysed, Phrase, analyse_text, load_nlp, phrases_of
 
 
@@ -197,11 +197,9 @@ class _Extractor(Attachment):
             if phrase.kind == "PLACE":
                 self.place(phrase, self.subjects_for(phrase, [], phrase.end))
                 continue
-            if phrase.kind == "SYMM":  # "a cat and a dog next to each other"
-                subjects = self.subject_of(phrase)
-                for i, first in enumerate(subjects):
-                    for second in subjects[i + 1 :]:
-                        self.add(first, "near", second)
+            if phrase.kind == "SYMM":  # "a cat and a dog next to each other", "... from left to right"
+                for triple in group_relations(phrase.value, self.subject_of(phrase)):
+                    self.add(*triple)
                 continue
             if phrase.kind == "PREL":  # "to its left": the phrase carries its own pronoun
                 references, pronoun_at = [], phrase.start

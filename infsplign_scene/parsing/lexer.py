@@ -37,6 +37,7 @@ class _PhraseIndex:
     def __init__(self, lexicon: Lexicon) -> None:
         entries: list[tuple[str, str, str | int | None]] = []
         entries += [("SYMM", p, "near") for p in lexicon.symmetric]
+        entries += [("SYMM", p, predicate) for p, predicate in lexicon.orders.items()]
         entries += [("PREL", p, pred) for p, pred in lexicon.pronoun_relations.items()]
         entries += [("REL", p, pred) for p, pred in lexicon.relations.items()]
         entries += [("BETWEEN", p, p) for p in lexicon.between]

@@ -32,6 +32,7 @@ from .shared import (
     POSITION_WORDS,
     between_relations,
     definite_referent,
+    group_relations,
     new_object_id,
     placement_relations,
     side_relation,
@@ -256,9 +257,8 @@ class _GraphBuilder:
         elif relation.data == "symmetric":
             if len(subjects) < 2:
                 raise ParseError(f"{token.text!r} needs two objects before it", self.text, token.start)
-            for i, first in enumerate(subjects):
-                for second in subjects[i + 1 :]:
-                    self.add(first, "near", second, token.start)
+            for triple in group_relations(str(token.value), subjects):
+                self.add(*triple, token.start)
 
 
 def _singular(noun: str, lexicon: Lexicon) -> str:

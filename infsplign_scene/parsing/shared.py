@@ -95,6 +95,14 @@ def between_relations(
     return [(first, "left_of", subject), (subject, "left_of", second)]
 
 
+def group_relations(predicate: str, subjects: list[str]) -> list[tuple[str, str, str]]:
+    """What a phrase after several objects states: "next to each other" (near) relates each two;
+    an order ("from left to right": left_of) each to the next, in the order named."""
+    if predicate == "near":
+        return [(first, "near", second) for i, first in enumerate(subjects) for second in subjects[i + 1 :]]
+    return [(first, predicate, second) for first, second in zip(subjects, subjects[1:], strict=False)]
+
+
 _SIDE_ORDER = {"left": 0, "top": 0, "middle": 1, "right": 2, "bottom": 2}
 _SIDE_AXIS = {"left": "x", "right": "x", "top": "y", "bottom": "y", "middle": None}
 _SIDE_OF = {"left": "left_of", "right": "right_of", "top": "above", "bottom": "below"}
