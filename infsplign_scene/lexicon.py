@@ -20,7 +20,7 @@ def grammar_dir() -> Path:
 class Lexicon:
     relations: dict[str, str]  # phrase -> predicate
     pronoun_relations: dict[str, str]  # phrase such as "to its left" -> predicate
-    placements: dict[str, str]  # phrase such as "on the left" -> side: left, right, top, bottom, middle
+    placements: dict[str, str]  # "on the left" -> left, right, top, bottom, middle; "at the top left" -> top left
     between: frozenset[str]
     among: frozenset[str]  # between-phrases that mean "near both"
     comparisons: frozenset[str]  # nouns whose "between" compares: "a contrast between the old and the new"
@@ -69,10 +69,20 @@ def load_lexicon() -> Lexicon:
     def invert(table: dict[str, list[str]]) -> dict[str, str]:
         return {phrase: predicate for predicate, phrases in table.items() for phrase in phrases}
 
+    def corners(table: dict[str, list[str]]) -> dict[str, str]:
+        """ "in the upper left corner", "at the bottom-right" -> "top left", "bottom right"."""
+        found = {}
+        for vertical in ("top", "bottom"):
+            for word, side in ((w, s) for w in table[vertical] for s in ("left", "right")):
+                for joined in (f"{word} {side}", f"{word}-{side}", f"{word} - {side}"):  # spaCy splits "-"
+                    for preposition, ending in ((p, e) for p in table["prepositions"] for e in table["endings"]):
+                        found[f"{preposition} {joined} {ending}".strip()] = f"{vertical} {side}"
+        return found
+
     return Lexicon(
         relations=invert(data["relations"]),
         pronoun_relations=invert(data["pronoun_relations"]),
-        placements=invert(data["placements"]),
+        placements=invert(data["placements"]) | corners(data["corners"]),
         between=frozenset(data["between"]),
         among=frozenset(data["among"]),
         comparisons=frozenset(data["comparisons"]),

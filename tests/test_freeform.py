@@ -72,6 +72,26 @@ def test_free_text_attachment(text, expected):
     assert relations(text, "spacy") == expected
 
 
+def test_corners_place_on_both_axes():
+    placed = [("a", "top left"), ("b", "bottom right"), ("c", "middle"), ("d", "top")]
+    assert placement_relations(placed) == [
+        ("a", "left_of", "b"),
+        ("a", "above", "b"),
+        ("a", "left_of", "c"),
+        ("a", "above", "c"),
+        ("c", "left_of", "b"),
+        ("c", "above", "b"),
+        ("d", "above", "b"),
+        ("d", "above", "c"),
+    ]  # a and d share the top: nothing between them
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_corner_phrases(backend):
+    text = "a cat at the top-left and a dog in the lower right corner"
+    assert relations(text, backend) == {("cat", "left_of", "dog"), ("cat", "above", "dog")}
+
+
 def test_placements_relate_opposite_sides_only():
     placed = [("a", "left"), ("b", "right"), ("c", "top"), ("d", "middle"), ("e", "left")]
     assert placement_relations(placed) == [

@@ -33,7 +33,7 @@ from ..errors import ParseError
 from ..lexicon import Lexicon, load_lexicon
 from ..scene import MAX_RELATIONS, Relation, SceneGraph, UnsupportedRelation
 from .attachment import Attachment
-from .shared import between_relations, group_relations, placement_relations, side_relation
+from .shared import between_relations, group_relations, placement_relations, side_relations
 from .spacy_model import Analysed, Phrase, analyse_text, load_nlp, phrases_of
 
 
@@ -121,8 +121,9 @@ class _Extractor(Attachment):
             holder = self.holder_of(subject, phrase.start)
             if holder is None:
                 self.placed.append((subject, phrase.value))
-            elif (triple := side_relation(subject, phrase.value, holder)) is not None:
-                self.add(*triple)
+            else:
+                for triple in side_relations(subject, phrase.value, holder):
+                    self.add(*triple)
             self.latest_subject = subject
 
     def possessive_sides(self) -> None:

@@ -35,7 +35,7 @@ from .shared import (
     group_relations,
     new_object_id,
     placement_relations,
-    side_relation,
+    side_relations,
 )
 
 _TERMINAL_NAMES = {
@@ -252,8 +252,9 @@ class _GraphBuilder:
             for subject in subjects:
                 if self.holder is None:
                     self.placed.append((subject, str(token.value)))
-                elif (triple := side_relation(subject, str(token.value), self.holder)) is not None:
-                    self.add(*triple, token.start)
+                else:
+                    for triple in side_relations(subject, str(token.value), self.holder):
+                        self.add(*triple, token.start)
         elif relation.data == "symmetric":
             if len(subjects) < 2:
                 raise ParseError(f"{token.text!r} needs two objects before it", self.text, token.start)

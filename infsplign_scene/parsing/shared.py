@@ -103,23 +103,32 @@ def group_relations(predicate: str, subjects: list[str]) -> list[tuple[str, str,
     return [(first, predicate, second) for first, second in zip(subjects, subjects[1:], strict=False)]
 
 
-_SIDE_ORDER = {"left": 0, "top": 0, "middle": 1, "right": 2, "bottom": 2}
-_SIDE_AXIS = {"left": "x", "right": "x", "top": "y", "bottom": "y", "middle": None}
+# A place in the picture as its position on each axis it names: 0 left/top, 1 middle, 2 right/bottom.
+_POSITIONS = {"left": {"x": 0}, "right": {"x": 2}, "top": {"y": 0}, "bottom": {"y": 2}, "middle": {"x": 1, "y": 1}}
 _SIDE_OF = {"left": "left_of", "right": "right_of", "top": "above", "bottom": "below"}
 
 
+def positions(place: str) -> dict[str, int]:
+    """ "top left" -> {"y": 0, "x": 0}: a side, the middle, or a corner (two sides)."""
+    return {axis: at for side in place.split() for axis, at in _POSITIONS[side].items()}
+
+
 def placement_relations(placed: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
-    """What places in the picture state ("a fox on the left and a goose on the right"): each two
-    objects placed at different places of one axis are related along it (the middle lies between
-    the sides of either axis); left against top states nothing."""
+    """What places in the picture state ("a fox on the left and a goose on the right", "a cat at
+    the top left and a dog at the bottom right"): two objects placed at different positions of an
+    axis are related along it (the middle lies between the sides of either axis); left against
+    top states nothing."""
     triples = []
-    for i, (first, first_side) in enumerate(placed):
-        for second, second_side in placed[i + 1 :]:
-            axes = {_SIDE_AXIS[first_side], _SIDE_AXIS[second_side]} - {None}
-            if first == second or first_side == second_side or len(axes) != 1:
+    for i, (first, first_place) in enumerate(placed):
+        for second, second_place in placed[i + 1 :]:
+            first_at, second_at = positions(first_place), positions(second_place)
+            shared = [axis for axis in ("x", "y") if axis in first_at and axis in second_at]
+            if first == second:
                 continue
-            before, after = (first, second) if _SIDE_ORDER[first_side] < _SIDE_ORDER[second_side] else (second, first)
-            triples.append((before, "left_of" if axes == {"x"} else "above", after))
+            for axis in shared:
+                if first_at[axis] != second_at[axis]:
+                    before, after = (first, second) if first_at[axis] < second_at[axis] else (second, first)
+                    triples.append((before, "left_of" if axis == "x" else "above", after))
     return triples
 
 
@@ -132,7 +141,9 @@ def side_in_words(words: list[str]) -> str | None:
     return next((word if word in _SIDE_OF else "middle" for word in words if word in {*_SIDE_OF, *_MIDDLE_WORDS}), None)
 
 
-def side_relation(subject: str, side: str, holder: str) -> tuple[str, str, str] | None:
-    """ "<holder> with <subject> on the <side>": the side is the holder's; the middle states nothing."""
-    predicate = _SIDE_OF.get(side)
-    return None if predicate is None or subject == holder else (subject, predicate, holder)
+def side_relations(subject: str, place: str, holder: str) -> list[tuple[str, str, str]]:
+    """ "<holder> with <subject> on the <side>" (or "at the top left"): the sides are the holder's;
+    the middle states nothing."""
+    if subject == holder:
+        return []
+    return [(subject, _SIDE_OF[side], holder) for side in place.split() if side in _SIDE_OF]
