@@ -406,3 +406,19 @@ def test_the_grammar_reads_orders_too():
     ]
     with pytest.raises(ParseError, match="'from left to right' needs two objects before it"):
         parse("a cat from left to right", backend="rules")
+
+
+@pytest.mark.parametrize("backend", ["spacy", "auto"])
+def test_them_names_two_objects_when_none_is_many(nlp, backend):
+    graph = parse("an astronaut riding a horse, the moon above them", backend=backend, nlp=nlp)
+    assert relations(graph) == [("moon", "above", "astronaut"), ("moon", "above", "horse")]
+    graph = parse("The dog is to the right of the cat, and the lamp is above both of them.", backend=backend, nlp=nlp)
+    assert relations(graph)[1:] == [("lamp", "above", "dog"), ("lamp", "above", "cat")]
+
+
+@pytest.mark.parametrize("backend", ["rules", "spacy", "auto"])
+def test_a_pronoun_agrees_in_number_on_every_backend(nlp, backend):
+    graph = parse("two cats on a sofa with a lamp above them", backend=backend, nlp=nlp)
+    assert relations(graph) == [("lamp", "above", "cats")]
+    graph = parse("a train on tracks with a horse next to it", backend=backend, nlp=nlp)
+    assert relations(graph) == [("horse", "near", "train")]

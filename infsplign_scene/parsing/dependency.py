@@ -51,7 +51,9 @@ class _Extractor(Attachment):
             return [self.owners[phrase.start]], phrase.end
         objects = self.phrase_objects(phrase)
         sentence_end = self.doc[phrase.start].sent.end
-        if objects and objects[0].lower_ in self.pronouns:
+        if objects and objects[0].lower_ == "both":  # "above both of them": them
+            objects = [c for of in objects[0].children if of.lower_ == "of" for c in of.children] or objects
+        if objects and (objects[0].lower_ in self.pronouns or objects[0].lower_ == "both"):
             return [], -objects[0].i
         if objects and self.resolve(objects[0]) is not None:
             first = objects[0]
@@ -215,7 +217,7 @@ class _Extractor(Attachment):
                 # relation's subject: "a frog sits below a mushroom, and a snail crawls to its
                 # right") and "it" the latest other object ("a dog runs below it")
                 holder = self.holder_of(subjects[0], phrase.start) if subjects else None
-                plural = self.doc[pronoun_at].lower_ in self.lexicon.plural_pronouns
+                plural = self.doc[pronoun_at].lower_ in {*self.lexicon.plural_pronouns, "both"}
                 if holder is not None and not possessive and self.is_plural(holder) != plural:
                     holder = None  # "a train on tracks with a horse next to it": not the tracks
                 target = holder or (self.topic if possessive and self.topic not in subjects else None)
@@ -224,8 +226,11 @@ class _Extractor(Attachment):
                     target = self.main_subject_before(sentence_start, set(subjects))
                 if target is None and plural:
                     target = self.antecedent(pronoun_at, set(subjects), plural=True)
-                target = target or self.antecedent(pronoun_at, set(subjects))
-                references = [target] if target else []
+                if target is None and plural:  # "an astronaut riding a horse, the moon above them"
+                    references = self.latest_objects(pronoun_at, set(subjects), count=2)
+                else:
+                    target = target or self.antecedent(pronoun_at, set(subjects))
+                    references = [target] if target else []
             else:
                 subjects = self.held_instead(phrase, self.subjects_for(phrase, references, end), references)
             start, end = self.spans[phrase.start][0], self.spans[phrase.end - 1][1]

@@ -251,6 +251,18 @@ class Mentions:
                 return self.by_token[i]
         return None
 
+    def latest_objects(self, before: int, exclude: set[str], count: int) -> list[str]:
+        """The `count` latest objects mentioned before token `before`, in the order named: what
+        "them" names when no one object is many."""
+        found: list[str] = []
+        for index in sorted(self.by_token, reverse=True):
+            object_id = self.by_token[index]
+            if index < before and object_id not in exclude and object_id not in found:
+                found.append(object_id)
+            if len(found) == count:
+                break
+        return found[::-1] if len(found) == count else []
+
     def is_plural(self, object_id: str, index: int | None = None) -> bool:
         """Whether an object (as mentioned at token `index`, else first) is many: counted, a plural
         noun or a collective ("a couple ... above them")."""

@@ -139,10 +139,19 @@ class _GraphBuilder:
         return None
 
     def _antecedent(self, exclude: list[str], token: PhraseToken) -> str:
-        for mention in reversed(self.mentions):
-            if mention.object_id not in exclude:
-                return mention.object_id
-        raise ParseError(f"{token.text!r} refers to nothing mentioned before it", self.text, token.start)
+        """The latest object mentioned that agrees in number with the pronoun ("two cats on a sofa
+        with a lamp above them": the cats), else the latest."""
+        candidates = [m.object_id for m in reversed(self.mentions) if m.object_id not in exclude]
+        if not candidates:
+            raise ParseError(f"{token.text!r} refers to nothing mentioned before it", self.text, token.start)
+        plural = any(word in self.lexicon.plural_pronouns for word in token.text.lower().split())
+        by_id = {o.id: o for o in self.objects}
+        agreeing = [c for c in candidates if self._is_plural(by_id[c]) == plural]
+        return (agreeing or candidates)[0]
+
+    @staticmethod
+    def _is_plural(obj: SceneObject) -> bool:
+        return obj.count > 1 or obj.name.lower().split()[-1] != (obj.noun or "").split()[-1]
 
     def _new_id(self, noun: str) -> str:
         return new_object_id(noun, (o.id for o in self.objects))
@@ -177,9 +186,14 @@ class _GraphBuilder:
 
     @staticmethod
     def _about_holder(predicates: Tree) -> bool:
-        """Whether "X with Y <predicates>" states X's relation: an object relation directly after Y."""
+        """Whether "X with Y <predicates>" states X's relation: an object relation directly after Y
+        whose object is no pronoun ("a sofa with a lamp above it" places the lamp)."""
         first = next((r for r in predicates.children if isinstance(r, Tree)), None)
-        return first is not None and predicates.children[0] is first and first.data in ("rel", "between")
+        if first is None or predicates.children[0] is not first or first.data not in ("rel", "between"):
+            return False
+        target = first.children[1]
+        np = target.children[0] if first.data == "rel" else target
+        return not (isinstance(np, Tree) and np.children[0].value.kind == "PRON")
 
     def subjects(self, tree: Tree) -> list[str]:
         ids = []
