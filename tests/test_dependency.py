@@ -422,3 +422,13 @@ def test_a_pronoun_agrees_in_number_on_every_backend(nlp, backend):
     assert relations(graph) == [("lamp", "above", "cats")]
     graph = parse("a train on tracks with a horse next to it", backend=backend, nlp=nlp)
     assert relations(graph) == [("horse", "near", "train")]
+
+
+@pytest.mark.parametrize("backend", ["rules", "spacy", "auto"])
+def test_after_a_comma_with_states_what_it_holds(nlp, backend):
+    # "X with Y next to Z" is about X; "X, with Y next to Z" about Y
+    assert relations(parse("a vase with flowers next to a clock", backend=backend, nlp=nlp)) == [
+        ("vase", "near", "clock")
+    ]
+    graph = parse("a tiger on a car, with a flamingo next to a tree", backend=backend, nlp=nlp)
+    assert relations(graph) == [("flamingo", "near", "tree")]

@@ -90,6 +90,8 @@ class Attachment(Mentions):
                     break
                 if phrase.kind == "PREL" and token.head.lower_ == "with":
                     break  # "a desk with a mug to its right": the mug's side of the desk
+                if token.head.lower_ == "with" and token.head.i > 0 and self.doc[token.head.i - 1].text == ",":
+                    break  # "a tiger on a car, with a flamingo next to a tree": the flamingo
                 owner = token.head.head
             elif token.dep_ == "dobj":
                 owner = token.head

@@ -190,8 +190,8 @@ def _assign_roles(raw: list[PhraseToken]) -> list[PhraseToken]:
         elif kind == "SEP":
             clause_has_relation = False
             if tokens and tokens[-1].kind == "SEP":
-                if token.text.lower() == "with":  # ", with" keeps "with": what follows belongs to the object before it
-                    tokens[-1] = PhraseToken(kind, token.text, token.start, token.end, token.value)
+                if token.text.lower() == "with":  # ", with" keeps "with" (its value the comma): see rules
+                    tokens[-1] = PhraseToken(kind, token.text, token.start, token.end, tokens[-1].text)
                 continue
         tokens.append(PhraseToken(kind, token.text, token.start, token.end, token.value))
     return tokens

@@ -86,6 +86,7 @@ class _GraphBuilder:
     sentence_objects: set[str] = field(default_factory=set)
     placed: list[tuple[str, str]] = field(default_factory=list)  # (object, side of the picture)
     holder: str | None = None  # "X with ...": X, whose sides a placement in this sentence names
+    holder_after_comma: bool = False  # "X, with Y next to Z": Y's relation, not X's
     topic: str | None = None  # the subject of the latest relation: what "its" names when no holder does
 
     # ---- objects -----------------------------------------------------------------------------
@@ -173,7 +174,12 @@ class _GraphBuilder:
         clause = tree.children[-1]
         if clause.data == "forward":
             subjects = self.subjects(clause.children[0])
-            if self.holder is not None and len(clause.children) > 1 and self._about_holder(clause.children[1]):
+            if (
+                self.holder is not None
+                and not self.holder_after_comma  # "a tiger on a car, with a flamingo next to a tree"
+                and len(clause.children) > 1
+                and self._about_holder(clause.children[1])
+            ):
                 subjects = [self.holder]  # "a vase with flowers next to a clock": the vase
             if len(clause.children) > 1:
                 self.predicates(clause.children[1], subjects)
@@ -332,6 +338,7 @@ def parse_controlled(text: str) -> SceneGraph:
             elif part.value.text.lower() == "with":  # "a scene with ...": the picture holds no sides
                 holder = next((o for o in builder.objects if o.id == first), None)
                 builder.holder = first if holder is not None and holder.noun not in PICTURE_WORDS else None
+                builder.holder_after_comma = part.value.value == ","
             elif part.value.text.lower() not in ("and", ","):  # the with-list goes on until then
                 builder.holder = None
         for triple in placement_relations(builder.placed):
