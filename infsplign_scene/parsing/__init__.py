@@ -149,8 +149,8 @@ def plain_names(graph: SceneGraph) -> bool:
         head = len(lexicon.head_noun(obj.name).split())
         if len(words) > 3 + head - 1 or not all(word in attributes for word in words[:-head]):
             return False
-        if words[-1].endswith(("ed", "ing")):  # perhaps a participle ("flanked by a cat"): the tagger tells
-            return False
+        if len(words[-1]) > 4 and words[-1].endswith(("ed", "ing")):  # perhaps a participle, not "bed"
+            return False  # "rocks organized by colour": the tagger tells
         following = text[obj.span[1] :].lstrip().lower() if obj.span else ""
         if words[-1] in attributes and following.startswith(("and ", ",")):
             return False
