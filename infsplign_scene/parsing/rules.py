@@ -2,10 +2,11 @@
 
 Three small stages, each testable alone:
 
-1. `lex` turns text into phrase tokens by longest match against the relation lexicon
+1. `lex` (`lexer`) turns text into phrase tokens by longest match against the relation lexicon
    (`grammar/lexicon.json`) and gives `and`, `which`, lead-ins their role from context;
-2. a Lark LALR(1) parser (`grammar/prompt.lark`) builds the clause structure;
-3. `_GraphBuilder` walks the tree left to right, creating objects, resolving definite
+2. `parse_clauses` (`clauses`): a Lark LALR(1) parser (`grammar/prompt.lark`) builds the clause
+   structure;
+3. `_GraphBuilder` (here) walks the tree left to right, creating objects, resolving definite
    references ("the cat") and pronouns ("it", "its"), and emitting relations.
 
 The grammar covers the controlled language; free text goes to other backends (see `parse`).
@@ -13,19 +14,16 @@ The grammar covers the controlled language; free text goes to other backends (se
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
 
-from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.lexer import Lexer
+from lark import Token, Tree
 from pydantic import ValidationError
 
 from ..errors import ParseError
-from ..lexicon import Lexicon, grammar_dir, load_lexicon
+from ..lexicon import Lexicon, load_lexicon
 from ..scene import MAX_OBJECTS, MAX_RELATIONS, Relation, SceneGraph, SceneObject, UnsupportedRelation
-from .lexer import PhraseToken, lex
+from .clauses import parse_clauses
+from .lexer import PhraseToken
 from .shared import (
     MAX_TEXT_LENGTH,
     PICTURE_WORDS,
@@ -37,36 +35,6 @@ from .shared import (
     placement_relations,
     side_relations,
 )
-
-_TERMINAL_NAMES = {
-    "WORD": "an object name",
-    "DET": "an article",
-    "PRON": "a pronoun",
-    "REL": "a relation such as 'left of'",
-    "PREL": "a relation such as 'to its left'",
-    "PLACE": "a place such as 'on the left'",
-    "BETWEEN": "'between'",
-    "AND": "'and'",
-    "SEP": "a comma or full stop",
-    "$END": "the end of the text",
-}
-
-
-class _TokenFeed(Lexer):
-    """Hands the pre-lexed phrase tokens to Lark."""
-
-    def __init__(self, lexer_conf) -> None:  # noqa: ANN001 - Lark's signature
-        pass
-
-    def lex(self, data: list[PhraseToken], parser_state=None) -> Iterator[Token]:  # noqa: ANN001
-        for item in data:
-            yield Token(item.kind, item, start_pos=item.start, end_pos=item.end)
-
-
-@cache
-def _lark() -> Lark:
-    grammar = (grammar_dir() / "prompt.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", lexer=_TokenFeed)
 
 
 @dataclass
@@ -295,11 +263,6 @@ def _singular(noun: str, lexicon: Lexicon) -> str:
     return " ".join(noun.split()[:-1] + [last])
 
 
-def _describe_expected(expected: set[str]) -> str:
-    names = sorted({_TERMINAL_NAMES.get(name, name.lower()) for name in expected})
-    return ", ".join(names[:4])
-
-
 def parse_controlled(text: str) -> SceneGraph:
     """Parse controlled-language text into a scene graph.
 
@@ -310,23 +273,7 @@ def parse_controlled(text: str) -> SceneGraph:
         raise ParseError(f"expected text, got {type(text).__name__}")
     if len(text) > MAX_TEXT_LENGTH:
         raise ParseError(f"text longer than {MAX_TEXT_LENGTH} characters ({len(text)} given)")
-    tokens = lex(text)
-    if not any(t.kind == "WORD" for t in tokens):
-        raise ParseError("no object is named in the text", text, 0)
-    try:
-        tree = _lark().parse(tokens)
-    except UnexpectedToken as error:
-        token = error.token
-        if token.type == "$END":
-            raise ParseError(
-                f"the text ends too early: expected {_describe_expected(error.expected)}", text, len(text.rstrip())
-            ) from None
-        phrase: PhraseToken = token.value
-        raise ParseError(
-            f"unexpected {phrase.text!r}: expected {_describe_expected(error.expected)}", text, phrase.start
-        ) from None
-    except (UnexpectedEOF, UnexpectedInput) as error:
-        raise ParseError(f"cannot parse the text: {error}", text, len(text)) from None
+    tree = parse_clauses(text)
     builder = _GraphBuilder(text=text, lexicon=load_lexicon())
     try:
         first = None
