@@ -23,6 +23,7 @@ class Lexicon:
     placements: dict[str, str]  # "on the left" -> left, right, top, bottom, middle; "at the top left" -> top left
     between: frozenset[str]
     among: frozenset[str]  # between-phrases that mean "near both"
+    settings: frozenset[str]  # "a kitchen with a stove next to a fridge": the stove is next to it
     comparisons: frozenset[str]  # nouns whose "between" compares: "a contrast between the old and the new"
     symmetric: frozenset[str]
     orders: dict[str, str]  # "from left to right" -> left_of: the objects before it, in the order named
@@ -85,6 +86,7 @@ def load_lexicon() -> Lexicon:
         placements=invert(data["placements"]) | corners(data["corners"]),
         between=frozenset(data["between"]),
         among=frozenset(data["among"]),
+        settings=frozenset(data["settings"]),
         comparisons=frozenset(data["comparisons"]),
         symmetric=frozenset(data["symmetric_suffixes"]),
         orders=invert(data["orders"]),

@@ -432,3 +432,12 @@ def test_after_a_comma_with_states_what_it_holds(nlp, backend):
     ]
     graph = parse("a tiger on a car, with a flamingo next to a tree", backend=backend, nlp=nlp)
     assert relations(graph) == [("flamingo", "near", "tree")]
+
+
+@pytest.mark.parametrize("backend", ["rules", "spacy", "auto"])
+def test_a_setting_holds_no_sides_and_states_nothing_of_its_own(nlp, backend):
+    # "a kitchen with ...": the relation after the with-object is that object's; sides are the picture's
+    graph = parse("A bathroom with a toilet next to a sink.", backend=backend, nlp=nlp)
+    assert relations(graph) == [("toilet", "near", "sink")]
+    graph = parse("a kitchen with a stove on the left and a fridge on the right", backend=backend, nlp=nlp)
+    assert relations(graph) == [("stove", "left_of", "fridge")]

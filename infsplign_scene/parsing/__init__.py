@@ -133,7 +133,8 @@ def stray_objects(graph: SceneGraph) -> bool:
         return False
     related = {o for r in graph.relations for o in (r.subject, r.object)}
     related |= {o for u in graph.unsupported for o in (u.subject, u.object)}
-    return any(obj.id not in related for obj in graph.objects)
+    settings = load_lexicon().settings  # "a kitchen with a stove next to a fridge": the kitchen is the place
+    return any(obj.id not in related and (obj.noun or "").lower() not in settings for obj in graph.objects)
 
 
 def plain_names(graph: SceneGraph) -> bool:

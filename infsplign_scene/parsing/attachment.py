@@ -38,6 +38,9 @@ class Attachment(Mentions):
                 continue
             resolved = self.resolve(head)
             if resolved is not None and head.pos_ in NOUN_TAGS | {"PRON"}:
+                held = self.held_in_setting(head, phrase.start)
+                if held is not None:  # "a bathroom with a toilet next to a sink", the phrase hung on the room
+                    return [held]
                 if direct and phrase.kind != "PLACE":
                     head = self.chain_head(head, phrase)
                     resolved = self.resolve(head) or resolved
@@ -92,6 +95,8 @@ class Attachment(Mentions):
                     break  # "a desk with a mug to its right": the mug's side of the desk
                 if token.head.lower_ == "with" and token.head.i > 0 and self.doc[token.head.i - 1].text == ",":
                     break  # "a tiger on a car, with a flamingo next to a tree": the flamingo
+                if token.head.lower_ == "with" and self.is_setting(token.head.head):
+                    break  # "a kitchen with a stove next to a fridge": the stove
                 owner = token.head.head
             elif token.dep_ == "dobj":
                 owner = token.head
@@ -183,7 +188,7 @@ class Attachment(Mentions):
         while token.dep_ == "conj" and token.head.i != token.i:
             token = token.head
             if any(c.lower_ == "with" and c.i < start for c in token.children):  # "X with Y ... and Z ...", Z hung on X
-                return self.resolve(token)
+                return None if self.is_setting(token) else self.resolve(token)
         preposition = token.head
         if token.dep_ == "dobj" and preposition.lemma_ == "have":  # "a table has a lamp above it": the table
             owner = self.verb_subject(preposition)
@@ -193,7 +198,21 @@ class Attachment(Mentions):
         if preposition.head.pos_ in ("VERB", "AUX"):  # "a couple walks with a kite above them": the couple
             subject = self.verb_subject(preposition.head)
             return self.resolve(subject) if subject is not None else None
-        return self.resolve(preposition.head)
+        return None if self.is_setting(preposition.head) else self.resolve(preposition.head)
+
+    def held_in_setting(self, token, before: int) -> str | None:
+        """The latest object that a setting's "with" phrase names before token `before`."""
+        if not self.is_setting(token):
+            return None
+        held = [c for w in token.children if w.lower_ == "with" for c in w.children if c.dep_ == "pobj"]
+        held = [c for c in held if c.i < before and c.i in self.by_token]
+        return self.by_token[max(held, key=lambda c: c.i).i] if held else None
+
+    def is_setting(self, token) -> bool:
+        """A place that a picture shows things in ("a kitchen with ..."): it holds no sides."""
+        object_id = self.by_token.get(token.i)
+        noun = next((o.noun for o in self.objects if o.id == object_id), None)
+        return (noun or "").lower() in self.lexicon.settings
 
     def held_instead(self, phrase: Phrase, subjects: list[str], references: list[str]) -> list[str]:
         """ "a racoon holding an apple over its head", "a turtle with a bubble over its head": an

@@ -284,7 +284,8 @@ def parse_controlled(text: str) -> SceneGraph:
                 first = builder.mentions[before].object_id if len(builder.mentions) > before else None
             elif part.value.text.lower() == "with":  # "a scene with ...": the picture holds no sides
                 holder = next((o for o in builder.objects if o.id == first), None)
-                builder.holder = first if holder is not None and holder.noun not in PICTURE_WORDS else None
+                holds = holder is not None and holder.noun not in PICTURE_WORDS | builder.lexicon.settings
+                builder.holder = first if holds else None  # "a kitchen with ...": the picture's sides
                 builder.holder_after_comma = part.value.value == ","
             elif part.value.text.lower() not in ("and", ","):  # the with-list goes on until then
                 builder.holder = None
