@@ -51,9 +51,9 @@ class _Extractor(Attachment):
             return [self.owners[phrase.start]], phrase.end
         objects = self.phrase_objects(phrase)
         sentence_end = self.doc[phrase.start].sent.end
-        if objects and objects[0].lower_ == "both":  # "above both of them": them
+        if objects and objects[0].lower_ == "both":  # "above both of them": them; "above both": both
             objects = [c for of in objects[0].children if of.lower_ == "of" for c in of.children] or objects
-        if objects and (objects[0].lower_ in self.pronouns or objects[0].lower_ == "both"):
+        if objects and objects[0].lower_ in {*self.pronouns, "both"}:
             return [], -objects[0].i
         if objects and self.resolve(objects[0]) is not None:
             first = objects[0]
@@ -102,8 +102,9 @@ class _Extractor(Attachment):
         if not opening or (phrase.kind in ("PREL", "PLACE") and after_conjunction):
             verb = self.doc[phrase.start].head  # "Beside the car, swaying on the water, is a boat"
             subject = self.verb_subject(verb) if verb.pos_ in ("VERB", "AUX") else None
-            if subject is not None and subject.i >= reference_end and self.resolve(subject) not in references:
-                return [self.resolve(subject)]
+            resolved = self.resolve(subject) if subject is not None and subject.i >= reference_end else None
+            if resolved is not None and resolved not in references:
+                return [resolved]
             following = self.mention_after(reference_end, sentence.end)
             if following is not None and following not in references:
                 return [following]
@@ -195,7 +196,7 @@ class _Extractor(Attachment):
                 if nearby or not unfinished:
                     continue  # relative to something unnamed: "the sky above is clear"
             phrase = self.negated(phrase)
-            if phrase.kind in ("REL", "UNSUP", "BETWEEN") and (side := self.frame_side(phrase)) is not None:
+            if (side := self.frame_side(phrase)) is not None:  # the kinds that can name one: `frame_of`
                 phrase = Phrase("PLACE", side, phrase.start, phrase.end)
             if phrase.kind == "PLACE":
                 self.place(phrase, self.subjects_for(phrase, [], phrase.end))

@@ -121,12 +121,11 @@ def placement_relations(placed: list[tuple[str, str]]) -> list[tuple[str, str, s
     triples = []
     for i, (first, first_place) in enumerate(placed):
         for second, second_place in placed[i + 1 :]:
-            first_at, second_at = positions(first_place), positions(second_place)
-            shared = [axis for axis in ("x", "y") if axis in first_at and axis in second_at]
             if first == second:
                 continue
-            for axis in shared:
-                if first_at[axis] != second_at[axis]:
+            first_at, second_at = positions(first_place), positions(second_place)
+            for axis in ("x", "y"):
+                if axis in first_at and axis in second_at and first_at[axis] != second_at[axis]:
                     before, after = (first, second) if first_at[axis] < second_at[axis] else (second, first)
                     triples.append((before, "left_of" if axis == "x" else "above", after))
     return triples
