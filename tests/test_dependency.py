@@ -275,6 +275,19 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
         ("A train on tracks with a horse next to it.", [("horse", "near", "train")]),
         # the picture's centre is a place
         ("In the center of the image there is a vase. On the left, a cat sleeps.", [("cat", "left_of", "vase")]),
+        # a relation word ending a sentence that has a verb is an adverb: it places nothing
+        ("A gull watches the waves below.", []),
+        ("The cliffs jutted out from the sea, battered by the crashing waves below.", []),
+        # a noun the parser coordinates with a verb belongs to the list before it
+        (
+            "The butterfly fluttered near the fragrant flower and the rustling leaves.",
+            [("butterfly", "near", "fragrant flower"), ("butterfly", "near", "rustling leaves")],
+        ),
+        # "it looks like X" names X
+        (
+            "In this picture, on the left side it looks like a planet, on the right side there is a moon.",
+            [("planet", "left_of", "moon")],
+        ),
     ],
 )
 @pytest.mark.parametrize("backend", ["spacy", "auto"])

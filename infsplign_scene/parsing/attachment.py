@@ -77,6 +77,15 @@ class Attachment(Mentions):
         deps = (SUBJECT_DEPS, ("attr",), ("dobj",)) if imperative and verb.dep_ == "ROOT" else (SUBJECT_DEPS, ("attr",))
         for wanted in deps:
             found = [c for c in verb.children if c.dep_ in wanted and self.resolve(c) is not None]
+            if found and found[0].lower_ == "it" and verb.lemma_ in ("look", "seem", "appear"):
+                likeness = [
+                    o
+                    for c in verb.children
+                    if c.lower_ == "like"
+                    for o in c.children
+                    if o.dep_ == "pobj" and self.resolve(o) is not None
+                ]
+                found = likeness or found  # "on the left it looks like a planet": the planet
             if found:  # a noun before a picture word standing for its object ("a photo of a bear; a bus is ...")
                 return min(found, key=lambda c: self.written(c) in PICTURE_WORDS)
         return None
@@ -245,6 +254,12 @@ class Attachment(Mentions):
             following.i not in self.by_token and (following.is_punct or following.pos_ in ("AUX", "VERB"))
         )  # not "umbrella next to can", its noun read as a verb
         return self.written(token) == "nearby" or (token.pos_ == "ADV" and nothing_follows)
+
+    def unfinished(self, phrase: Phrase) -> bool:
+        """Whether the text stops at the relation word with no verb in its sentence ("a cat above"):
+        an object left out, not an adverb ("a gull watches the waves below")."""
+        sentence = self.doc[phrase.start].sent
+        return all(t.is_punct for t in self.doc[phrase.end :]) and not any(t.pos_ in ("VERB", "AUX") for t in sentence)
 
     def adverb_anchor(self, phrase: Phrase) -> tuple[str, str] | None:
         """ "a lamp with lights above", "a napkin with a spoon resting atop": the object of the

@@ -192,8 +192,7 @@ class _Extractor(Attachment):
                 if anchored is not None:
                     self.add(anchored[0], phrase.value, anchored[1])
                     continue
-                unfinished = all(t.is_punct for t in self.doc[phrase.end :])  # "a cat above": an error below
-                if nearby or not unfinished:
+                if nearby or not self.unfinished(phrase):
                     continue  # relative to something unnamed: "the sky above is clear"
             phrase = self.negated(phrase)
             if (side := self.frame_side(phrase)) is not None:  # the kinds that can name one: `frame_of`

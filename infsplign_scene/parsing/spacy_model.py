@@ -118,6 +118,7 @@ def analyse_text(text: str, nlp) -> Analysed:
         doc = component(doc)
     _repair_nouns_read_as_modifiers(doc, lexicon)
     _repair_verbs_read_as_nouns(doc, lexicon)
+    _repair_nouns_coordinated_with_verbs(doc)
     return Analysed(doc, text, spans, phrases)
 
 
@@ -171,6 +172,29 @@ def _repair_verbs_read_as_nouns(doc, lexicon: Lexicon) -> None:
             modifier.head = noun
         noun.dep_, noun.pos_, noun.tag_ = "nsubj", "NOUN", "NN"
         token.pos_, token.tag_ = "VERB", "VBZ"
+
+
+def _repair_nouns_coordinated_with_verbs(doc) -> None:
+    """ "fluttered near the flower and the rustling leaves": the parser may coordinate the second
+    noun with the verb. Such a noun joins the last noun before it that the verb governs, with its
+    conjunction; not one with a phrase of its own ("with a crab walking below the kite and a shell
+    next to the crab"), which parallels the verb's clause."""
+    for token in doc:
+        verb = token.head
+        if token.dep_ != "conj" or token.pos_ not in ("NOUN", "PROPN") or verb.pos_ != "VERB":
+            continue
+        if any(c.dep_ in ("prep", "acl", "relcl") for c in token.children):
+            continue
+        nouns = [
+            t
+            for t in doc[verb.i + 1 : token.i]
+            if t.pos_ in ("NOUN", "PROPN") and t.dep_ in ("pobj", "dobj") and verb in t.ancestors
+        ]
+        if not nouns:
+            continue
+        token.head = nouns[-1]
+        for conjunction in [c for c in verb.children if c.dep_ == "cc" and nouns[-1].i < c.i < token.i]:
+            conjunction.head = nouns[-1]
 
 
 def phrases_of(doc) -> list[Phrase]:
