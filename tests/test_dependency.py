@@ -283,6 +283,15 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
             "The butterfly fluttered near the fragrant flower and the rustling leaves.",
             [("butterfly", "near", "fragrant flower"), ("butterfly", "near", "rustling leaves")],
         ),
+        # an adverb after a "with" phrase places what the phrase holds against its holder
+        ("a bird over a bridge, with a boat underneath", [("bird", "above", "bridge"), ("boat", "below", "bird")]),
+        ("a lamp with lights above", [("lights", "above", "lamp")]),
+        # "in between" with no object: between the two objects named before
+        (
+            "a car on the left of a bus, with a bicycle in between",
+            [("car", "left_of", "bus"), ("car", "left_of", "bicycle"), ("bicycle", "left_of", "bus")],
+        ),
+        ("a cat and a dog with a ball in between", [("cat", "left_of", "ball"), ("ball", "left_of", "dog")]),
         # "it looks like X" names X
         (
             "In this picture, on the left side it looks like a planet, on the right side there is a moon.",

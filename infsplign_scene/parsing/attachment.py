@@ -249,11 +249,27 @@ class Attachment(Mentions):
         if phrase.kind != "REL" or self.phrase_objects(phrase):
             return False
         token = self.doc[phrase.start]
+        return self.written(token) == "nearby" or (token.pos_ == "ADV" and self.nothing_follows(phrase))
+
+    def nothing_follows(self, phrase: Phrase) -> bool:
+        """Whether a verb, punctuation or the end follows the phrase, not a noun (nor "umbrella
+        next to can", its noun read as a verb)."""
         following = self.doc[phrase.end] if phrase.end < len(self.doc) else None
-        nothing_follows = following is None or (
+        return following is None or (
             following.i not in self.by_token and (following.is_punct or following.pos_ in ("AUX", "VERB"))
-        )  # not "umbrella next to can", its noun read as a verb
-        return self.written(token) == "nearby" or (token.pos_ == "ADV" and nothing_follows)
+        )
+
+    def between_adverb(self, phrase: Phrase) -> tuple[str, list[str]] | None:
+        """ "a car left of a bus, with a bicycle in between": the object just before a "between"
+        with no object of its own, and the two objects named before it."""
+        before = self.doc[phrase.start - 1] if phrase.start > 0 else None
+        if phrase.kind != "BETWEEN" or self.phrase_objects(phrase) or not self.nothing_follows(phrase):
+            return None
+        if before is None or before.i not in self.by_token:
+            return None
+        subject = self.by_token[before.i]
+        pair = self.latest_objects(before.i, {subject}, count=2)
+        return (subject, pair) if pair else None
 
     def unfinished(self, phrase: Phrase) -> bool:
         """Whether the text stops at the relation word with no verb in its sentence ("a cat above"):
@@ -269,4 +285,8 @@ class Attachment(Mentions):
             owner = owner.head
         subject = self.resolve(owner) if owner.i != phrase.start else None
         holder = self.holder_of(subject, owner.i) if subject is not None else None
+        before = self.doc[phrase.start - 1] if phrase.start > 0 else owner
+        if holder is None and before.i in self.by_token and before.head.lower_ == "with":
+            subject = self.by_token[before.i]  # "a bird over a bridge, with a boat underneath": the boat
+            holder = self.holder_of(subject, before.i)
         return (subject, holder) if holder is not None else None

@@ -16,7 +16,8 @@ token so the tagger and parser see a noun; tag and parse; then
 - places ("on the left", "in the center of the image") relate the objects placed on opposite
   sides, or name a side of the object before "with"; "on the sofa's right" relates to the possessor;
 - a relation word with no object ("the sky above is clear") places the object of a "with" phrase
-  against what the phrase belongs to ("a lamp with lights above"), else nothing;
+  against what the phrase belongs to ("a lamp with lights above"), else nothing ("in between":
+  the object before it between the two named before that);
 - phrases the five predicates cannot express are reported in `unsupported`.
 
 `extract(doc)` is the pure part: it works on any `Doc` with heads and dependency labels, so tests
@@ -184,6 +185,10 @@ class _Extractor(Attachment):
         self.placed: list[tuple[str, str]] = []
         for phrase in self.phrases:
             if phrase.kind != "PLACE" and self.places_nothing(phrase):
+                continue
+            if (flanked := self.between_adverb(phrase)) is not None:
+                for triple in between_relations(phrase.value, flanked[0], *flanked[1], self.lexicon):
+                    self.add(*triple)
                 continue
             if self.used_as_adverb(phrase):
                 # "nearby" after "with" tells where the holder is: "a doll with a hoody nearby"
