@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .mentions import NOUN_TAGS, SUBJECT_DEPS, Mentions
-from .shared import PICTURE_WORDS
+from .shared import PICTURE_WORDS, between_relations
 from .spacy_model import Phrase
 
 
@@ -259,17 +259,17 @@ class Attachment(Mentions):
             following.i not in self.by_token and (following.is_punct or following.pos_ in ("AUX", "VERB"))
         )
 
-    def between_adverb(self, phrase: Phrase) -> tuple[str, list[str]] | None:
+    def between_adverb(self, phrase: Phrase) -> list[tuple[str, str, str]]:
         """ "a car left of a bus, with a bicycle in between": the object just before a "between"
-        with no object of its own, and the two objects named before it."""
+        with no object of its own, between the two objects named before it."""
         before = self.doc[phrase.start - 1] if phrase.start > 0 else None
         if phrase.kind != "BETWEEN" or self.phrase_objects(phrase) or not self.nothing_follows(phrase):
-            return None
+            return []
         if before is None or before.i not in self.by_token:
-            return None
+            return []
         subject = self.by_token[before.i]
         pair = self.latest_objects(before.i, {subject}, count=2)
-        return (subject, pair) if pair else None
+        return between_relations(phrase.value, subject, *pair, self.lexicon) if pair else []
 
     def unfinished(self, phrase: Phrase) -> bool:
         """Whether the text stops at the relation word with no verb in its sentence ("a cat above"):

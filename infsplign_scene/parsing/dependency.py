@@ -15,9 +15,9 @@ token so the tagger and parser see a noun; tag and parse; then
   imperative ("paint a river");
 - places ("on the left", "in the center of the image") relate the objects placed on opposite
   sides, or name a side of the object before "with"; "on the sofa's right" relates to the possessor;
-- a relation word with no object ("the sky above is clear") places the object of a "with" phrase
-  against what the phrase belongs to ("a lamp with lights above"), else nothing ("in between":
-  the object before it between the two named before that);
+- a relation word with no object places nothing ("the sky above is clear"), or what a "with"
+  phrase holds against its holder ("a lamp with lights above"); "in between" the object before
+  it, between the two named before that;
 - phrases the five predicates cannot express are reported in `unsupported`.
 
 `extract(doc)` is the pure part: it works on any `Doc` with heads and dependency labels, so tests
@@ -91,6 +91,10 @@ class _Extractor(Attachment):
         if relation not in self.relations:
             self.relations.append(relation)
 
+    def add_all(self, triples: list[tuple[str, str, str]]) -> None:
+        for triple in triples:
+            self.add(*triple)
+
     def subjects_for(
         self, phrase: Phrase, references: list[str], reference_end: int, pronoun: bool = False
     ) -> list[str]:
@@ -126,8 +130,7 @@ class _Extractor(Attachment):
             if holder is None:
                 self.placed.append((subject, phrase.value))
             else:
-                for triple in side_relations(subject, phrase.value, holder):
-                    self.add(*triple)
+                self.add_all(side_relations(subject, phrase.value, holder))
             self.latest_subject = subject
 
     def possessive_sides(self) -> None:
@@ -186,9 +189,8 @@ class _Extractor(Attachment):
         for phrase in self.phrases:
             if phrase.kind != "PLACE" and self.places_nothing(phrase):
                 continue
-            if (flanked := self.between_adverb(phrase)) is not None:
-                for triple in between_relations(phrase.value, flanked[0], *flanked[1], self.lexicon):
-                    self.add(*triple)
+            if flanked := self.between_adverb(phrase):
+                self.add_all(flanked)
                 continue
             if self.used_as_adverb(phrase):
                 # "nearby" after "with" tells where the holder is: "a doll with a hoody nearby"
@@ -206,8 +208,7 @@ class _Extractor(Attachment):
                 self.place(phrase, self.subjects_for(phrase, [], phrase.end))
                 continue
             if phrase.kind == "SYMM":  # "a cat and a dog next to each other", "... from left to right"
-                for triple in group_relations(phrase.value, self.subject_of(phrase)):
-                    self.add(*triple)
+                self.add_all(group_relations(phrase.value, self.subject_of(phrase)))
                 continue
             if phrase.kind == "PREL":  # "to its left": the phrase carries its own pronoun
                 references, pronoun_at = [], phrase.start
@@ -266,13 +267,11 @@ class _Extractor(Attachment):
                 elif phrase.kind == "BETWEEN":
                     if len(references) < 2:
                         continue
-                    for triple in between_relations(phrase.value, subject, *references[:2], self.lexicon):
-                        self.add(*triple)
+                    self.add_all(between_relations(phrase.value, subject, *references[:2], self.lexicon))
                 else:
                     for reference in references:
                         self.add(subject, phrase.value, reference)
-        for triple in placement_relations(self.placed):
-            self.add(*triple)
+        self.add_all(placement_relations(self.placed))
 
 
 def extract(doc, lexicon: Lexicon | None = None, analysed: Analysed | None = None) -> SceneGraph:
