@@ -161,15 +161,17 @@ def matched_triples(graph: SceneGraph, gold: Triples) -> Triples:
     """Parsed relations with each object renamed to the gold name it matches.
 
     A gold name matches an object's whole name, its longest word-final part ("trash bin" in
-    "brown trash bin") or its noun.
+    "brown trash bin") or its noun, or a word-final part of the noun ("ball" of "soccer ball").
     """
     gold_names = {name for triple in gold for name in (triple[0], triple[2])}
 
+    def endings(name: str) -> list[str]:
+        words = name.lower().split()
+        return [" ".join(words[start:]) for start in range(len(words))]
+
     def rename(object_id: str) -> str:
         obj = graph.object_by_id(object_id)
-        words = obj.name.lower().split()
-        endings = [" ".join(words[start:]) for start in range(len(words))]
-        for candidate in [*endings, (obj.noun or "").lower()]:
+        for candidate in [*endings(obj.name), *endings(obj.noun or "")]:
             if candidate in gold_names:
                 return candidate
         return obj.name.lower()

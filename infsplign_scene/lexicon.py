@@ -55,9 +55,24 @@ class Lexicon:
 
     def head_noun(self, name: str) -> str:
         """The noun that ends a name: its last word, or its last two when they are one noun
-        ("traffic light" in "a small traffic light")."""
+        ("traffic light" in "a small traffic light", "teddy bears")."""
         words = name.split()
-        return " ".join(words[-2:]) if " ".join(words[-2:]).lower() in self.multiword_nouns else words[-1]
+        two = " ".join(words[-2:])
+        return two if self.singular(two.lower()) in self.multiword_nouns else words[-1]
+
+    def singular(self, noun: str) -> str:
+        """The noun with its last word singular ("clouds" -> "cloud", "teddy bears" -> "teddy bear"),
+        except words such as "skis", "scissors" and "bus"."""
+        *before, last = noun.split()
+        if last in self.singular_nouns or not last.endswith("s") or last.endswith("ss"):
+            return noun
+        if last.endswith("ies") and len(last) > 4:
+            last = last[:-3] + "y"
+        elif last.endswith(("ches", "shes", "xes", "sses", "zes")):
+            last = last[:-2]
+        else:
+            last = last[:-1]
+        return " ".join([*before, last])
 
     def phrases_for(self, predicate: str) -> list[str]:
         return [phrase for phrase, pred in self.relations.items() if pred == predicate]

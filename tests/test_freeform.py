@@ -29,6 +29,9 @@ def relations(text: str, backend: str) -> set[tuple[str, str, str]]:
     ("text", "expected"),
     [
         ("a fox on the left and a goose on the right", {("fox", "left_of", "goose")}),
+        # the same name placed again is another object: two men, not one placed twice
+        ("a man on the left and a man on the right", {("man", "left_of", "man")}),
+        ("two teddy bears left of a bed", {("teddy bear", "left_of", "bed")}),
         ("A photo of a scene with a bowl on the bottom and a cup on the top", {("cup", "above", "bowl")}),
         (
             "a truck with a horse on the left and a dog on the right",

@@ -177,8 +177,11 @@ class Mentions:
                     count = self.lexicon.counts.get(child.lower_, number)
             definite = any(c.lower_ == "the" for c in token.children if c.dep_ == "det")
             head_text = self.text[slice(*self.spans[token.i])].lower()
-            plural = token.tag_ in ("NNS", "NNPS") and " " not in head_text
-            noun = token.lemma_.lower() if plural and head_text not in self.lexicon.singular_nouns else head_text
+            plural = token.tag_ in ("NNS", "NNPS") and head_text not in self.lexicon.singular_nouns
+            # a multi-word noun is one token whose lemma is its stand-in word: the lexicon's singular
+            noun = (
+                self.lexicon.singular(head_text) if " " in head_text else token.lemma_.lower() if plural else head_text
+            )
             attributes = [self.text[slice(*self.spans[i])].lower() for i in range(start, token.i)]
             name = self.text[self.spans[start][0] : self.spans[token.i][1]].lower()
             referent = definite_referent(reversed(self.objects), noun, attributes, name) if definite else None

@@ -56,6 +56,7 @@ class _GraphBuilder:
     holder: str | None = None  # "X with ...": X, whose sides a placement in this sentence names
     holder_after_comma: bool = False  # "X, with Y next to Z": Y's relation, not X's
     topic: str | None = None  # the subject of the latest relation: what "its" names when no holder does
+    placing: bool = False  # this clause places its subjects in the picture ("a cat on the right")
 
     # ---- objects -----------------------------------------------------------------------------
     def np(self, tree: Tree, exclude: list[str]) -> str:
@@ -94,16 +95,18 @@ class _GraphBuilder:
 
     def _head(self, name: str, count: int) -> tuple[str, list[str]]:
         head = self.lexicon.head_noun(name)
-        return _singular(head, self.lexicon), name.split()[: -len(head.split())]
+        return self.lexicon.singular(head), name.split()[: -len(head.split())]
 
     def _definite(self, noun: str, attributes: list[str], name: str) -> str | None:
         by_id = {o.id: o for o in self.objects}
         return definite_referent((by_id[m.object_id] for m in reversed(self.mentions)), noun, attributes, name)
 
     def _named_in_earlier_sentence(self, name: str) -> str | None:
-        """ "a dog ..., a dog near a cat": the same name again in a later sentence is the same object."""
+        """ "a dog ..., a dog near a cat": the same name again in a later sentence is the same object,
+        but not one placed again ("a man on the left and a man on the right": two men)."""
+        placed = {object_id for object_id, _ in self.placed} if self.placing else set()
         for obj in self.objects:
-            if obj.name.lower() == name and obj.count == 1 and obj.id not in self.sentence_objects:
+            if obj.name.lower() == name and obj.count == 1 and obj.id not in self.sentence_objects | placed:
                 return obj.id
         return None
 
@@ -141,6 +144,8 @@ class _GraphBuilder:
     def sentence(self, tree: Tree) -> None:
         clause = tree.children[-1]
         if clause.data == "forward":
+            first = next((r for r in clause.children[-1].children if isinstance(r, Tree)), None)
+            self.placing = len(clause.children) > 1 and first is not None and first.data == "placement"
             subjects = self.subjects(clause.children[0])
             if (
                 self.holder is not None
@@ -153,6 +158,7 @@ class _GraphBuilder:
                 self.predicates(clause.children[1], subjects)
         else:  # inverted: the relation comes first, its subjects after it
             relation, subjects_tree = clause.children[0], clause.children[-1]
+            self.placing = relation.data == "placement"
             pending = self.relation_targets(relation, exclude=[])
             subjects = self.subjects(subjects_tree)
             self.apply(relation, pending, subjects)
@@ -248,19 +254,6 @@ class _GraphBuilder:
                 raise ParseError(f"{token.text!r} needs two objects before it", self.text, token.start)
             for triple in group_relations(str(token.value), subjects):
                 self.add(*triple, token.start)
-
-
-def _singular(noun: str, lexicon: Lexicon) -> str:
-    last = noun.split()[-1]
-    if last in lexicon.singular_nouns or not last.endswith("s") or last.endswith("ss"):
-        return noun
-    if last.endswith("ies") and len(last) > 4:
-        last = last[:-3] + "y"
-    elif last.endswith(("ches", "shes", "xes", "sses", "zes")):
-        last = last[:-2]
-    else:
-        last = last[:-1]
-    return " ".join(noun.split()[:-1] + [last])
 
 
 def parse_controlled(text: str) -> SceneGraph:

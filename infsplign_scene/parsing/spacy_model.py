@@ -86,7 +86,7 @@ class Analysed:
 
 def analyse_text(text: str, nlp) -> Analysed:
     """Tokenise; replace each multi-word relation phrase by one proxy preposition and each multi-word
-    noun ("fire hydrant") by its head word; tag and parse; keep the original character spans."""
+    noun ("fire hydrant") by a stand-in noun of its number; tag and parse; keep the original character spans."""
     from spacy.tokens import Doc
 
     base = nlp.make_doc(text)
@@ -102,8 +102,12 @@ def analyse_text(text: str, nlp) -> Analysed:
             word = base[i].text if phrase.end - phrase.start == 1 else _PROXIES[phrase.kind]
             phrases.append(Phrase(phrase.kind, phrase.value, len(words), len(words) + 1))
             end = phrase.end
-        elif i + 1 < len(base) and f"{lowered[i]} {lowered[i + 1]}" in lexicon.multiword_nouns:
-            last, word, end = base[i + 1], "thing", i + 2  # "trash can" must not read as the verb "can"
+        elif (
+            i + 1 < len(base) and lexicon.singular(pair := f"{lowered[i]} {lowered[i + 1]}") in lexicon.multiword_nouns
+        ):
+            # "trash can" must not read as the verb "can"; "teddy bears" stays plural
+            last, end = base[i + 1], i + 2
+            word = "thing" if lexicon.singular(pair) == pair else "things"
         else:
             last, word, end = base[i], base[i].text, i + 1
         words.append(word)
