@@ -286,6 +286,11 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
         # an adverb after a "with" phrase places what the phrase holds against its holder
         ("a bird over a bridge, with a boat underneath", [("bird", "above", "bridge"), ("boat", "below", "bird")]),
         ("a lamp with lights above", [("lights", "above", "lamp")]),
+        # what a "with" phrase holds through "of" (a quantity, a container) takes the place
+        (
+            "a plate with a slice of cake on the left and a cup of tea on the right",
+            [("cake", "left_of", "plate"), ("cup", "right_of", "plate")],
+        ),
         # "in between" with no object: between the two objects named before
         (
             "a car on the left of a bus, with a bicycle in between",

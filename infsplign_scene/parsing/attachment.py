@@ -194,6 +194,12 @@ class Attachment(Mentions):
             return None
         token = self.doc[min(mentions, key=lambda i: abs(i - near))]
         start = token.i
+        # "X with a slice of cake (a cup of tea) on the left": the slice (the cup) is what X holds
+        while token.dep_ == "pobj" and token.head.lower_ == "of" and token.head.head.i != token.head.i:
+            owner = token.head.head
+            if not (self.is_quantity(owner) or owner.i in self.by_token):
+                break
+            token = owner
         while token.dep_ == "conj" and token.head.i != token.i:
             token = token.head
             if any(c.lower_ == "with" and c.i < start for c in token.children):  # "X with Y ... and Z ...", Z hung on X
@@ -208,6 +214,13 @@ class Attachment(Mentions):
             subject = self.verb_subject(preposition.head)
             return self.resolve(subject) if subject is not None else None
         return None if self.is_setting(preposition.head) else self.resolve(preposition.head)
+
+    def container_of(self, object_id: str, near: int) -> str:
+        """The object whose "of" phrase names this one ("a cup of tea": the cup), else itself."""
+        token = self.doc[min((i for i, o in self.by_token.items() if o == object_id), key=lambda i: abs(i - near))]
+        while token.dep_ == "pobj" and token.head.lower_ == "of" and token.head.head.i in self.by_token:
+            token = token.head.head
+        return self.by_token[token.i]
 
     def held_in_setting(self, token, before: int) -> str | None:
         """The latest object that a setting's "with" phrase names before token `before`."""

@@ -116,7 +116,7 @@ class _Extractor(Attachment):
         if phrase.kind in ("PREL", "PLACE") or pronoun:
             nearest = self.mention_before(phrase.start, sentence.start, set(references))
             if nearest is not None and self.holder_of(nearest, phrase.start) is not None:
-                return [nearest]
+                return [self.container_of(nearest, phrase.start)]
         syntactic = [s for s in self.subject_of(phrase) if s not in references]
         if syntactic:
             return syntactic
