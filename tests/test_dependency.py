@@ -291,6 +291,9 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
             "a plate with a slice of cake on the left and a cup of tea on the right",
             [("cake", "left_of", "plate"), ("cup", "right_of", "plate")],
         ),
+        # "one" after an article or a modifier stands for a kind named before
+        ("a red cube on top of a blue one", [("red cube", "above", "blue one")]),
+        ("a red ball and a blue ball, the red ball above the blue one", [("red ball", "above", "blue ball")]),
         # "in between" with no object: between the two objects named before
         (
             "a car on the left of a bus, with a bicycle in between",
@@ -313,6 +316,13 @@ def test_a_relation_word_that_ends_the_text_is_still_an_error(nlp):
     for text in ("a cat above", "a cat above."):
         with pytest.raises(ParseError, match="cannot tell the object it refers to for 'above'"):
             parse(text, backend="spacy", nlp=nlp)
+
+
+@pytest.mark.parametrize("backend", ["spacy", "auto"])
+def test_one_takes_the_noun_of_a_kind_named_outside_a_phrase(nlp, backend):
+    graph = parse("Three birds on a wire: a red one on the left and a blue one on the right.", backend=backend, nlp=nlp)
+    assert [(o.name, o.noun) for o in graph.objects][2:] == [("red one", "bird"), ("blue one", "bird")]
+    assert [o.noun for o in parse("a green apple above a red one", backend=backend, nlp=nlp).objects] == ["apple"] * 2
 
 
 @pytest.mark.parametrize("backend", ["spacy", "auto"])

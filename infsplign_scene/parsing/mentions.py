@@ -57,7 +57,7 @@ class Mentions:
             return False  # a verb the tagger took for a noun: "breathing flames"
         if any(c.lower_ == "no" for c in token.children) or (token.dep_ == "pobj" and token.head.lower_ == "without"):
             return False  # absent from the scene: "a plate with no bananas", "a glass without juice"
-        if token.pos_ in NOUN_TAGS:
+        if token.pos_ in NOUN_TAGS or self.stands_for_noun(token):
             return True
         # modifiers with no noun between them and the token: in "A dog looking sad" the article is the dog's
         modifiers = [
@@ -98,6 +98,12 @@ class Mentions:
             and all(t.head.i == head.i and t.dep_ in ("amod", "compound", "nmod") for t in between)
             and not any(t.i in self.phrase_tokens for t in between)
         )
+
+    def stands_for_noun(self, token) -> bool:
+        """ "one" after an article or a modifier ("a green apple above a red one", "the blue one"):
+        another of a kind named before."""
+        modified = any(c.dep_ in ("det", "amod") and c.i < token.i for c in token.children)
+        return token.lower_ == "one" and token.dep_ != "nummod" and modified and bool(self.objects)
 
     def is_quantity(self, token) -> bool:
         """ "pair" in "a pair of shoes", "pairs" in "five pairs of shoes"."""
@@ -178,10 +184,14 @@ class Mentions:
             definite = any(c.lower_ == "the" for c in token.children if c.dep_ == "det")
             head_text = self.text[slice(*self.spans[token.i])].lower()
             plural = token.tag_ in ("NNS", "NNPS") and head_text not in self.lexicon.singular_nouns
-            # a multi-word noun is one token whose lemma is its stand-in word: the lexicon's singular
-            noun = (
-                self.lexicon.singular(head_text) if " " in head_text else token.lemma_.lower() if plural else head_text
-            )
+            if self.stands_for_noun(token):  # "a red one": of the latest kind named outside a phrase
+                named = [self.by_token[i] for i in sorted(self.by_token) if self.doc[i].dep_ != "pobj"]
+                kind = next(o for o in self.objects if o.id == (named or [self.objects[-1].id])[-1])
+                noun = kind.noun or head_text
+            elif " " in head_text:  # a multi-word noun is one token whose lemma is its stand-in word
+                noun = self.lexicon.singular(head_text)
+            else:
+                noun = token.lemma_.lower() if plural else head_text
             attributes = [self.text[slice(*self.spans[i])].lower() for i in range(start, token.i)]
             name = self.text[self.spans[start][0] : self.spans[token.i][1]].lower()
             referent = definite_referent(reversed(self.objects), noun, attributes, name) if definite else None
