@@ -29,6 +29,7 @@ class Lexicon:
     orders: dict[str, str]  # "from left to right" -> left_of: the objects before it, in the order named
     unsupported: frozenset[str]
     negations: frozenset[str]  # before a relation phrase: "not left of", reported as unsupported
+    adverbs: frozenset[str]  # relation words that also stand alone: "the waves below"
     lead_ins: frozenset[str]
     verbs: frozenset[str]
     over_nothing_verbs: frozenset[
@@ -107,6 +108,7 @@ def load_lexicon() -> Lexicon:
         orders=invert(data["orders"]),
         unsupported=frozenset(data["unsupported"]),
         negations=frozenset(data["negations"]),
+        adverbs=frozenset(data["adverbs"]),
         lead_ins=frozenset(data["lead_ins"]),
         verbs=frozenset(data["verbs"]),
         over_nothing_verbs=frozenset(data["over_nothing_verbs"]),

@@ -257,12 +257,14 @@ class Attachment(Mentions):
         return [self.by_token[max(between)]] if between else subjects
 
     def used_as_adverb(self, phrase: Phrase) -> bool:
-        """A relation word with no object, before a verb, punctuation or the end ("the sky above is
-        clear", "lights above."); "nearby" is an adverb by nature."""
+        """A relation word with no object, read as an adverb or one that can stand alone, before a
+        verb, punctuation or the end ("the sky above is clear", "lights above."); "nearby" is an
+        adverb by nature."""
         if phrase.kind != "REL" or self.phrase_objects(phrase):
             return False
-        token = self.doc[phrase.start]
-        return self.written(token) == "nearby" or (token.pos_ == "ADV" and self.nothing_follows(phrase))
+        token, word = self.doc[phrase.start], self.written(self.doc[phrase.start])
+        standing_alone = token.pos_ == "ADV" or word in self.lexicon.adverbs  # "a dog sleeping underneath"
+        return word == "nearby" or (standing_alone and self.nothing_follows(phrase))
 
     def nothing_follows(self, phrase: Phrase) -> bool:
         """Whether a verb, punctuation or the end follows the phrase, not a noun (nor "umbrella
@@ -285,10 +287,13 @@ class Attachment(Mentions):
         return between_relations(phrase.value, subject, *pair, self.lexicon) if pair else []
 
     def unfinished(self, phrase: Phrase) -> bool:
-        """Whether the text stops at the relation word with no verb in its sentence ("a cat above"):
-        an object left out, not an adverb ("a gull watches the waves below")."""
+        """Whether the text stops at the relation word with its object left out: a phrase that never
+        stands alone ("a cat sitting next to"), or one in a sentence with no verb ("a cat above"),
+        not an adverb ("a gull watches the waves below")."""
         sentence = self.doc[phrase.start].sent
-        return all(t.is_punct for t in self.doc[phrase.end :]) and not any(t.pos_ in ("VERB", "AUX") for t in sentence)
+        alone = self.written(self.doc[phrase.start]) in self.lexicon.adverbs
+        verb = any(t.pos_ in ("VERB", "AUX") for t in sentence)
+        return all(t.is_punct for t in self.doc[phrase.end :]) and not (alone and verb)
 
     def adverb_anchor(self, phrase: Phrase) -> tuple[str, str] | None:
         """ "a lamp with lights above", "a napkin with a spoon resting atop": the object of the

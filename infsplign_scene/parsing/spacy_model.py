@@ -123,6 +123,7 @@ def analyse_text(text: str, nlp) -> Analysed:
     _repair_nouns_read_as_modifiers(doc, lexicon)
     _repair_verbs_read_as_nouns(doc, lexicon)
     _repair_nouns_coordinated_with_verbs(doc)
+    _repair_subjects_read_as_compounds(doc)
     return Analysed(doc, text, spans, phrases)
 
 
@@ -199,6 +200,15 @@ def _repair_nouns_coordinated_with_verbs(doc) -> None:
         token.head = nouns[-1]
         for conjunction in [c for c in verb.children if c.dep_ == "cc" and nouns[-1].i < c.i < token.i]:
             conjunction.head = nouns[-1]
+
+
+def _repair_subjects_read_as_compounds(doc) -> None:
+    """ "a pink dolphin jumping on the left of a boat": the parser may hang the noun on the
+    participle after it as a compound. A noun is no compound of a verb: it is the verb's subject."""
+    for token in doc:
+        verb = token.head
+        if token.dep_ == "compound" and token.pos_ in ("NOUN", "PROPN") and verb.tag_ in ("VBG", "VBN"):
+            token.dep_ = "nsubj"
 
 
 def phrases_of(doc) -> list[Phrase]:
