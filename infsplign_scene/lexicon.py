@@ -96,9 +96,18 @@ def load_lexicon() -> Lexicon:
                         found[f"{preposition} {joined} {ending}".strip()] = f"{vertical} {side}"
         return found
 
+    def possessives(table: dict[str, list[str]]) -> dict[str, str]:
+        """ "to its left" -> also "to his left", "to her left", "to their left"."""
+        phrases = invert(table)
+        for phrase, predicate in list(phrases.items()):
+            words = phrase.split()
+            for pronoun in data["possessive_pronouns"] if "its" in words else []:
+                phrases[" ".join(pronoun if word == "its" else word for word in words)] = predicate
+        return phrases
+
     return Lexicon(
         relations=invert(data["relations"]),
-        pronoun_relations=invert(data["pronoun_relations"]),
+        pronoun_relations=possessives(data["pronoun_relations"]),
         placements=invert(data["placements"]) | corners(data["corners"]),
         between=frozenset(data["between"]),
         among=frozenset(data["among"]),

@@ -328,6 +328,12 @@ def test_a_relation_word_that_ends_the_text_is_still_an_error(nlp):
 
 
 @pytest.mark.parametrize("backend", ["spacy", "auto"])
+def test_a_name_holds_no_relation_phrase(nlp, backend):
+    graph = parse("a boat on the left bank and a house on the right bank", backend=backend, nlp=nlp)
+    assert [o.name for o in graph.objects] == ["boat", "bank", "house", "bank"]
+
+
+@pytest.mark.parametrize("backend", ["spacy", "auto"])
 def test_one_takes_the_noun_of_a_kind_named_outside_a_phrase(nlp, backend):
     graph = parse("Three birds on a wire: a red one on the left and a blue one on the right.", backend=backend, nlp=nlp)
     assert [(o.name, o.noun) for o in graph.objects][2:] == [("red one", "bird"), ("blue one", "bird")]

@@ -32,6 +32,16 @@ def relations(text: str, backend: str) -> set[tuple[str, str, str]]:
         # the same name placed again is another object: two men, not one placed twice
         ("a man on the left and a man on the right", {("man", "left_of", "man")}),
         ("two teddy bears left of a bed", {("teddy bear", "left_of", "bed")}),
+        # "his", "her" and "their" name sides as "its" does
+        ("a man with a river to his left", {("river", "left_of", "man")}),
+        (
+            "a woman stands by a tree, and a dog sits to her right",
+            {("woman", "near", "tree"), ("dog", "right_of", "woman")},
+        ),
+        (
+            "A cozy living room with a fireplace on the left wall and a large window on the right.",
+            {("fireplace", "left_of", "window")},
+        ),
         ("A photo of a scene with a bowl on the bottom and a cup on the top", {("cup", "above", "bowl")}),
         (
             "a truck with a horse on the left and a dog on the right",

@@ -217,7 +217,7 @@ class _Extractor(Attachment):
                 pronoun_at = -end if end < 0 else None
             if pronoun_at is not None:
                 subjects = self.subjects_for(phrase, [], phrase.end, pronoun=True)
-                possessive = "its" in self.text[slice(*self.spans[phrase.start])].lower().split()
+                possessive = bool(self.lexicon.possessive_pronouns & set(self.written(self.doc[phrase.start]).split()))
                 # the pronoun names the holder ("a truck with a horse on its left", "a table has a
                 # lamp above it"; "it" only a holder of its number), else "its" the topic (the latest
                 # relation's subject: "a frog sits below a mushroom, and a snail crawls to its

@@ -172,7 +172,10 @@ class Mentions:
             modifiers = [
                 c.i
                 for c in token.children
-                if c.dep_ in ("amod", "compound", "nmod") and c.i < token.i and not self.punctuated(c.i, token.i)
+                if c.dep_ in ("amod", "compound", "nmod")
+                and c.i < token.i
+                and not self.punctuated(c.i, token.i)
+                and not self.phrase_tokens.intersection(range(c.i, token.i))  # a name holds no relation phrase
             ]
             start = min([token.i, *modifiers])
             count = 1

@@ -213,7 +213,8 @@ class _GraphBuilder:
             token: PhraseToken = relation.children[0].value
             # else the topic, as the dependency backend reads it: "a frog sits below a mushroom, and
             # a snail crawls to its right" (the frog); "to the right of it" the latest object
-            if "its" in token.text.lower().split() and self.topic is not None and self.topic not in exclude:
+            possessive = self.lexicon.possessive_pronouns & set(token.text.lower().split())
+            if possessive and self.topic is not None and self.topic not in exclude:
                 return [self.topic]
             return [self._antecedent(exclude, token)]
         if relation.data == "between":
