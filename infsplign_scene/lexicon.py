@@ -30,6 +30,7 @@ class Lexicon:
     unsupported: frozenset[str]
     negations: frozenset[str]  # before a relation phrase: "not left of", reported as unsupported
     adverbs: frozenset[str]  # relation words that also stand alone: "the waves below"
+    quantifiers: frozenset[str]  # stand for objects named before: "both sitting under a tree"
     lead_ins: frozenset[str]
     verbs: frozenset[str]
     over_nothing_verbs: frozenset[
@@ -118,6 +119,7 @@ def load_lexicon() -> Lexicon:
         unsupported=frozenset(data["unsupported"]),
         negations=frozenset(data["negations"]),
         adverbs=frozenset(data["adverbs"]),
+        quantifiers=frozenset(data["quantifiers"]),
         lead_ins=frozenset(data["lead_ins"]),
         verbs=frozenset(data["verbs"]),
         over_nothing_verbs=frozenset(data["over_nothing_verbs"]),

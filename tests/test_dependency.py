@@ -300,6 +300,19 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
             "a plate with a slice of cake on the left and a cup of tea on the right",
             [("cake", "left_of", "plate"), ("cup", "right_of", "plate")],
         ),
+        # "both" as a subject names the two objects before it
+        (
+            "a small white dog to the left of a big brown dog, both sitting under a tree",
+            [
+                ("small white dog", "left_of", "big brown dog"),
+                ("small white dog", "below", "tree"),
+                ("big brown dog", "below", "tree"),
+            ],
+        ),
+        (
+            "a cat left of a dog. Both are below a lamp.",
+            [("cat", "left_of", "dog"), ("cat", "below", "lamp"), ("dog", "below", "lamp")],
+        ),
         # "one" after an article or a modifier stands for a kind named before
         ("a red cube on top of a blue one", [("red cube", "above", "blue one")]),
         ("a red ball and a blue ball, the red ball above the blue one", [("red ball", "above", "blue ball")]),

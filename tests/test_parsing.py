@@ -115,6 +115,12 @@ def test_parse_errors_say_where_and_why(text, position, message):
         assert info.value.position == position
 
 
+def test_the_grammar_names_no_object_both():
+    with pytest.raises(ParseError, match="'Both' stands for objects named before") as info:
+        parse("a cat left of a dog. Both are below a lamp.")
+    assert info.value.position == 21
+
+
 def test_lexer_longest_match():
     kinds = [(t.kind, t.text) for t in lex("a cat to the left of a dog")]
     assert kinds == [("DET", "a"), ("WORD", "cat"), ("REL", "to the left of"), ("DET", "a"), ("WORD", "dog")]

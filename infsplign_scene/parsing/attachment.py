@@ -129,7 +129,12 @@ class Attachment(Mentions):
     def with_conjuncts(self, token, resolved: str, before: int) -> list[str]:
         """The subject and its conjuncts ("a cat and a dog left of ...", "a cat, a dog and a bird
         ..." read as an apposition), except those that an earlier phrase already describes ("a
-        horse on its left and two dogs on its right")."""
+        horse on its left and two dogs on its right"). "both" for one object that is not many: the
+        two objects named last ("a cat left of a dog, both under a tree"); not "they", which may
+        name one person."""
+        quantifier = token.lower_ in self.lexicon.quantifiers and not self.is_plural(resolved)
+        if quantifier and (pair := self.latest_objects(token.i, set(), 2)):
+            return pair
         listed = [c for c in self.list_members(token) if c.i < before and c.i in self.by_token]
         tokens = sorted({token, *listed}, key=lambda t: t.i)
         earlier_phrase = max((p.start for p in self.phrases if tokens[0].i < p.start < tokens[-1].i), default=-1)

@@ -52,9 +52,9 @@ class _Extractor(Attachment):
             return [self.owners[phrase.start]], phrase.end
         objects = self.phrase_objects(phrase)
         sentence_end = self.doc[phrase.start].sent.end
-        if objects and objects[0].lower_ == "both":  # "above both of them": them; "above both": both
+        if objects and objects[0].lower_ in self.lexicon.quantifiers:  # "above both of them": them; "above both"
             objects = [c for of in objects[0].children if of.lower_ == "of" for c in of.children] or objects
-        if objects and objects[0].lower_ in {*self.pronouns, "both"}:
+        if objects and objects[0].lower_ in self.pronouns | self.lexicon.quantifiers:
             return [], -objects[0].i
         if objects and self.resolve(objects[0]) is not None:
             first = objects[0]
@@ -223,7 +223,7 @@ class _Extractor(Attachment):
                 # relation's subject: "a frog sits below a mushroom, and a snail crawls to its
                 # right") and "it" the latest other object ("a dog runs below it")
                 holder = self.holder_of(subjects[0], phrase.start) if subjects else None
-                plural = self.doc[pronoun_at].lower_ in {*self.lexicon.plural_pronouns, "both"}
+                plural = self.doc[pronoun_at].lower_ in self.lexicon.plural_pronouns | self.lexicon.quantifiers
                 if holder is not None and not possessive and self.is_plural(holder) != plural:
                     holder = None  # "a train on tracks with a horse next to it": not the tracks
                 target = holder or (self.topic if possessive and self.topic not in subjects else None)

@@ -298,6 +298,8 @@ class Mentions:
         if token.lower_ in self.lexicon.relative_pronouns:
             clause = token.head
             return self.resolve(clause.head, exclude) if clause.dep_ in ("relcl", "acl") else None
+        if token.lower_ in self.lexicon.quantifiers and token.dep_ in SUBJECT_DEPS:  # "both sitting under"
+            return self.antecedent(token.i, set(exclude), plural=True) or self.antecedent(token.i, set(exclude))
         if token.lower_ in self.pronouns:
             opening = token.dep_ in SUBJECT_DEPS and token.sent.start > 0
             if opening:  # "A map ... . It is on a table": the previous sentence's first object

@@ -74,6 +74,8 @@ class _GraphBuilder:
         noun, attributes = self._head(name.lower(), count)
         if noun.rsplit(" ", 1)[-1] in POSITION_WORDS:
             raise ParseError(f"{name!r} names a place in the picture, not an object", self.text, start)
+        if name.lower() in self.lexicon.quantifiers:  # the dependency parse reads "both" as the two before it
+            raise ParseError(f"{name!r} stands for objects named before; name them", self.text, start)
         referent = None
         if definite:
             referent = self._definite(noun, attributes, name.lower())
