@@ -31,6 +31,7 @@ class Lexicon:
     negations: frozenset[str]  # before a relation phrase: "not left of", reported as unsupported
     adverbs: frozenset[str]  # relation words that also stand alone: "the waves below"
     quantifiers: frozenset[str]  # stand for objects named before: "both sitting under a tree"
+    reflexives: frozenset[str]  # "itself": no object of its own
     lead_ins: frozenset[str]
     verbs: frozenset[str]
     over_nothing_verbs: frozenset[
@@ -120,6 +121,7 @@ def load_lexicon() -> Lexicon:
         negations=frozenset(data["negations"]),
         adverbs=frozenset(data["adverbs"]),
         quantifiers=frozenset(data["quantifiers"]),
+        reflexives=frozenset(data["reflexives"]),
         lead_ins=frozenset(data["lead_ins"]),
         verbs=frozenset(data["verbs"]),
         over_nothing_verbs=frozenset(data["over_nothing_verbs"]),

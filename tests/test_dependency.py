@@ -300,6 +300,11 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
             "a plate with a slice of cake on the left and a cup of tea on the right",
             [("cake", "left_of", "plate"), ("cup", "right_of", "plate")],
         ),
+        # a word the tagger reads as a pronoun but is none ("bookshelf", for its "-self") is a noun
+        ("The green plant was next to the brown bookshelf.", [("green plant", "near", "brown bookshelf")]),
+        # "over" after a verb of flowing or covering places nothing
+        ("The waters of the stream rushed over the rounded stones.", []),
+        ("The warm cheese melted over the pizza.", []),
         # "both" as a subject names the two objects before it
         (
             "a small white dog to the left of a big brown dog, both sitting under a tree",

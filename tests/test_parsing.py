@@ -121,6 +121,11 @@ def test_the_grammar_names_no_object_both():
     assert info.value.position == 21
 
 
+def test_the_grammar_names_no_object_itself():
+    with pytest.raises(ParseError, match="'itself' relates an object to itself"):
+        parse("a cat next to itself")
+
+
 def test_lexer_longest_match():
     kinds = [(t.kind, t.text) for t in lex("a cat to the left of a dog")]
     assert kinds == [("DET", "a"), ("WORD", "cat"), ("REL", "to the left of"), ("DET", "a"), ("WORD", "dog")]

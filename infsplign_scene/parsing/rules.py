@@ -76,6 +76,8 @@ class _GraphBuilder:
             raise ParseError(f"{name!r} names a place in the picture, not an object", self.text, start)
         if name.lower() in self.lexicon.quantifiers:  # the dependency parse reads "both" as the two before it
             raise ParseError(f"{name!r} stands for objects named before; name them", self.text, start)
+        if name.lower() in self.lexicon.reflexives:
+            raise ParseError(f"{name!r} relates an object to itself; a relation needs two objects", self.text, start)
         referent = None
         if definite:
             referent = self._definite(noun, attributes, name.lower())

@@ -120,6 +120,9 @@ def analyse_text(text: str, nlp) -> Analysed:
             token.is_sent_start = True
     for _, component in nlp.pipeline:
         doc = component(doc)
+    for token in doc:  # pronouns are a closed class: "bookshelf" read as one, for its "-self"
+        if token.pos_ == "PRON" and not token.is_stop and token.is_alpha:
+            token.pos_, token.tag_ = "NOUN", "NN"
     _repair_nouns_read_as_modifiers(doc, lexicon)
     _repair_verbs_read_as_nouns(doc, lexicon)
     _repair_nouns_coordinated_with_verbs(doc)
