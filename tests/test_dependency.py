@@ -305,6 +305,20 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
         # "over" after a verb of flowing or covering places nothing
         ("The waters of the stream rushed over the rounded stones.", []),
         ("The warm cheese melted over the pizza.", []),
+        # a placing verb's participle that the tagger reads as the noun hangs on the noun before it
+        (
+            "a modern kitchen features a sleek silver refrigerator standing beside a matching microwave.",
+            [("sleek silver refrigerator", "near", "matching microwave")],
+        ),
+        # a subject the parse cannot name is its conjunct ("shredded purple and white cabbage")
+        (
+            "Resting beside the pizza slice, shredded purple and crisp white cabbage add a contrast.",
+            [("crisp white cabbage", "near", "pizza slice")],
+        ),
+        # among one object: near it when it is many; "in the middle of" one object places nothing
+        ("a deer among the trees", [("deer", "near", "trees")]),
+        ("A woman stands amidst a gentle downpour.", []),
+        ("A rider atop a horse in the middle of a pasture enclosed by a fence.", [("rider", "above", "horse")]),
         # "both" as a subject names the two objects before it
         (
             "a small white dog to the left of a big brown dog, both sitting under a tree",

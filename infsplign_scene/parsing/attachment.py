@@ -1,15 +1,15 @@
 """Which objects a relation phrase is about, in a dependency parse: the words it hangs on as its
 objects, the noun it hangs on or the subject of its clause, the noun a chain of phrases starts
 from, coordinated nouns, the object a "with" phrase belongs to, what is held instead of its
-holder's part, and what a relation word used as an adverb relates. The middle layer of the
-dependency backend (`Mentions` below it, the extractor in `dependency` above it)."""
+holder's part. The middle layer of the dependency backend (`Mentions` below it, `Readings` and the
+extractor in `dependency` above it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .mentions import NOUN_TAGS, SUBJECT_DEPS, Mentions
-from .shared import PICTURE_WORDS, between_relations
+from .shared import PICTURE_WORDS
 from .spacy_model import Phrase
 
 
@@ -76,7 +76,9 @@ class Attachment(Mentions):
         imperative ("paint a river"), its object."""
         deps = (SUBJECT_DEPS, ("attr",), ("dobj",)) if imperative and verb.dep_ == "ROOT" else (SUBJECT_DEPS, ("attr",))
         for wanted in deps:
-            found = [c for c in verb.children if c.dep_ in wanted and self.resolve(c) is not None]
+            named = [c for c in verb.children if c.dep_ in wanted]
+            named += [j for c in named if self.resolve(c) is None for j in c.conjuncts]  # "purple and white cabbage"
+            found = [c for c in named if self.resolve(c) is not None]
             if found and found[0].lower_ == "it" and verb.lemma_ in ("look", "seem", "appear"):
                 likeness = [
                     o
@@ -260,56 +262,3 @@ class Attachment(Mentions):
             if owner < i < phrase.start and object_id not in (*subjects, *references)
         ]
         return [self.by_token[max(between)]] if between else subjects
-
-    def used_as_adverb(self, phrase: Phrase) -> bool:
-        """A relation word with no object, read as an adverb or one that can stand alone, before a
-        verb, punctuation or the end ("the sky above is clear", "lights above."); "nearby" is an
-        adverb by nature."""
-        if phrase.kind != "REL" or self.phrase_objects(phrase):
-            return False
-        token, word = self.doc[phrase.start], self.written(self.doc[phrase.start])
-        standing_alone = token.pos_ == "ADV" or word in self.lexicon.adverbs  # "a dog sleeping underneath"
-        return word == "nearby" or (standing_alone and self.nothing_follows(phrase))
-
-    def nothing_follows(self, phrase: Phrase) -> bool:
-        """Whether a verb, punctuation or the end follows the phrase, not a noun (nor "umbrella
-        next to can", its noun read as a verb)."""
-        following = self.doc[phrase.end] if phrase.end < len(self.doc) else None
-        return following is None or (
-            following.i not in self.by_token and (following.is_punct or following.pos_ in ("AUX", "VERB"))
-        )
-
-    def between_adverb(self, phrase: Phrase) -> list[tuple[str, str, str]]:
-        """ "a car left of a bus, with a bicycle in between": the object just before a "between"
-        with no object of its own, between the two objects named before it."""
-        before = self.doc[phrase.start - 1] if phrase.start > 0 else None
-        if phrase.kind != "BETWEEN" or self.phrase_objects(phrase) or not self.nothing_follows(phrase):
-            return []
-        if before is None or before.i not in self.by_token:
-            return []
-        subject = self.by_token[before.i]
-        pair = self.latest_objects(before.i, {subject}, count=2)
-        return between_relations(phrase.value, subject, *pair, self.lexicon) if pair else []
-
-    def unfinished(self, phrase: Phrase) -> bool:
-        """Whether the text stops at the relation word with its object left out: a phrase that never
-        stands alone ("a cat sitting next to"), or one in a sentence with no verb ("a cat above"),
-        not an adverb ("a gull watches the waves below")."""
-        sentence = self.doc[phrase.start].sent
-        alone = self.written(self.doc[phrase.start]) in self.lexicon.adverbs
-        verb = any(t.pos_ in ("VERB", "AUX") for t in sentence)
-        return all(t.is_punct for t in self.doc[phrase.end :]) and not (alone and verb)
-
-    def adverb_anchor(self, phrase: Phrase) -> tuple[str, str] | None:
-        """ "a lamp with lights above", "a napkin with a spoon resting atop": the object of the
-        "with" phrase, and the object it belongs to, whose place the adverb is relative to."""
-        owner = self.doc[phrase.start].head
-        if owner.dep_ == "acl" and owner.head.i != owner.i:  # "a spoon resting atop"
-            owner = owner.head
-        subject = self.resolve(owner) if owner.i != phrase.start else None
-        holder = self.holder_of(subject, owner.i) if subject is not None else None
-        before = self.doc[phrase.start - 1] if phrase.start > 0 else owner
-        if holder is None and before.i in self.by_token and before.head.lower_ == "with":
-            subject = self.by_token[before.i]  # "a bird over a bridge, with a boat underneath": the boat
-            holder = self.holder_of(subject, before.i)
-        return (subject, holder) if holder is not None else None

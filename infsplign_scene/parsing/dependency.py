@@ -33,13 +33,13 @@ from pydantic import ValidationError
 from ..errors import ParseError
 from ..lexicon import Lexicon, load_lexicon
 from ..scene import MAX_RELATIONS, Relation, SceneGraph, UnsupportedRelation
-from .attachment import Attachment
+from .readings import Readings
 from .shared import between_relations, group_relations, placement_relations, side_relations
 from .spacy_model import Analysed, Phrase, analyse_text, load_nlp, phrases_of
 
 
 @dataclass
-class _Extractor(Attachment):
+class _Extractor(Readings):
     """Relations between the mentions (`Mentions`), from the relation phrases of a parsed `Doc`."""
 
     # ---- relations ---------------------------------------------------------------------------
@@ -71,7 +71,8 @@ class _Extractor(Attachment):
         if phrase.kind == "BETWEEN":
             conjuncts = [c for c in first.conjuncts if self.resolve(c) is not None]
             position = conjuncts[0].i if conjuncts else self.position_after(first.i + 1, sentence_end)
-            if position is not None and self.resolve(self.doc[position]) not in references:
+            joined = position is not None and any(t.lower_ in ("and", "&") for t in self.doc[first.i : position])
+            if (conjuncts or joined) and self.resolve(self.doc[position]) not in references:
                 references.append(self.resolve(self.doc[position]))
                 end = max(end, position + 1)
         return references, end
@@ -148,39 +149,6 @@ class _Extractor(Attachment):
             self.phrases.append(Phrase("REL", f"{side}_of", preposition.i, preposition.i + 1))
             self.owners[preposition.i] = self.by_token[owner.i]
         self.phrases.sort(key=lambda p: p.start)
-
-    def places_nothing(self, phrase: Phrase) -> bool:
-        """A relation word that relates nothing: a verb's particle ("a glass tipped over"), an
-        adjective ("in the near distance"), a passive's agent ("rocks sorted by colour"), "over" as
-        a gaze, a way along a surface or a cover ("looking over a valley", "driving over a bridge",
-        "stretched over a frame"), "all over it" (covering), a viewpoint ("a tower seen from
-        below"), a comparison ("a contrast between the old and the new"), or the background as
-        its object ("isolated over a white background")."""
-        token = self.doc[phrase.start]
-        before = self.doc[phrase.start - 1].lower_ if phrase.start > 0 else ""
-        objects = self.phrase_objects(phrase)
-        agent = token.dep_ == "agent" and token.head.tag_ == "VBN"  # not "a cat laying by a banister"
-        # "a giraffe looking over a fence", "a truck rolling over a field": a gaze, a way along a surface
-        across = self.written(token).split()[0] == "over" and token.head.lemma_ in self.lexicon.over_nothing_verbs
-        viewpoint = before == "from" and not objects
-        compared = phrase.kind == "BETWEEN" and token.head.lemma_.lower() in self.lexicon.comparisons
-        if token.dep_ in ("prt", "amod") or agent or across or viewpoint or compared or before == "all":
-            return True
-        return bool(objects) and objects[0].lower_ in ("background", "foreground")
-
-    def negated(self, phrase: Phrase) -> Phrase:
-        """ "A cat does not sit left of a dog": the phrase from the negation on, as unsupported (no
-        predicate says where a thing is not); "not left of" itself is one phrase of the lexer."""
-        verb = self.doc[phrase.start].head
-        negation = next((c for c in verb.children if c.dep_ == "neg" and c.i < phrase.start), None)
-        if phrase.kind == "UNSUP" or negation is None:
-            return phrase
-        return Phrase("UNSUP", phrase.value, negation.i, phrase.end)
-
-    def frame_side(self, phrase: Phrase) -> str | None:
-        """The side of the picture a phrase names when its object is the picture ("at the bottom
-        of this image")."""
-        return next((self.frame_of(c) for c in self.phrase_objects(phrase) if c.dep_ == "pobj"), None)
 
     def extract(self) -> None:
         self.collect_mentions()
@@ -265,7 +233,9 @@ class _Extractor(Attachment):
                         )
                     )
                 elif phrase.kind == "BETWEEN":
-                    if len(references) < 2:
+                    if len(references) < 2:  # "a deer among the trees": near them; "amid the chaos": nothing
+                        among = phrase.value in self.lexicon.among and self.is_plural(references[0])
+                        self.add_all([(subject, "near", references[0])] if among else [])
                         continue
                     self.add_all(between_relations(phrase.value, subject, *references[:2], self.lexicon))
                 else:

@@ -127,6 +127,7 @@ def analyse_text(text: str, nlp) -> Analysed:
     _repair_verbs_read_as_nouns(doc, lexicon)
     _repair_nouns_coordinated_with_verbs(doc)
     _repair_subjects_read_as_compounds(doc)
+    _repair_participles_read_as_nouns(doc, lexicon)
     return Analysed(doc, text, spans, phrases)
 
 
@@ -212,6 +213,22 @@ def _repair_subjects_read_as_compounds(doc) -> None:
         verb = token.head
         if token.dep_ == "compound" and token.pos_ in ("NOUN", "PROPN") and verb.tag_ in ("VBG", "VBN"):
             token.dep_ = "nsubj"
+
+
+def _repair_participles_read_as_nouns(doc, lexicon: Lexicon) -> None:
+    """ "a sleek silver refrigerator standing beside a microwave": the tagger may read the
+    participle of a placing verb as the noun, the real noun its compound. The noun takes the
+    participle's place, and the participle hangs on it."""
+    for token in doc[1:]:
+        noun = doc[token.i - 1]
+        if token.pos_ != "NOUN" or not token.lower_.endswith("ing") or token.lower_ not in lexicon.verbs:
+            continue
+        if noun.head.i != token.i or noun.dep_ not in ("compound", "nmod") or noun.pos_ not in ("NOUN", "PROPN"):
+            continue
+        for modifier in [c for c in token.children if c.i < noun.i]:
+            modifier.head = noun
+        noun.head, noun.dep_ = (noun if token.dep_ == "ROOT" else token.head), token.dep_
+        token.head, token.dep_, token.pos_, token.tag_ = noun, "acl", "VERB", "VBG"
 
 
 def phrases_of(doc) -> list[Phrase]:
