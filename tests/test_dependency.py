@@ -319,6 +319,8 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
         ("a deer among the trees", [("deer", "near", "trees")]),
         ("A woman stands amidst a gentle downpour.", []),
         ("A rider atop a horse in the middle of a pasture enclosed by a fence.", [("rider", "above", "horse")]),
+        # a one-word relation phrase with no object right after its verb is the verb's particle
+        ("a beach with a cruise ship passing by", []),
         # "both" as a subject names the two objects before it
         (
             "a small white dog to the left of a big brown dog, both sitting under a tree",

@@ -15,7 +15,7 @@ from .spacy_model import Phrase
 @dataclass
 class Readings(Attachment):
     def places_nothing(self, phrase: Phrase) -> bool:
-        """A relation word that relates nothing: a verb's particle ("a glass tipped over"), an
+        """A relation word that relates nothing: a verb's particle ("a glass tipped over", "passing by"), an
         adjective ("in the near distance"), a passive's agent ("rocks sorted by colour"), "over" as
         a gaze, a way along a surface or a cover ("looking over a valley", "driving over a bridge",
         "stretched over a frame"), "all over it" (covering), a viewpoint ("a tower seen from
@@ -28,8 +28,14 @@ class Readings(Attachment):
         # "a giraffe looking over a fence", "a truck rolling over a field": a gaze, a way along a surface
         across = self.written(token).split()[0] == "over" and token.head.lemma_ in self.lexicon.over_nothing_verbs
         viewpoint = before == "from" and not objects
+        # "a cruise ship passing by": a word that is no adverb, with no object, right after its verb
+        particle = not objects and token.head.i == phrase.start - 1 and token.head.pos_ == "VERB"
+        particle = particle and self.nothing_follows(phrase)
+        particle = (
+            particle and len(self.written(token).split()) == 1 and self.written(token) not in self.lexicon.adverbs
+        )
         compared = phrase.kind == "BETWEEN" and token.head.lemma_.lower() in self.lexicon.comparisons
-        if token.dep_ in ("prt", "amod") or agent or across or viewpoint or compared or before == "all":
+        if token.dep_ in ("prt", "amod") or particle or agent or across or viewpoint or compared or before == "all":
             return True
         return bool(objects) and objects[0].lower_ in ("background", "foreground")
 
