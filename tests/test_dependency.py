@@ -321,6 +321,12 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
         ("A rider atop a horse in the middle of a pasture enclosed by a fence.", [("rider", "above", "horse")]),
         # a one-word relation phrase with no object right after its verb is the verb's particle
         ("a beach with a cruise ship passing by", []),
+        # "by" naming who made the picture places nothing; by a place it is near
+        ("Marlene Dietrich by Ilya Repin", []),
+        ("a beautiful portrait of a woman by Greg Land, synthwave, noir", []),
+        ("digital illustration of a castle, by james jean", []),
+        ("a cabin by Lake Tahoe", [("cabin", "near", "Lake Tahoe")]),
+        ("person by umbrella. chair next to person", [("person", "near", "umbrella"), ("chair", "near", "person")]),
         # "both" as a subject names the two objects before it
         (
             "a small white dog to the left of a big brown dog, both sitting under a tree",

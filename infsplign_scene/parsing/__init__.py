@@ -141,7 +141,8 @@ def plain_names(graph: SceneGraph) -> bool:
     """Whether every object is named by a noun with at most colour and size words before it
     ("cat", "red circle", "small teddy bear"), and no colour or size word stands alone before
     "and" or a comma ("a gray and brown cat", where "an orange and a pear" names the fruit: the
-    tagger tells): then the grammar's parse needs no tagger's check."""
+    tagger tells), and no capitalised name follows "by" (an author or a place): then the grammar's
+    parse needs no tagger's check."""
     lexicon = load_lexicon()
     attributes = lexicon.attribute_words
     text = graph.prompt or ""
@@ -155,6 +156,9 @@ def plain_names(graph: SceneGraph) -> bool:
         following = text[obj.span[1] :].lstrip().lower() if obj.span else ""
         if words[-1] in attributes and following.startswith(("and ", ",")):
             return False
+        preceding = text[: obj.span[0]].rstrip().lower() if obj.span else ""
+        if preceding.endswith(" by") and obj.name[:1].isupper():
+            return False  # "a cat by Picasso": an author or a place ("by Lake Tahoe"): the tagger tells
     return True
 
 

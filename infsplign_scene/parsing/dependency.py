@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from ..errors import ParseError
 from ..lexicon import Lexicon, load_lexicon
 from ..scene import MAX_RELATIONS, Relation, SceneGraph, UnsupportedRelation
-from .readings import Readings
+from .readings import Readings, names_an_author
 from .shared import between_relations, group_relations, placement_relations, side_relations
 from .spacy_model import Analysed, Phrase, analyse_text, load_nlp, phrases_of
 
@@ -293,6 +293,8 @@ def controlled_language(graph: SceneGraph, analysed: Analysed) -> bool:
         span = [analysed.doc[i] for i, (first, last) in enumerate(analysed.spans) if first < end and last > start]
         if not span or any(token.pos_ not in allowed for token in span[:-1]):
             return False
+        if span[0].i > 0 and span[0].nbor(-1).lower_ == "by" and names_an_author(span[0].nbor(-1)):
+            return False  # "a cat by Picasso": no place
         last = span[-1]
         clause = last.pos_ in ("VERB", "ADV", "ADP", "AUX") or last.dep_ in ("acl", "relcl")  # "a kite soaring"
         if clause or (last.pos_ == "ADJ" and last.lower_ in lexicon.attribute_words):  # not "an orange"

@@ -8,8 +8,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .attachment import Attachment
-from .shared import between_relations
+from .shared import PICTURE_WORDS, between_relations
 from .spacy_model import Phrase
+
+
+def names_an_author(by) -> bool:
+    """ "a painting by Goya", "Marlene Dietrich by Ilya Repin", "..., by james jean": whether a "by"
+    token names who made the picture (after a picture word or a comma, or before a capitalised name
+    with no article that is no place's: not "a cabin by Lake Tahoe"), not where a thing is."""
+    before = by.doc[by.i - 1] if by.i > 0 else None
+    if before is None or before.text == "," or before.lower_ in PICTURE_WORDS | {"art", "artwork"}:
+        return True
+    name = next((c for c in by.children if c.dep_ == "pobj"), None)
+    if name is None or name.pos_ != "PROPN" or not name.text[:1].isupper():
+        return False  # a name, written as one: not "person by umbrella"
+    if any(c.dep_ == "det" for c in name.children):
+        return False
+    return name.ent_type_ not in ("GPE", "LOC", "FAC")
 
 
 @dataclass
@@ -19,8 +34,8 @@ class Readings(Attachment):
         adjective ("in the near distance"), a passive's agent ("rocks sorted by colour"), "over" as
         a gaze, a way along a surface or a cover ("looking over a valley", "driving over a bridge",
         "stretched over a frame"), "all over it" (covering), a viewpoint ("a tower seen from
-        below"), a comparison ("a contrast between the old and the new"), or the background as
-        its object ("isolated over a white background")."""
+        below"), a comparison ("a contrast between the old and the new"), an author ("a painting by
+        Goya"), or the background as its object ("isolated over a white background")."""
         token = self.doc[phrase.start]
         before = self.doc[phrase.start - 1].lower_ if phrase.start > 0 else ""
         objects = self.phrase_objects(phrase)
@@ -36,6 +51,8 @@ class Readings(Attachment):
         )
         compared = phrase.kind == "BETWEEN" and token.head.lemma_.lower() in self.lexicon.comparisons
         if token.dep_ in ("prt", "amod") or particle or agent or across or viewpoint or compared or before == "all":
+            return True
+        if self.written(token) == "by" and names_an_author(token):
             return True
         return bool(objects) and objects[0].lower_ in ("background", "foreground")
 
