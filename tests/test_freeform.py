@@ -32,6 +32,11 @@ def relations(text: str, backend: str) -> set[tuple[str, str, str]]:
         # the same name placed again is another object: two men, not one placed twice
         ("a man on the left and a man on the right", {("man", "left_of", "man")}),
         ("two teddy bears left of a bed", {("teddy bear", "left_of", "bed")}),
+        # "it" after "X with" is X on every backend, whatever the phrase before it
+        (
+            "a table with a bowl on top and a chair on the right side of it",
+            {("bowl", "above", "table"), ("chair", "right_of", "table")},
+        ),
         # "his", "her" and "their" name sides as "its" does
         ("a man with a river to his left", {("river", "left_of", "man")}),
         (

@@ -125,6 +125,16 @@ class _GraphBuilder:
         agreeing = [c for c in candidates if self._is_plural(by_id[c]) == plural]
         return (agreeing or candidates)[0]
 
+    def _held_by(self, np: Tree, exclude: list[str]) -> str | None:
+        """ "a table with a bowl on top and a chair on the right side of it": "it" after "X with" is
+        X when they agree in number, as the dependency parse reads it."""
+        token = np.children[0].value
+        if token.kind != "PRON" or self.holder is None or self.holder in exclude:
+            return None
+        plural = any(word in self.lexicon.plural_pronouns for word in token.text.lower().split())
+        holder = next(o for o in self.objects if o.id == self.holder)
+        return self.holder if self._is_plural(holder) == plural else None
+
     @staticmethod
     def _is_plural(obj: SceneObject) -> bool:
         return obj.count > 1 or obj.name.lower().split()[-1] != (obj.noun or "").split()[-1]
@@ -199,7 +209,7 @@ class _GraphBuilder:
         """Resolve the reference object(s) of a relation (before its subjects, for inverted order)."""
         if relation.data in ("rel", "unsupported"):
             target = relation.children[1]
-            object_id = self.np(target.children[0], exclude)
+            object_id = self._held_by(target.children[0], exclude) or self.np(target.children[0], exclude)
             if len(target.children) == 2:  # chain: "a moon above a cloud above a hill"
                 chained = target.children[1]
                 # a chain of one predicate stays a chain; after another predicate or a phrase no
