@@ -327,6 +327,15 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
         ("digital illustration of a castle, by james jean", []),
         ("a cabin by Lake Tahoe", [("cabin", "near", "Lake Tahoe")]),
         ("person by umbrella. chair next to person", [("person", "near", "umbrella"), ("chair", "near", "person")]),
+        # a chain of one predicate, wherever the parser hangs the second phrase; inverted order after "and"
+        (
+            "a dog on the left of a cat on the left of a bird",
+            [("dog", "left_of", "cat"), ("cat", "left_of", "bird")],
+        ),
+        (
+            "above a sofa hangs a painting, and below the sofa lies a rug",
+            [("painting", "above", "sofa"), ("rug", "below", "sofa")],
+        ),
         # "both" as a subject names the two objects before it
         (
             "a small white dog to the left of a big brown dog, both sitting under a tree",

@@ -105,7 +105,8 @@ class _Extractor(Readings):
         sentence = self.doc[phrase.start].sent
         opening = [t for t in self.doc[sentence.start : phrase.start] if not t.is_punct]
         after_conjunction = phrase.start > 0 and self.doc[phrase.start - 1].lower_ in ("and", ",")
-        if not opening or (phrase.kind in ("PREL", "PLACE") and after_conjunction):
+        verb_after = self.doc[phrase.start].head.i > phrase.start  # "..., and below the sofa lies a rug"
+        if not opening or (after_conjunction and (phrase.kind in ("PREL", "PLACE") or verb_after)):
             verb = self.doc[phrase.start].head  # "Beside the car, swaying on the water, is a boat"
             subject = self.verb_subject(verb) if verb.pos_ in ("VERB", "AUX") else None
             resolved = self.resolve(subject) if subject is not None and subject.i >= reference_end else None
@@ -114,6 +115,8 @@ class _Extractor(Readings):
             following = self.mention_after(reference_end, sentence.end)
             if following is not None and following not in references:
                 return [following]
+        if (chained := self.chained_subject(phrase)) is not None:
+            return [chained]
         if phrase.kind in ("PREL", "PLACE") or pronoun:
             nearest = self.mention_before(phrase.start, sentence.start, set(references))
             if nearest is not None and self.holder_of(nearest, phrase.start) is not None:
