@@ -367,7 +367,7 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
 )
 @pytest.mark.parametrize("backend", ["spacy", "auto"])
 def test_adverbs_plural_verbs_quantities_and_pronouns(nlp, text, expected, backend):
-    assert relations(parse(text, backend=backend, nlp=nlp)) == expected
+    assert sorted(relations(parse(text, backend=backend, nlp=nlp))) == sorted(expected)
 
 
 def test_a_relation_word_that_ends_the_text_is_still_an_error(nlp):

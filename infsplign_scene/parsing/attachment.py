@@ -128,18 +128,6 @@ class Attachment(Mentions):
             token = subject
         return token
 
-    def chained_subject(self, phrase: Phrase) -> str | None:
-        """ "a dog on the left of a cat on the left of a bird": a phrase right after the object of
-        the same predicate is about that object (a chain of one predicate), wherever the parser
-        hung it."""
-        before = self.doc[phrase.start - 1] if phrase.start > 0 else None
-        if phrase.kind != "REL" or before is None or before.i not in self.by_token or before.dep_ != "pobj":
-            return None
-        link = self.phrase_at.get(before.head.i)
-        return (
-            self.by_token[before.i] if link is not None and (link.kind, link.value) == ("REL", phrase.value) else None
-        )
-
     def with_conjuncts(self, token, resolved: str, before: int) -> list[str]:
         """The subject and its conjuncts ("a cat and a dog left of ...", "a cat, a dog and a bird
         ..." read as an apposition), except those that an earlier phrase already describes ("a

@@ -56,6 +56,18 @@ class Readings(Attachment):
             return True
         return bool(objects) and objects[0].lower_ in ("background", "foreground")
 
+    def chained_subject(self, phrase: Phrase) -> str | None:
+        """ "a dog on the left of a cat on the left of a bird": a phrase right after the object of
+        the same predicate is about that object (a chain of one predicate), wherever the parser
+        hung it."""
+        before = self.doc[phrase.start - 1] if phrase.start > 0 else None
+        if phrase.kind != "REL" or before is None or before.i not in self.by_token or before.dep_ != "pobj":
+            return None
+        link = self.phrase_at.get(before.head.i)
+        if link is None or (link.kind, link.value) != ("REL", phrase.value) or self.places_nothing(link):
+            return None  # not after "rocks organized by colour"
+        return self.by_token[before.i]
+
     def negated(self, phrase: Phrase) -> Phrase:
         """ "A cat does not sit left of a dog": the phrase from the negation on, as unsupported (no
         predicate says where a thing is not); "not left of" itself is one phrase of the lexer."""
