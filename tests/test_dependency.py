@@ -10,6 +10,7 @@ spacy = pytest.importorskip("spacy")
 from spacy.tokens import Doc  # noqa: E402
 
 from infsplign_scene import ParseError, parse  # noqa: E402
+from infsplign_scene.errors import ParseWarning  # noqa: E402
 from infsplign_scene.parsing import dependency  # noqa: E402
 from infsplign_scene.parsing.dependency import extract  # noqa: E402
 
@@ -380,6 +381,13 @@ def test_a_relation_word_that_ends_the_text_is_still_an_error(nlp):
 def test_a_name_holds_no_relation_phrase(nlp, backend):
     graph = parse("a boat on the left bank and a house on the right bank", backend=backend, nlp=nlp)
     assert [o.name for o in graph.objects] == ["boat", "bank", "house", "bank"]
+
+
+@pytest.mark.parametrize("backend", ["spacy", "auto"])
+def test_between_one_object_is_reported_not_dropped(nlp, backend):
+    with pytest.warns(ParseWarning, match="'between' at character 8 is spatial"):
+        graph = parse("a mouse between two cats", backend=backend, nlp=nlp)
+    assert graph.relations == [] and [(u.subject, u.object) for u in graph.unsupported] == [("mouse", "cat")]
 
 
 @pytest.mark.parametrize("backend", ["spacy", "auto"])

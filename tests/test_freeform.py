@@ -37,6 +37,11 @@ def relations(text: str, backend: str) -> set[tuple[str, str, str]]:
             "a table with a bowl on top and a chair on the right side of it",
             {("bowl", "above", "table"), ("chair", "right_of", "table")},
         ),
+        # "them" with no plural object before it names the two objects named last, on every backend
+        (
+            "a cat sits on the left of a dog while a bird flies above them",
+            {("cat", "left_of", "dog"), ("bird", "above", "cat"), ("bird", "above", "dog")},
+        ),
         # "his", "her" and "their" name sides as "its" does
         ("a man with a river to his left", {("river", "left_of", "man")}),
         (

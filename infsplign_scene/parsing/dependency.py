@@ -223,8 +223,10 @@ class _Extractor(Readings):
                     continue  # "in", "on" ... are often not spatial at all
                 missing = "what it relates" if not subjects else "the object it refers to"
                 raise ParseError(f"cannot tell {missing} for {self.text[start:end]!r}", self.text, start)
+            # "a mouse between two cats", "in the middle of a garden": one object, no two to be between
+            one_sided = phrase.kind == "BETWEEN" and len(references) < 2 and phrase.value not in self.lexicon.among
             for subject in subjects:
-                if phrase.kind == "UNSUP":
+                if phrase.kind == "UNSUP" or one_sided:
                     self.latest_subject = subject
                     self.unsupported.append(
                         UnsupportedRelation(
@@ -237,8 +239,7 @@ class _Extractor(Readings):
                     )
                 elif phrase.kind == "BETWEEN":
                     if len(references) < 2:  # "a deer among the trees": near them; "amid the chaos": nothing
-                        among = phrase.value in self.lexicon.among and self.is_plural(references[0])
-                        self.add_all([(subject, "near", references[0])] if among else [])
+                        self.add_all([(subject, "near", references[0])] if self.is_plural(references[0]) else [])
                         continue
                     self.add_all(between_relations(phrase.value, subject, *references[:2], self.lexicon))
                 else:

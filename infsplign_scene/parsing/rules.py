@@ -135,6 +135,19 @@ class _GraphBuilder:
         holder = next(o for o in self.objects if o.id == self.holder)
         return self.holder if self._is_plural(holder) == plural else None
 
+    def _two_named_before(self, np: Tree, exclude: list[str]) -> list[str]:
+        """ "a cat sits left of a dog while a bird flies above them": a plural pronoun with no plural
+        object before it names the two objects named last, as the dependency parse reads it."""
+        token = np.children[0].value
+        words = token.text.lower().split()
+        if token.kind != "PRON" or not any(word in self.lexicon.plural_pronouns for word in words):
+            return []
+        by_id = {o.id: o for o in self.objects}
+        candidates = list(dict.fromkeys(m.object_id for m in reversed(self.mentions) if m.object_id not in exclude))
+        if len(candidates) < 2 or any(self._is_plural(by_id[c]) for c in candidates):
+            return []
+        return candidates[1::-1]
+
     @staticmethod
     def _is_plural(obj: SceneObject) -> bool:
         return obj.count > 1 or obj.name.lower().split()[-1] != (obj.noun or "").split()[-1]
@@ -209,6 +222,8 @@ class _GraphBuilder:
         """Resolve the reference object(s) of a relation (before its subjects, for inverted order)."""
         if relation.data in ("rel", "unsupported"):
             target = relation.children[1]
+            if relation.data == "rel" and (pair := self._two_named_before(target.children[0], exclude)):
+                return pair
             object_id = self._held_by(target.children[0], exclude) or self.np(target.children[0], exclude)
             if len(target.children) == 2:  # chain: "a moon above a cloud above a hill"
                 chained = target.children[1]
@@ -251,7 +266,8 @@ class _GraphBuilder:
                 )
         elif relation.data in ("rel", "pronoun_rel"):
             for subject in subjects:
-                self.add(subject, str(token.value), targets[0], token.start)
+                for target in targets:
+                    self.add(subject, str(token.value), target, token.start)
         elif relation.data == "between":
             first, second = targets
             for subject in subjects:
