@@ -107,9 +107,15 @@ def load_lexicon() -> Lexicon:
                 phrases[" ".join(pronoun if word == "its" else word for word in words)] = predicate
         return phrases
 
+    def degrees(phrases: dict[str, str]) -> dict[str, str]:
+        """ "above" -> also "directly above", "slightly above", "high above", ..."""
+        return phrases | {
+            f"{degree} {phrase}": value for phrase, value in phrases.items() for degree in data["degrees"]
+        }
+
     return Lexicon(
-        relations=invert(data["relations"]),
-        pronoun_relations=possessives(data["pronoun_relations"]),
+        relations=degrees(invert(data["relations"])),
+        pronoun_relations=degrees(possessives(data["pronoun_relations"])),
         placements=invert(data["placements"]) | corners(data["corners"]),
         between=frozenset(data["between"]),
         among=frozenset(data["among"]),

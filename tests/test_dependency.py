@@ -337,6 +337,8 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
             "above a sofa hangs a painting, and below the sofa lies a rug",
             [("painting", "above", "sofa"), ("rug", "below", "sofa")],
         ),
+        # what is held or worn does not stand: the one who holds it does
+        ("a woman holding an umbrella standing to the right of a man", [("woman", "right_of", "man")]),
         # "both" as a subject names the two objects before it
         (
             "a small white dog to the left of a big brown dog, both sitting under a tree",

@@ -42,6 +42,10 @@ def relations(text: str, backend: str) -> set[tuple[str, str, str]]:
             "a cat sits on the left of a dog while a bird flies above them",
             {("cat", "left_of", "dog"), ("bird", "above", "cat"), ("bird", "above", "dog")},
         ),
+        # a degree before a relation phrase is no part of the name before it
+        ("a cat directly below a lamp", {("cat", "below", "lamp")}),
+        ("a ball slightly to the left of a box", {("ball", "left_of", "box")}),
+        ("a kite high above a house", {("kite", "above", "house")}),
         # "his", "her" and "their" name sides as "its" does
         ("a man with a river to his left", {("river", "left_of", "man")}),
         (

@@ -53,7 +53,11 @@ class Attachment(Mentions):
                 subject = self.verb_subject(head, imperative=True)
                 if subject is not None:
                     return self.with_conjuncts(subject, self.resolve(subject), phrase.start)
-                if head.dep_ == "acl" and head.head.dep_ == "dobj" and head.head.head.lemma_ == "wear":
+                if (
+                    head.dep_ == "acl"
+                    and head.head.dep_ == "dobj"
+                    and head.head.head.lemma_ in ("wear", "hold", "carry")
+                ):
                     head = head.head.head  # "people wearing helmets, standing by bikes": what is worn does not stand
                     continue
                 if head.dep_ in ("acl", "relcl", "conj", "pcomp"):
