@@ -67,6 +67,7 @@ def relations(text: str, backend: str) -> set[tuple[str, str, str]]:
         ),
         ("a lamp on the sofa's right", {("lamp", "right_of", "sofa")}),
         ("a lamp to the sofa's left side", {("lamp", "left_of", "sofa")}),
+        ("a dog to the cat's left", {("dog", "left_of", "cat")}),
         ("a vase with flowers next to a clock", {("vase", "near", "clock")}),
         ("a moon above a cloud above a hill", {("moon", "above", "cloud"), ("cloud", "above", "hill")}),
     ],

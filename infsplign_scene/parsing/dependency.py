@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from ..errors import ParseError
 from ..lexicon import Lexicon, load_lexicon
 from ..scene import MAX_RELATIONS, Relation, SceneGraph, UnsupportedRelation
+from .lexer import possessive_side
 from .readings import Readings, names_an_author
 from .shared import between_relations, group_relations, placement_relations, side_relations
 from .spacy_model import Analysed, Phrase, analyse_text, load_nlp, phrases_of
@@ -138,19 +139,24 @@ class _Extractor(Readings):
             self.latest_subject = subject
 
     def possessive_sides(self) -> None:
-        """ "on the sofa's right", "to the dog's left": a relation to the possessor."""
+        """ "on the sofa's right", "to the dog's left side": a relation to the possessor, found in the
+        words by the lexer's rule (`possessive_side`): the parser often hangs the side elsewhere."""
         self.owners: dict[int, str] = {}
+        words, tokens = [], []  # the words as the lexer sees them ("sofa's"), and their first tokens
         for token in self.doc:
-            side = token.lower_ if token.lower_ in ("left", "right") else None
-            if token.lower_ == "side":  # "on the sofa's left side"
-                side = next((c.lower_ for c in token.children if c.lower_ in ("left", "right")), None)
-            owner = next((c for c in token.children if c.dep_ == "poss" and c.i in self.by_token), None)
-            preposition = token.head
-            if side is None or owner is None or preposition.lower_ not in ("on", "to", "at"):
+            if token.lower_ in ("'s", "’s") and words:
+                words[-1] += "'s"
                 continue
-            self.phrases = [p for p in self.phrases if p.start != preposition.i]
-            self.phrases.append(Phrase("REL", f"{side}_of", preposition.i, preposition.i + 1))
-            self.owners[preposition.i] = self.by_token[owner.i]
+            words.append(token.lower_)
+            tokens.append(token.i)
+        for j in range(len(words)):
+            found = possessive_side(words, j)
+            if found is None or tokens[found[1]] not in self.by_token:
+                continue
+            preposition = tokens[j]
+            self.phrases = [p for p in self.phrases if p.start != preposition]
+            self.phrases.append(Phrase("REL", found[0], preposition, preposition + 1))
+            self.owners[preposition] = self.by_token[tokens[found[1]]]
         self.phrases.sort(key=lambda p: p.start)
 
     def extract(self) -> None:
