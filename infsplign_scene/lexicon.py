@@ -32,6 +32,7 @@ class Lexicon:
     adverbs: frozenset[str]  # relation words that also stand alone: "the waves below"
     quantifiers: frozenset[str]  # stand for objects named before: "both sitting under a tree"
     reflexives: frozenset[str]  # "itself": no object of its own
+    people: frozenset[str]  # what "he", "she", "him" and "her" name first
     lead_ins: frozenset[str]
     verbs: frozenset[str]
     over_nothing_verbs: frozenset[
@@ -128,6 +129,7 @@ def load_lexicon() -> Lexicon:
         adverbs=frozenset(data["adverbs"]),
         quantifiers=frozenset(data["quantifiers"]),
         reflexives=frozenset(data["reflexives"]),
+        people=frozenset(data["people"]),
         lead_ins=frozenset(data["lead_ins"]),
         verbs=frozenset(data["verbs"]),
         over_nothing_verbs=frozenset(data["over_nothing_verbs"]),

@@ -339,6 +339,12 @@ def test_gazes_adverbs_quotes_and_misread_words(nlp, text, expected):
         ),
         # what is held or worn does not stand: the one who holds it does
         ("a woman holding an umbrella standing to the right of a man", [("woman", "right_of", "man")]),
+        # "her" names a person first; "it" opening a clause after ";" names the main clause's subject
+        (
+            "A woman reads a book. Her dog lies at her feet, and a cat sleeps beside her.",
+            [("cat", "near", "woman")],
+        ),
+        ("A pizza sits on a table; beside it is a bottle of wine.", [("bottle", "near", "pizza")]),
         # "both" as a subject names the two objects before it
         (
             "a small white dog to the left of a big brown dog, both sitting under a tree",

@@ -205,8 +205,9 @@ class _Extractor(Readings):
                     holder = None  # "a train on tracks with a horse next to it": not the tracks
                 target = holder or (self.topic if possessive and self.topic not in subjects else None)
                 sentence_start = self.doc[phrase.start].sent.start
-                if target is None and phrase.start == sentence_start > 0:  # "... . Below it, a ..."
-                    target = self.main_subject_before(sentence_start, set(subjects))
+                after_semicolon = phrase.start > 0 and self.doc[phrase.start - 1].text == ";"
+                if target is None and (phrase.start == sentence_start > 0 or after_semicolon):  # ". Below it, a"
+                    target = self.main_subject_before(phrase.start, set(subjects))
                 if target is None and plural:
                     target = self.antecedent(pronoun_at, set(subjects), plural=True)
                 if target is None and plural:  # "an astronaut riding a horse, the moon above them"

@@ -241,8 +241,9 @@ class Mentions:
                 for i in sorted(self.by_token, reverse=True)
                 if i < before and self.doc[i].dep_ in SUBJECT_DEPS and self.by_token[i] not in exclude
             ]
+            people = [s for s in subjects if self.noun_of(s) in self.lexicon.people]  # "Her dog ... beside her"
             if subjects:  # "The woman swings her racket. The dirt under her": not the racket
-                return subjects[0]
+                return (people or subjects)[0]
         candidates = [
             (index, self.by_token[index])
             for index in sorted(self.by_token, reverse=True)
@@ -252,6 +253,9 @@ class Mentions:
             if plural == self.is_plural(object_id, index):
                 return object_id
         return None if plural or not candidates else candidates[0][1]
+
+    def noun_of(self, object_id: str) -> str:
+        return next((o.noun or "").lower() for o in self.objects if o.id == object_id)
 
     def main_subject_before(self, index: int, exclude: set[str]) -> str | None:
         """The latest subject of a main clause (of the root verb or one coordinated with it, or
@@ -263,7 +267,8 @@ class Mentions:
                 verb = verb.head
             existential = token.dep_ == "attr" and any(c.dep_ == "expl" for c in token.head.children)
             subject = token.dep_ in SUBJECT_DEPS or existential
-            if i < index and subject and verb.dep_ == "ROOT" and self.by_token[i] not in exclude:
+            main = verb.dep_ == "ROOT" or (verb.dep_ == "ccomp" and verb.head.i > index)  # "...; beside it is"
+            if i < index and subject and main and self.by_token[i] not in exclude:
                 return self.by_token[i]
         return None
 
