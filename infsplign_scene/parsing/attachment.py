@@ -200,10 +200,9 @@ class Attachment(Mentions):
     def holder_of(self, subject: str, near: int) -> str | None:
         """ "X with Y on the left", "X with Y on its left", "X walks with Y ...", "X has Y on its
         left": X, whose sides the phrase names."""
-        mentions = [i for i, object_id in self.by_token.items() if object_id == subject]
-        if not mentions:
+        token = self.mention_near(subject, near)
+        if token is None:
             return None
-        token = self.doc[min(mentions, key=lambda i: abs(i - near))]
         start = token.i
         # "X with a slice of cake (a cup of tea) on the left": the slice (the cup) is what X holds
         while token.dep_ == "pobj" and token.head.lower_ == "of" and token.head.head.i != token.head.i:
@@ -226,9 +225,14 @@ class Attachment(Mentions):
             return self.resolve(subject) if subject is not None else None
         return None if self.is_setting(preposition.head) else self.resolve(preposition.head)
 
+    def mention_near(self, object_id: str, near: int):
+        """The object's mention closest to token `near`, or None."""
+        mentions = [i for i, mentioned in self.by_token.items() if mentioned == object_id]
+        return self.doc[min(mentions, key=lambda i: abs(i - near))] if mentions else None
+
     def container_of(self, object_id: str, near: int) -> str:
         """The object whose "of" phrase names this one ("a cup of tea": the cup), else itself."""
-        token = self.doc[min((i for i, o in self.by_token.items() if o == object_id), key=lambda i: abs(i - near))]
+        token = self.mention_near(object_id, near)
         while token.dep_ == "pobj" and token.head.lower_ == "of" and token.head.head.i in self.by_token:
             token = token.head.head
         return self.by_token[token.i]
@@ -243,9 +247,7 @@ class Attachment(Mentions):
 
     def is_setting(self, token) -> bool:
         """A place that a picture shows things in ("a kitchen with ..."): it holds no sides."""
-        object_id = self.by_token.get(token.i)
-        noun = next((o.noun for o in self.objects if o.id == object_id), None)
-        return (noun or "").lower() in self.lexicon.settings
+        return self.noun_of(self.by_token.get(token.i)) in self.lexicon.settings
 
     def held_instead(self, phrase: Phrase, subjects: list[str], references: list[str]) -> list[str]:
         """ "a racoon holding an apple over its head", "a turtle with a bubble over its head": an

@@ -166,6 +166,7 @@ class Mentions:
         return side_in_words(words)  # None for "above the picture": a picture on a wall
 
     def collect_mentions(self) -> None:
+        phrase_tokens = self.phrase_tokens  # a property that builds the set
         for token in self.doc:
             if not self.is_mention(token):
                 continue
@@ -175,7 +176,7 @@ class Mentions:
                 if c.dep_ in ("amod", "compound", "nmod")
                 and c.i < token.i
                 and not self.punctuated(c.i, token.i)
-                and not self.phrase_tokens.intersection(range(c.i, token.i))  # a name holds no relation phrase
+                and not phrase_tokens.intersection(range(c.i, token.i))  # a name holds no relation phrase
             ]
             start = min([token.i, *modifiers])
             count = 1
@@ -189,8 +190,7 @@ class Mentions:
             plural = token.tag_ in ("NNS", "NNPS") and head_text not in self.lexicon.singular_nouns
             if self.stands_for_noun(token):  # "a red one": of the latest kind named outside a phrase
                 named = [self.by_token[i] for i in sorted(self.by_token) if self.doc[i].dep_ != "pobj"]
-                kind = next(o for o in self.objects if o.id == (named or [self.objects[-1].id])[-1])
-                noun = kind.noun or head_text
+                noun = self.noun_of((named or [self.objects[-1].id])[-1]) or head_text
             elif " " in head_text:  # a multi-word noun is one token whose lemma is its stand-in word
                 noun = self.lexicon.singular(head_text)
             else:
@@ -254,8 +254,9 @@ class Mentions:
                 return object_id
         return None if plural or not candidates else candidates[0][1]
 
-    def noun_of(self, object_id: str) -> str:
-        return next((o.noun or "").lower() for o in self.objects if o.id == object_id)
+    def noun_of(self, object_id: str | None) -> str:
+        """The object's noun in lower case; "" for no object."""
+        return next(((o.noun or "").lower() for o in self.objects if o.id == object_id), "")
 
     def main_subject_before(self, index: int, exclude: set[str]) -> str | None:
         """The latest subject of a main clause (of the root verb or one coordinated with it, or

@@ -30,29 +30,32 @@ def names_an_author(by) -> bool:
 @dataclass
 class Readings(Attachment):
     def places_nothing(self, phrase: Phrase) -> bool:
-        """A relation word that relates nothing: a verb's particle ("a glass tipped over", "passing by"), an
-        adjective ("in the near distance"), a passive's agent ("rocks sorted by colour"), "over" as
-        a gaze, a way along a surface or a cover ("looking over a valley", "driving over a bridge",
-        "stretched over a frame"), "all over it" (covering), a viewpoint ("a tower seen from
-        below"), a comparison ("a contrast between the old and the new"), an author ("a painting by
+        """A relation word that relates nothing: a verb's particle ("a glass tipped over", "passing
+        by"), an adjective ("in the near distance"), a passive's agent ("rocks sorted by colour"),
+        "over" as a gaze, a way along a surface or a cover ("looking over a valley", "driving over a
+        bridge", "stretched over a frame"), "all over it" (covering), a viewpoint ("a tower seen
+        from below"), a comparison ("a contrast between the old and the new"), an author ("a painting by
         Goya"), or the background as its object ("isolated over a white background")."""
-        token = self.doc[phrase.start]
+        token, word = self.doc[phrase.start], self.written(self.doc[phrase.start])
         before = self.doc[phrase.start - 1].lower_ if phrase.start > 0 else ""
         objects = self.phrase_objects(phrase)
         agent = token.dep_ == "agent" and token.head.tag_ == "VBN"  # not "a cat laying by a banister"
         # "a giraffe looking over a fence", "a truck rolling over a field": a gaze, a way along a surface
-        across = self.written(token).split()[0] == "over" and token.head.lemma_ in self.lexicon.over_nothing_verbs
+        across = word.split()[0] == "over" and token.head.lemma_ in self.lexicon.over_nothing_verbs
         viewpoint = before == "from" and not objects
-        # "a cruise ship passing by": a word that is no adverb, with no object, right after its verb
-        particle = not objects and token.head.i == phrase.start - 1 and token.head.pos_ == "VERB"
-        particle = particle and self.nothing_follows(phrase)
+        # "a cruise ship passing by": one word that is no adverb, with no object, right after its verb
         particle = (
-            particle and len(self.written(token).split()) == 1 and self.written(token) not in self.lexicon.adverbs
+            not objects
+            and len(word.split()) == 1
+            and word not in self.lexicon.adverbs
+            and token.head.i == phrase.start - 1
+            and token.head.pos_ == "VERB"
+            and self.nothing_follows(phrase)
         )
         compared = phrase.kind == "BETWEEN" and token.head.lemma_.lower() in self.lexicon.comparisons
         if token.dep_ in ("prt", "amod") or particle or agent or across or viewpoint or compared or before == "all":
             return True
-        if self.written(token) == "by" and names_an_author(token):
+        if word == "by" and names_an_author(token):
             return True
         return bool(objects) and objects[0].lower_ in ("background", "foreground")
 

@@ -120,7 +120,7 @@ class _GraphBuilder:
         candidates = [m.object_id for m in reversed(self.mentions) if m.object_id not in exclude]
         if not candidates:
             raise ParseError(f"{token.text!r} refers to nothing mentioned before it", self.text, token.start)
-        plural = any(word in self.lexicon.plural_pronouns for word in token.text.lower().split())
+        plural = self._plural_pronoun(token)
         by_id = {o.id: o for o in self.objects}
         agreeing = [c for c in candidates if self._is_plural(by_id[c]) == plural]
         return (agreeing or candidates)[0]
@@ -131,7 +131,7 @@ class _GraphBuilder:
         token = np.children[0].value
         if token.kind != "PRON" or self.holder is None or self.holder in exclude:
             return None
-        plural = any(word in self.lexicon.plural_pronouns for word in token.text.lower().split())
+        plural = self._plural_pronoun(token)
         holder = next(o for o in self.objects if o.id == self.holder)
         return self.holder if self._is_plural(holder) == plural else None
 
@@ -139,14 +139,17 @@ class _GraphBuilder:
         """ "a cat sits left of a dog while a bird flies above them": a plural pronoun with no plural
         object before it names the two objects named last, as the dependency parse reads it."""
         token = np.children[0].value
-        words = token.text.lower().split()
-        if token.kind != "PRON" or not any(word in self.lexicon.plural_pronouns for word in words):
+        if token.kind != "PRON" or not self._plural_pronoun(token):
             return []
         by_id = {o.id: o for o in self.objects}
         candidates = list(dict.fromkeys(m.object_id for m in reversed(self.mentions) if m.object_id not in exclude))
         if len(candidates) < 2 or any(self._is_plural(by_id[c]) for c in candidates):
             return []
         return candidates[1::-1]
+
+    def _plural_pronoun(self, token: PhraseToken) -> bool:
+        """ "them", "their": a pronoun that names many."""
+        return any(word in self.lexicon.plural_pronouns for word in token.text.lower().split())
 
     @staticmethod
     def _is_plural(obj: SceneObject) -> bool:
